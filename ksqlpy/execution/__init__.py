@@ -1,0 +1,1 @@
+"""Execution: compiled expressions and batch operators that turn input records into output records."""

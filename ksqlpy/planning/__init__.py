@@ -1,0 +1,1 @@
+"""Planning: AST -> typed logical plan against the catalog (names resolved, types checked)."""

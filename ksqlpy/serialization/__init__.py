@@ -1,0 +1,1 @@
+"""Serialization: record formats (JSON, DELIMITED, KAFKA, NONE) bound to column lists."""

@@ -1,0 +1,1 @@
+"""Syntax: statement text -> AST, through the one lark grammar (ksql.lark)."""
