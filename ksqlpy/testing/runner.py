@@ -145,7 +145,7 @@ def decode_payload(serde: Serde | None, payload: bytes | None, exact: bool) -> A
     if serde.format_name == "JSON":
         return json.loads(payload, parse_float=Decimal if exact else float)
     if serde.format_name == "DELIMITED":
-        return payload.decode("utf-8")
+        return payload.decode("utf-8", "replace")
     return serde.to_logical(payload)
 
 
