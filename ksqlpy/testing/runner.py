@@ -219,8 +219,15 @@ class _Execution:
     processing_log: list[str]
 
 
+def _failure_message(error: KsqlError) -> str:
+    return str(error) or type(error).__name__
+
+
 def _execute(case: Case, driver_factory: DriverFactory) -> _Execution:
-    driver = driver_factory(dict(case.properties))
+    try:
+        driver = driver_factory(dict(case.properties))
+    except KsqlError as error:  # properties the engine rejects
+        return _Execution(_failure_message(error), [], [])
     failure: str | None = None
     try:
         # Statements stop at the first error; records are only produced once every statement ran.
@@ -230,7 +237,7 @@ def _execute(case: Case, driver_factory: DriverFactory) -> _Execution:
             _produce(driver, record)
         driver.process()
     except KsqlError as error:
-        failure = str(error) or type(error).__name__
+        failure = _failure_message(error)
     outputs = collect_outputs(driver, topics_checked(case.outputs), case.exact_numeric_comparison)
     log = [str(entry.get("reason", "")) for entry in driver.processing_log]
     return _Execution(failure, outputs, log)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from ksqlpy.errors import StatementError
 from ksqlpy.testing.cases import Case, ExpectedError, RecordSpec, Window
-from ksqlpy.testing.runner import ERROR, FAIL, PASS, SKIP, DriverFactory, result_to_json, run_case
+from ksqlpy.testing.runner import ERROR, FAIL, PASS, SKIP, Driver, DriverFactory, result_to_json, run_case
 
 
 def _case(statements: tuple[str, ...], outputs: tuple[RecordSpec, ...] = (),
@@ -92,3 +93,13 @@ def test_windowed_inputs_carry_their_window(fake_driver: DriverFactory) -> None:
     result = run_case(case, fake_driver)
     assert result.status == PASS, result.details
     assert result_to_json(result)["outputs"][0]["window"] == {"start": 10, "end": 20, "type": "session"}
+
+
+def test_rejected_properties_count_as_the_run_failing() -> None:
+    def refusing_driver(properties: dict[str, object]) -> Driver:
+        raise StatementError(f"Invalid property {next(iter(properties))}")
+
+    expected = ExpectedError("Invalid property", "statement")
+    case = _case(("COPY in TO OUT",), (), expected, properties={"bogus": 1})
+    result = run_case(case, refusing_driver)
+    assert result.status == PASS and result.error == "Invalid property bogus"
