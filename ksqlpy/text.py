@@ -2,16 +2,166 @@
 
 from __future__ import annotations
 
+import base64
+import datetime
+import math
+from decimal import Decimal
 from typing import Any
 
-from ksqlpy.types import SqlType
+from ksqlpy.types import (
+    BOOLEAN,
+    BYTES,
+    DATE,
+    DOUBLE,
+    TIME,
+    TIMESTAMP,
+    ArrayType,
+    DecimalType,
+    MapType,
+    SqlType,
+    StructType,
+)
+
+__all__ = ["decimal_to_plain_text", "double_to_text", "value_to_text"]
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+_MS_PER_DAY = 86_400_000
+
+
+def _shortest_digits(magnitude: float) -> tuple[str, int]:
+    """Significant digits and decimal exponent of the shortest decimal that reads back as `magnitude`.
+
+    The exponent is that of the first digit: 1234.5 -> ("12345", 3).
+    """
+    sign_digits_exponent = Decimal(repr(magnitude)).normalize().as_tuple()
+    digits = "".join(map(str, sign_digits_exponent.digits))
+    exponent = int(sign_digits_exponent.exponent)
+    scientific_exponent = exponent + len(digits) - 1
+    if len(digits) == 1:
+        # Java never prints a single significant digit: it picks the two-digit decimal nearest the
+        # exact binary value, which differs from "d.0" only for tiny subnormals (4.9E-324, not 5.0E-324).
+        two_digits = f"{Decimal(magnitude):.1e}"
+        if float(two_digits) == magnitude:
+            mantissa, _, exp_text = two_digits.partition("e")
+            return mantissa.replace(".", "").rstrip("0") or "0", int(exp_text)
+    return digits, scientific_exponent
 
 
 def double_to_text(value: float) -> str:
-    """Java's Double.toString: 1.0, 1.0E7, 1.234E-5, NaN, Infinity."""
-    raise NotImplementedError
+    """Java's Double.toString: 1.0, 1.0E7, 1.234E-5, NaN, Infinity.
+
+    Plain notation for 1e-3 <= |x| < 1e7, computerized scientific notation otherwise, always with at
+    least one digit after the point, using the shortest digits that read back as the same double.
+    """
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0.0:
+        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
+    magnitude = abs(value)
+    if 1e-3 <= magnitude < 1e7:
+        # Python's repr is plain notation here too, with the same shortest digits and the same ".0".
+        return repr(value)
+    sign = "-" if value < 0 else ""
+    digits, exponent = _shortest_digits(magnitude)
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
+
+
+def decimal_to_plain_text(value: Decimal) -> str:
+    """BigDecimal.toPlainString: never scientific notation, keeps the scale (Decimal('1.50') -> '1.50')."""
+    return format(value, "f")
+
+
+def _timestamp_iso(epoch_ms: int) -> str:
+    moment = _EPOCH + datetime.timedelta(milliseconds=epoch_ms)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def _date_iso(epoch_days: int) -> str:
+    return (_EPOCH + datetime.timedelta(days=epoch_days)).date().isoformat()
+
+
+def _time_of_day_seconds(ms_of_day: int) -> tuple[int, int, int]:
+    seconds = (ms_of_day // 1000) % 86_400
+    return seconds // 3600, (seconds // 60) % 60, seconds % 60
+
+
+def _time_local(ms_of_day: int) -> str:
+    # ksqlDB formats TIME via LocalTime.ofSecondOfDay(...).toString(): millis dropped, seconds
+    # omitted when zero ("10:00"), as java.time does.
+    hours, minutes, seconds = _time_of_day_seconds(ms_of_day)
+    if seconds == 0:
+        return f"{hours:02d}:{minutes:02d}"
+    return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+
+
+def _java_sql_timestamp(epoch_ms: int) -> str:
+    """java.sql.Timestamp.toString in UTC: '2020-01-01 00:00:00.0', fraction without trailing zeros."""
+    moment = _EPOCH + datetime.timedelta(milliseconds=epoch_ms)
+    fraction = f"{moment.microsecond // 1000:03d}".rstrip("0") or "0"
+    return moment.strftime("%Y-%m-%d %H:%M:%S.") + fraction
+
+
+def _java_object_text(value: Any, sql_type: SqlType) -> str:
+    """Java's toString of the value as ksqlDB holds it, used for elements inside ARRAY/MAP/STRUCT."""
+    if value is None:
+        return "null"
+    if isinstance(sql_type, DecimalType):
+        return str(value)  # BigDecimal.toString, which shares Python's scientific-notation rule
+    if sql_type == TIMESTAMP:
+        return _java_sql_timestamp(value)
+    if sql_type == DATE:
+        return _date_iso(value)
+    if sql_type == TIME:
+        hours, minutes, seconds = _time_of_day_seconds(value)
+        return f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+    if sql_type == BYTES:
+        return f"java.nio.HeapByteBuffer[pos=0 lim={len(value)} cap={len(value)}]"
+    if isinstance(sql_type, ArrayType):
+        return "[" + ", ".join(_java_object_text(item, sql_type.element) for item in value) + "]"
+    if isinstance(sql_type, MapType):
+        entries = (
+            f"{_java_object_text(key, sql_type.key)}={_java_object_text(item, sql_type.value)}"
+            for key, item in value.items()
+        )
+        return "{" + ", ".join(entries) + "}"
+    if isinstance(sql_type, StructType):
+        # Kafka Connect's Struct.toString skips null fields.
+        fields = (
+            f"{name}={_java_object_text(value.get(name), field_type)}"
+            for name, field_type in sql_type.fields
+            if value.get(name) is not None
+        )
+        return "Struct{" + ",".join(fields) + "}"
+    return _scalar_text(value, sql_type)
+
+
+def _scalar_text(value: Any, sql_type: SqlType) -> str:
+    if sql_type == BOOLEAN or isinstance(value, bool):
+        return "true" if value else "false"
+    if sql_type == DOUBLE or isinstance(value, float):
+        return double_to_text(float(value))
+    # INTEGER, BIGINT and STRING print as themselves.
+    return str(value)
 
 
 def value_to_text(value: Any, sql_type: SqlType) -> str:
-    """CAST(value AS STRING) for any type, as ksqlDB does it."""
-    raise NotImplementedError
+    """CAST(value AS STRING) for any type, as ksqlDB does it.
+
+    NULL renders as 'null' (Java's String.valueOf); callers that need SQL NULL semantics should map
+    None to None before calling. BYTES has no CAST to STRING in ksqlDB; it renders as base64 here.
+    """
+    if value is None:
+        return "null"
+    if isinstance(sql_type, DecimalType):
+        return decimal_to_plain_text(value)
+    if sql_type == TIMESTAMP:
+        return _timestamp_iso(value)
+    if sql_type == DATE:
+        return _date_iso(value)
+    if sql_type == TIME:
+        return _time_local(value)
+    if sql_type == BYTES:
+        return base64.b64encode(value).decode("ascii")
+    return _java_object_text(value, sql_type)
