@@ -504,13 +504,13 @@ class JsonSerde(RecordSerde):
                 f"Failed to deserialize {self._target}. {error.message}, path: ${error.path}"
             ) from None
 
-    def deserialize_batch(self, payloads: Sequence[bytes | None]) -> list[list[Any] | None | SerdeError]:
+    def deserialize_batch(self, payloads: Sequence[bytes | None]) -> list[list[Any] | SerdeError | None]:
         if self._always_exact or self._single is not None:
             return super().deserialize_batch(payloads)
         # The common case inlined: orjson parse of an object read straight through the field reader;
         # anything unusual goes the full way through deserialize().
         loads, read_fields, deserialize = orjson.loads, self._read_fields, self.deserialize
-        out: list[list[Any] | None | SerdeError] = []
+        out: list[list[Any] | SerdeError | None] = []
         append = out.append
         for payload in payloads:
             try:
