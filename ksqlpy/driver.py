@@ -1,0 +1,121 @@
+"""The in-memory driver: topics as lists and persistent queries run to quiescence, for tests and `ksqlpy test`.
+
+It hosts the same engine and pipelines as the Kafka runtime. Queries are run one at a time in creation
+order over everything new on their input topic, then again until nothing moves, which gives ksqlDB's
+per-topic output order for chained queries (a query reading another's sink sees its complete output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ksqlpy.engine import Engine, PersistentQuery, StatementResult
+from ksqlpy.execution.pipeline import ProcessingLogger, Record, key_serde, value_serde
+from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.serialization.base import RecordSerde
+
+TopicRecord = Record
+
+
+@dataclass
+class _Topic:
+    partitions: int
+    records: list[Record] = field(default_factory=list)
+    next_offsets: dict[int, int] = field(default_factory=dict)
+
+
+class InMemoryDriver:
+    def __init__(self, properties: Mapping[str, Any] | None = None, registry: FunctionRegistry | None = None) -> None:
+        self._topics: dict[str, _Topic] = {}
+        self._queries: dict[str, PersistentQuery] = {}
+        self._positions: dict[str, int] = {}
+        self.processing_log: list[dict[str, Any]] = []
+        self.engine = Engine(self, properties, registry)
+
+    # -- the user-facing API
+
+    def execute(self, sql: str) -> list[StatementResult]:
+        return self.engine.execute(sql)
+
+    def produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        timestamp: int,
+        headers: Sequence[tuple[str, bytes | None]] = (),
+        partition: int | None = None,
+    ) -> None:
+        self.write(topic, [Record(key, value, timestamp, tuple(headers), partition or 0)])
+
+    def process(self) -> None:
+        progressed = True
+        while progressed:
+            progressed = False
+            for query_id, query in list(self._queries.items()):
+                topic = self._topics.get(query.plan.source.source.topic)
+                if topic is None:
+                    continue
+                start = self._positions[query_id]
+                pending = topic.records[start:]
+                if not pending:
+                    continue
+                self._positions[query_id] = len(topic.records)
+                progressed = True
+                self.write(query.sink.topic, query.pipeline.process(pending))
+
+    def records(self, topic: str) -> list[Record]:
+        found = self._topics.get(topic)
+        return list(found.records) if found else []
+
+    def serdes_for_topic(self, topic: str) -> tuple[RecordSerde, RecordSerde] | None:
+        source = self.engine.source_for_topic(topic)
+        if source is None:
+            return None
+        return key_serde(source), value_serde(source)
+
+    # -- the engine's backend
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        self._topics.setdefault(name, _Topic(partitions))
+
+    def topic_partitions(self, name: str) -> int | None:
+        topic = self._topics.get(name)
+        return topic.partitions if topic else None
+
+    def delete_topic(self, name: str) -> None:
+        self._topics.pop(name, None)
+
+    def list_topics(self) -> dict[str, int]:
+        return {name: topic.partitions for name, topic in self._topics.items()}
+
+    def write(self, topic: str, records: list[Record]) -> None:
+        target = self._topics.setdefault(topic, _Topic(1))
+        for record in records:
+            record.topic = topic
+            record.offset = target.next_offsets.get(record.partition, 0)
+            target.next_offsets[record.partition] = record.offset + 1
+            target.records.append(record)
+
+    def start_query(self, query: PersistentQuery) -> None:
+        self._queries[query.query_id] = query
+        self._positions[query.query_id] = 0
+
+    def stop_query(self, query_id: str) -> None:
+        self._queries.pop(query_id, None)
+
+    def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
+        def log(record: Record | None, reason: str) -> None:
+            self.processing_log.append(
+                {
+                    "query_id": query_id,
+                    "topic": topic,
+                    "partition": record.partition if record else None,
+                    "offset": record.offset if record else None,
+                    "reason": reason,
+                }
+            )
+
+        return log

@@ -1,0 +1,415 @@
+"""The engine: executes parsed statements against a catalog, planning queries and handing them to a backend.
+
+The backend is where topics and running queries live: the in-memory driver (ksqlpy.driver) for tests,
+the Kafka runtime in production. The engine itself never touches records except for INSERT VALUES.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ksqlpy.errors import KsqlError, StatementError
+from ksqlpy.execution.expressions import CompiledExpression
+from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record, key_serde, value_serde
+from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.planning.catalog import Catalog, DataSource, SerdeSpec
+from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to
+from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.planning.planner import (
+    OUTPUT_TOPIC_PREFIX_PROPERTY,
+    QueryPlanner,
+    build_source,
+    resolve_formats,
+    resolve_type,
+    validate_serdes,
+)
+from ksqlpy.schema import LogicalSchema, Namespace
+from ksqlpy.syntax import ast
+from ksqlpy.syntax.parser import parse
+from ksqlpy.types import BIGINT, STRING, SqlType, widens_to
+
+
+@dataclass
+class StatementResult:
+    """What a statement returns to the user: a message, and for listings a table."""
+
+    statement: str
+    message: str = ""
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
+    query_id: str | None = None
+
+
+@dataclass
+class PersistentQuery:
+    query_id: str
+    plan: QueryPlan
+    pipeline: Pipeline
+    sink: DataSource
+    statement_text: str
+    state: str = "RUNNING"
+
+
+class Backend(Protocol):
+    """Where topics and persistent queries live."""
+
+    def create_topic(self, name: str, partitions: int) -> None: ...
+
+    def topic_partitions(self, name: str) -> int | None: ...
+
+    def delete_topic(self, name: str) -> None: ...
+
+    def list_topics(self) -> dict[str, int]: ...
+
+    def write(self, topic: str, records: list[Record]) -> None: ...
+
+    def start_query(self, query: PersistentQuery) -> None: ...
+
+    def stop_query(self, query_id: str) -> None: ...
+
+    def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger: ...
+
+
+class Engine:
+    def __init__(
+        self,
+        backend: Backend,
+        properties: Mapping[str, Any] | None = None,
+        registry: FunctionRegistry | None = None,
+    ) -> None:
+        self.backend = backend
+        self.registry = registry or FunctionRegistry.with_builtins()
+        self.catalog = Catalog()
+        self.properties: dict[str, Any] = dict(properties or {})
+        self.queries: dict[str, PersistentQuery] = {}
+        self._query_counter = itertools.count()
+
+    # -- entry points
+
+    def execute(self, text: str) -> list[StatementResult]:
+        """Parse and execute a script; stops at (and raises) the first failing statement."""
+        return [self.execute_statement(statement) for statement in parse(text)]
+
+    def execute_statement(self, statement: ast.Statement) -> StatementResult:
+        handler: Callable[[Any], StatementResult] | None = getattr(
+            self, f"_execute_{type(statement).__name__}", None
+        )
+        if handler is None:
+            raise StatementError(f"Statement not supported: {type(statement).__name__}")
+        return handler(statement)
+
+    # -- DDL
+
+    def _execute_CreateSource(self, statement: ast.CreateSource) -> StatementResult:  # noqa: N802
+        existing = self.catalog.find(statement.name)
+        if existing is not None and statement.if_not_exists:
+            return StatementResult(statement.text, f"{existing.kind.title()} {statement.name} already exists.")
+        if existing is not None and not statement.or_replace:
+            raise StatementError(
+                f"Cannot add {statement.kind.lower()} '{statement.name}': A {existing.kind_word} with the same "
+                "name already exists"
+            )
+        source = build_source(statement, self.catalog, self.properties)
+        partitions = self.backend.topic_partitions(source.topic)
+        if partitions is None:
+            self.backend.create_topic(source.topic, source.partitions)
+        else:
+            source.partitions = partitions
+        self.catalog.add(source, replace=statement.or_replace)
+        return StatementResult(statement.text, f"{statement.kind.title()} created")
+
+    def _execute_CreateAsSelect(self, statement: ast.CreateAsSelect) -> StatementResult:  # noqa: N802
+        if statement.kind == "TABLE":
+            raise StatementError("CREATE TABLE AS SELECT is not supported yet")
+        existing = self.catalog.find(statement.name)
+        if existing is not None and statement.if_not_exists:
+            return StatementResult(statement.text, f"{existing.kind.title()} {statement.name} already exists.")
+        if existing is not None and not statement.or_replace:
+            raise StatementError(
+                f"Cannot add {statement.kind.lower()} '{statement.name}': A {existing.kind_word} with the same "
+                "name already exists"
+            )
+        plan = self._planner().plan(statement.query, statement.name)
+        input_source = plan.source.source
+        sink = self._sink_source(statement, plan, input_source)
+        query_id = f"CSAS_{statement.name}_{next(self._query_counter)}"
+        self.catalog.add(sink, replace=statement.or_replace)
+        self._start(query_id, plan, sink, statement.text)
+        return StatementResult(statement.text, f"Created query with ID {query_id}", query_id=query_id)
+
+    def _sink_source(self, statement: ast.CreateAsSelect, plan: QueryPlan, input_source: DataSource) -> DataSource:
+        props = statement.properties
+        key_spec, value_spec = resolve_formats(props, self.properties, (input_source.key, input_source.value))
+        if not plan.output.key:
+            key_spec = SerdeSpec("NONE", key_spec.options)
+        elif key_spec.format == "NONE":
+            key_spec = SerdeSpec(str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")))
+        validate_serdes(plan.output, key_spec, value_spec)
+        prefix = str(self.properties.get(OUTPUT_TOPIC_PREFIX_PROPERTY, ""))
+        topic = str(props.get("KAFKA_TOPIC", prefix + statement.name))
+        partitions = int(props.get("PARTITIONS", input_source.partitions))
+        sink = DataSource(
+            name=statement.name,
+            kind=statement.kind,
+            schema=plan.output,
+            topic=topic,
+            key=key_spec,
+            value=value_spec,
+            partitions=partitions,
+            statement_text=statement.text,
+        )
+        if "TIMESTAMP" in props:
+            name = str(props["TIMESTAMP"]).upper()
+            column = plan.output.find(name)
+            if column is None:
+                raise StatementError(f"The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")
+            plan.timestamp_column = plan.output.index(name)
+            sink.timestamp_column = name
+        return sink
+
+    def _execute_InsertInto(self, statement: ast.InsertInto) -> StatementResult:  # noqa: N802
+        target = self.catalog.find(statement.target)
+        if target is None:
+            raise StatementError(f"{statement.target} does not exist.")
+        if target.is_source:
+            raise StatementError(f"Cannot insert into read-only {target.kind_word}: {target.name}")
+        if target.schema.headers:
+            raise StatementError(f"Cannot insert into {target.name} because it has header columns")
+        plan = self._planner().plan(statement.query, target.name)
+        expected = LogicalSchema(tuple(c for c in target.schema.columns if c.namespace is not Namespace.HEADERS))
+        if [(c.name, c.type, c.namespace) for c in plan.output] != [(c.name, c.type, c.namespace) for c in expected]:
+            raise StatementError(
+                "Incompatible schema between results and sink.\n"
+                f"Result schema is {plan.output}\nSink schema is {expected}"
+            )
+        query_id = f"INSERTQUERY_{next(self._query_counter)}"
+        self._start(query_id, plan, target, statement.text)
+        return StatementResult(statement.text, f"Created query with ID {query_id}", query_id=query_id)
+
+    def _start(self, query_id: str, plan: QueryPlan, sink: DataSource, text: str) -> None:
+        plan.sink = sink
+        plan.query_id = query_id
+        plan.statement_text = text
+        source = plan.source.source
+        self.backend.create_topic(sink.topic, sink.partitions)
+        log = self.backend.processing_logger(query_id, source.topic)
+        pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source))
+        query = PersistentQuery(query_id, plan, pipeline, sink, text)
+        self.queries[query_id] = query
+        source.readers.add(query_id)
+        sink.writers.add(query_id)
+        self.backend.start_query(query)
+
+    def _timestamp_parser(self, source: DataSource) -> Callable[[str], int] | None:
+        if source.timestamp_format is None:
+            return None
+        bound = self.registry.resolve("STRINGTOTIMESTAMP", [STRING, STRING])
+        parse_with_format = bound.implementation()
+        fmt = source.timestamp_format
+        return lambda text: int(parse_with_format(text, fmt))
+
+    def _planner(self) -> QueryPlanner:
+        return QueryPlanner(self.catalog, self.registry, self.properties)
+
+    # -- INSERT VALUES
+
+    def _execute_InsertValues(self, statement: ast.InsertValues) -> StatementResult:  # noqa: N802
+        target = self.catalog.find(statement.target)
+        if target is None:
+            raise StatementError(f"Cannot insert values into an unknown stream/table: {statement.target}")
+        if target.is_source:
+            raise StatementError(f"Cannot insert values into read-only {target.kind_word}: {target.name}")
+        writable = [c for c in target.schema.columns if c.namespace is not Namespace.HEADERS]
+        names = list(statement.columns) if statement.columns is not None else [c.name for c in writable]
+        header_names = {c.name for c in target.schema.headers}
+        for name in names:
+            if name in header_names:
+                raise StatementError(f"Cannot insert into HEADER columns: {name}")
+        if len(names) != len(statement.values):
+            raise StatementError(
+                f"Failed to prepare statement: Expected a value for each column. Expected Columns: {names}. "
+                f"Got {len(statement.values)} values."
+            )
+        typer = ExpressionTyper(Scope([]), self.registry, "INSERT")
+        values: dict[str, Any] = {}
+        for name, expr in zip(names, statement.values, strict=True):
+            column = target.schema.find(name)
+            column_type = column.type if column is not None else (BIGINT if name == "ROWTIME" else None)
+            if column_type is None:
+                raise StatementError(f"Column name {name} does not exist.")
+            typed = typer.type(expr)
+            if not widens_to(typed.type, column_type) and not (typed.type == STRING and column_type != STRING):
+                raise StatementError(f"Expected type {column_type} for field {name} but got {typed.type}")
+            compiled = CompiledExpression(cast_to(typed, column_type))
+            values[name] = compiled.evaluate([], 1, _raise_evaluation_error)[0]
+        key = key_serde(target).serialize([values.get(c.name) for c in target.schema.key]) if target.schema.key else None
+        value = value_serde(target).serialize([values.get(c.name) for c in target.schema.value])
+        timestamp = int(values.get("ROWTIME") or 0)
+        self.backend.write(target.topic, [Record(key, value, timestamp)])
+        return StatementResult(statement.text, "")
+
+    # -- lifecycle
+
+    def _execute_DropSource(self, statement: ast.DropSource) -> StatementResult:  # noqa: N802
+        source = self.catalog.find(statement.name)
+        if source is None or source.kind != statement.kind:
+            if statement.if_exists:
+                return StatementResult(statement.text, f"{statement.kind.title()} {statement.name} does not exist.")
+            raise StatementError(f"{statement.kind.title()} {statement.name} does not exist")
+        readers = sorted(q for q in source.readers if q in self.queries)
+        writers = sorted(q for q in source.writers if q in self.queries)
+        if readers or writers:
+            raise StatementError(
+                f"Cannot drop {source.name}.\nThe following queries read from this source: [{', '.join(readers)}].\n"
+                f"The following queries write into this source: [{', '.join(writers)}].\n"
+                "You need to terminate them before dropping "
+                f"{source.name}."
+            )
+        self.catalog.drop(source.name)
+        if statement.delete_topic:
+            self.backend.delete_topic(source.topic)
+        return StatementResult(statement.text, f"Source `{source.name}` (topic: {source.topic}) was dropped.")
+
+    def _execute_Terminate(self, statement: ast.Terminate) -> StatementResult:  # noqa: N802
+        ids = list(self.queries) if statement.query_id is None else [statement.query_id]
+        for query_id in ids:
+            query = self.queries.pop(query_id, None)
+            if query is None:
+                raise StatementError(f"Unknown queryId: {query_id}")
+            self.backend.stop_query(query_id)
+            query.plan.source.source.readers.discard(query_id)
+            query.sink.writers.discard(query_id)
+        return StatementResult(statement.text, "Query terminated.")
+
+    def _execute_SetProperty(self, statement: ast.SetProperty) -> StatementResult:  # noqa: N802
+        self.properties[statement.name] = statement.value
+        return StatementResult(statement.text, f"Successfully changed local property '{statement.name}'.")
+
+    def _execute_UnsetProperty(self, statement: ast.UnsetProperty) -> StatementResult:  # noqa: N802
+        self.properties.pop(statement.name, None)
+        return StatementResult(statement.text, f"Successfully unset local property '{statement.name}'.")
+
+    def _execute_RunScript(self, statement: ast.RunScript) -> StatementResult:  # noqa: N802
+        try:
+            script = Path(statement.path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise StatementError(f"Cannot read script {statement.path}: {error.strerror}") from error
+        results = self.execute(script)
+        return StatementResult(statement.text, "\n".join(r.message for r in results if r.message))
+
+    def _execute_CreateType(self, statement: ast.CreateType) -> StatementResult:  # noqa: N802
+        if statement.name in self.catalog.types:
+            if statement.if_not_exists:
+                return StatementResult(statement.text, "")
+            raise StatementError(
+                f"Cannot register custom type '{statement.name}' since it is already registered with type: "
+                f"{self.catalog.types[statement.name]}"
+            )
+        self.catalog.types[statement.name] = resolve_type(statement.type, self.catalog)
+        return StatementResult(statement.text, f"Registered custom type with name '{statement.name}'")
+
+    def _execute_DropType(self, statement: ast.DropType) -> StatementResult:  # noqa: N802
+        if self.catalog.types.pop(statement.name, None) is None and not statement.if_exists:
+            raise StatementError(f"Type {statement.name} does not exist.")
+        return StatementResult(statement.text, f"Dropped type '{statement.name}'")
+
+    # -- introspection
+
+    def _execute_Show(self, statement: ast.Show) -> StatementResult:  # noqa: N802
+        what = statement.what
+        if what in ("STREAMS", "TABLES"):
+            kind = what[:-1]
+            rows: list[list[Any]] = [
+                [s.name, s.topic, s.key.format, s.value.format]
+                for s in sorted(self.catalog.sources.values(), key=lambda s: s.name)
+                if s.kind == kind
+            ]
+            return StatementResult(statement.text, columns=[f"{kind.title()} Name", "Kafka Topic", "Key Format", "Value Format"], rows=rows)
+        if what == "TOPICS":
+            topics = self.backend.list_topics()
+            return StatementResult(
+                statement.text, columns=["Kafka Topic", "Partitions"], rows=[[t, n] for t, n in sorted(topics.items())]
+            )
+        if what == "QUERIES":
+            rows = [[q.query_id, q.state, q.sink.topic, q.statement_text] for q in self.queries.values()]
+            return StatementResult(statement.text, columns=["Query ID", "Status", "Sink Topic", "Query String"], rows=rows)
+        if what == "FUNCTIONS":
+            rows = [
+                [name, (self.registry.overloads(name)[0].category or "OTHER")] for name in self.registry.names()
+            ]
+            return StatementResult(statement.text, columns=["Function Name", "Category"], rows=rows)
+        if what == "PROPERTIES":
+            rows = [[k, str(v)] for k, v in sorted(self.properties.items())]
+            return StatementResult(statement.text, columns=["Property", "Value"], rows=rows)
+        if what == "TYPES":
+            rows = [[n, str(t)] for n, t in sorted(self.catalog.types.items())]
+            return StatementResult(statement.text, columns=["Type Name", "Schema"], rows=rows)
+        raise StatementError(f"SHOW {what} is not supported")
+
+    def _execute_Describe(self, statement: ast.Describe) -> StatementResult:  # noqa: N802
+        if statement.all_sources:
+            kind = statement.name[:-1]
+            sources = [s for s in self.catalog.sources.values() if s.kind == kind]
+        else:
+            found = self.catalog.find(statement.name)
+            if found is None:
+                raise StatementError(f"Could not find STREAM/TABLE '{statement.name}' in the Metastore")
+            sources = [found]
+        rows: list[list[Any]] = []
+        for source in sources:
+            for column in source.schema.columns:
+                suffix = {Namespace.KEY: "(key)", Namespace.HEADERS: "(headers)", Namespace.VALUE: ""}[column.namespace]
+                rows.append([source.name, column.name, f"{column.type} {suffix}".strip()])
+        message = "\n".join(
+            f"Name: {s.name}\nType: {s.kind}\nKafka topic: {s.topic} (partitions: {s.partitions})\n"
+            f"Key format: {s.key.format}\nValue format: {s.value.format}"
+            + (f"\nTimestamp field: {s.timestamp_column}" if s.timestamp_column else "")
+            + (f"\nWritten by: {', '.join(sorted(s.writers))}\nRead by: {', '.join(sorted(s.readers))}" if statement.extended else "")
+            for s in sources
+        )
+        return StatementResult(statement.text, message, columns=["Source", "Field", "Type"], rows=rows)
+
+    def _execute_DescribeFunction(self, statement: ast.DescribeFunction) -> StatementResult:  # noqa: N802
+        overloads = self.registry.overloads(statement.name)
+        if not overloads:
+            raise StatementError(f"Can't find any functions with the name '{statement.name}'")
+        first = overloads[0]
+        message = (
+            f"Name        : {first.name}\nAuthor      : {first.author}\nVersion     : {first.version}\n"
+            f"Overview    : {first.description}\nType        : {first.kind.upper()}\nSource      : {first.source}"
+        )
+        rows = [
+            [o.signature_text(), str(o.returns) if isinstance(o.returns, SqlType) else "depends on arguments", o.description]
+            for o in overloads
+        ]
+        return StatementResult(statement.text, message, columns=["Variation", "Returns", "Description"], rows=rows)
+
+    def _execute_Explain(self, statement: ast.Explain) -> StatementResult:  # noqa: N802
+        if statement.query_id is not None:
+            query = self.queries.get(statement.query_id)
+            if query is None:
+                raise StatementError(f"Query with id:{statement.query_id} does not exist, use SHOW QUERIES to view the full set of queries.")
+            return StatementResult(statement.text, f"{query.statement_text}\n\n{query.plan.describe()}")
+        inner = statement.statement
+        if isinstance(inner, (ast.CreateAsSelect, ast.InsertInto, ast.SelectStatement)):
+            sink = inner.name if isinstance(inner, ast.CreateAsSelect) else None
+            plan = self._planner().plan(inner.query, sink)
+            return StatementResult(statement.text, plan.describe())
+        raise StatementError("EXPLAIN needs a query or a query id")
+
+    def plan_transient(self, statement: ast.SelectStatement) -> QueryPlan:
+        """Plan a push query; the backend decides how to run it and deliver rows."""
+        return self._planner().plan(statement.query)
+
+    def source_for_topic(self, topic: str) -> DataSource | None:
+        writers = [s for s in self.catalog.sources_on_topic(topic) if s.writers]
+        candidates = writers or self.catalog.sources_on_topic(topic)
+        return candidates[0] if candidates else None
+
+
+def _raise_evaluation_error(_row: int, error: BaseException) -> None:
+    raise KsqlError(f"Failed to insert values: {error}") from error

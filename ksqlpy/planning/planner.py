@@ -1,0 +1,428 @@
+"""The planner: DDL statements -> validated data sources, queries -> typed logical plans."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ksqlpy.errors import StatementError
+from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.planning.catalog import PSEUDO_COLUMNS, WINDOW_BOUND_COLUMNS, Catalog, DataSource, SerdeSpec
+from ksqlpy.planning.expressions import ExpressionTyper, Scope, ScopeColumn, TypedExpr
+from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep
+from ksqlpy.schema import Column, LogicalSchema, Namespace
+from ksqlpy.serialization.base import FormatOptions
+from ksqlpy.serialization.formats import serde_for
+from ksqlpy.syntax import ast
+from ksqlpy.types import (
+    BIGINT,
+    BYTES,
+    INTEGER,
+    STRING,
+    TIMESTAMP,
+    ArrayType,
+    MapType,
+    SqlType,
+    StructType,
+)
+
+HEADERS_TYPE = ArrayType(StructType((("KEY", STRING), ("VALUE", BYTES))))
+_SOURCE_PROPERTIES = {
+    "KAFKA_TOPIC",
+    "VALUE_FORMAT",
+    "KEY_FORMAT",
+    "FORMAT",
+    "PARTITIONS",
+    "REPLICAS",
+    "TIMESTAMP",
+    "TIMESTAMP_FORMAT",
+    "VALUE_DELIMITER",
+    "KEY_DELIMITER",
+    "WRAP_SINGLE_VALUE",
+    "KEY_SCHEMA_ID",
+    "VALUE_SCHEMA_ID",
+    "KEY_SCHEMA_FULL_NAME",
+    "VALUE_SCHEMA_FULL_NAME",
+    "VALUE_AVRO_SCHEMA_FULL_NAME",
+    "WINDOW_TYPE",
+    "WINDOW_SIZE",
+    "RETENTION_MS",
+    "SOURCE_CONNECTOR",
+}
+DEFAULT_KEY_FORMAT_PROPERTY = "ksql.persistence.default.format.key"
+DEFAULT_VALUE_FORMAT_PROPERTY = "ksql.persistence.default.format.value"
+OUTPUT_TOPIC_PREFIX_PROPERTY = "ksql.output.topic.name.prefix"
+
+
+# --------------------------------------------------------------------------- DDL
+
+
+def _check_known_properties(properties: Mapping[str, Any]) -> None:
+    unknown = sorted(set(properties) - _SOURCE_PROPERTIES)
+    if unknown:
+        raise StatementError(f"Invalid config variable(s) in the WITH clause: {','.join(unknown)}")
+
+
+def _delimiter(raw: Any, name: str) -> str:
+    text = str(raw)
+    special = {"TAB": "\t", "SPACE": " "}
+    if text.upper() in special:
+        return special[text.upper()]
+    if text.strip() == "":
+        raise StatementError(
+            f"Failed to prepare statement: Configuration {name} is invalid: Delimiter cannot be empty, if you "
+            "meant to have a tab or space for delimiter, please use the special values 'TAB' or 'SPACE'"
+            "\nExample valid value: ';'"
+        )
+    if len(text) != 1:
+        raise StatementError(
+            f"Failed to prepare statement: Configuration {name} is invalid: Delimiter must be a single "
+            f"character or TAB or SPACE\nExample valid value: ';'"
+        )
+    return text
+
+
+def resolve_formats(
+    properties: Mapping[str, Any], session: Mapping[str, Any], inherited: tuple[SerdeSpec, SerdeSpec] | None = None
+) -> tuple[SerdeSpec, SerdeSpec]:
+    """KEY_FORMAT / VALUE_FORMAT / FORMAT and the delimiter/wrapping options, with ksqlDB's defaults."""
+    fmt = properties.get("FORMAT")
+    if fmt is not None and "KEY_FORMAT" in properties:
+        raise StatementError(
+            "Cannot supply both 'KEY_FORMAT' and 'FORMAT' properties, as 'FORMAT' sets both key and value "
+            "formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
+        )
+    if fmt is not None and "VALUE_FORMAT" in properties:
+        raise StatementError(
+            "Cannot supply both 'VALUE_FORMAT' and 'FORMAT' properties, as 'FORMAT' sets both key and value "
+            "formats. Either use just 'FORMAT', or use 'KEY_FORMAT' and 'VALUE_FORMAT'."
+        )
+    key_format = properties.get("KEY_FORMAT", fmt)
+    value_format = properties.get("VALUE_FORMAT", fmt)
+    if key_format is None:
+        key_format = inherited[0].format if inherited else session.get(DEFAULT_KEY_FORMAT_PROPERTY, "KAFKA")
+    if value_format is None:
+        value_format = inherited[1].format if inherited else session.get(DEFAULT_VALUE_FORMAT_PROPERTY)
+    if value_format is None:
+        raise StatementError(
+            "Statement is missing the 'VALUE_FORMAT' property from the WITH clause. Either provide one or set a "
+            "default via the 'ksql.persistence.default.format.value' config."
+        )
+    key_format, value_format = str(key_format).upper(), str(value_format).upper()
+    value_options = FormatOptions(
+        delimiter=_delimiter(properties["VALUE_DELIMITER"], "VALUE_DELIMITER")
+        if "VALUE_DELIMITER" in properties
+        else (inherited[1].options.delimiter if inherited and inherited[1].format == value_format else ","),
+        wrap_single_value=_wrap_single_value(properties, value_format, inherited),
+    )
+    key_options = FormatOptions(
+        delimiter=_delimiter(properties["KEY_DELIMITER"], "KEY_DELIMITER") if "KEY_DELIMITER" in properties else ",",
+        wrap_single_value=False,
+        is_key=True,
+    )
+    for name, fmt_name in (("VALUE_DELIMITER", value_format), ("KEY_DELIMITER", key_format)):
+        if name in properties and fmt_name != "DELIMITED":
+            raise StatementError(f"{fmt_name} does not support the following configs: [delimiter]")
+    return SerdeSpec(key_format, key_options), SerdeSpec(value_format, value_options)
+
+
+def _wrap_single_value(
+    properties: Mapping[str, Any], value_format: str, inherited: tuple[SerdeSpec, SerdeSpec] | None
+) -> bool:
+    if "WRAP_SINGLE_VALUE" not in properties:
+        if inherited is not None and inherited[1].format == value_format:
+            return inherited[1].options.wrap_single_value
+        return True
+    raw = properties["WRAP_SINGLE_VALUE"]
+    wrap = raw if isinstance(raw, bool) else str(raw).lower() == "true"
+    if value_format in ("DELIMITED", "KAFKA") and wrap:
+        raise StatementError(f"Format '{value_format}' does not support 'WRAP_SINGLE_VALUE' set to 'true'.")
+    return wrap
+
+
+def _contains_map(t: SqlType) -> bool:
+    if isinstance(t, MapType):
+        return True
+    if isinstance(t, ArrayType):
+        return _contains_map(t.element)
+    if isinstance(t, StructType):
+        return any(_contains_map(ft) for _, ft in t.fields)
+    return False
+
+
+def resolve_type(t: SqlType, catalog: Catalog) -> SqlType:
+    """Replace user type names (CREATE TYPE) with their definitions."""
+    if isinstance(t, ast.NamedType):
+        found = catalog.types.get(t.name)
+        if found is None:
+            raise StatementError(f"Unknown type: {t.name}")
+        return found
+    if isinstance(t, ArrayType):
+        return ArrayType(resolve_type(t.element, catalog))
+    if isinstance(t, MapType):
+        return MapType(resolve_type(t.key, catalog), resolve_type(t.value, catalog))
+    if isinstance(t, StructType):
+        return StructType(tuple((n, resolve_type(ft, catalog)) for n, ft in t.fields))
+    return t
+
+
+def validate_serdes(schema: LogicalSchema, key: SerdeSpec, value: SerdeSpec) -> None:
+    """Fail at statement time when a format cannot carry the columns given to it."""
+    for column in schema.key:
+        if _contains_map(column.type):
+            raise StatementError(
+                "Map keys, including types that contain maps, are not supported as they may lead to unexpected "
+                f"behavior due to inconsistent serialization. Key column name: `{column.name}`. Column type: "
+                f"{column.type}. See https://github.com/confluentinc/ksql/issues/6621 for more."
+            )
+    try:
+        serde_for(key.format, schema.key, key.options)
+    except StatementError as error:
+        if key.format in ("JSON", "KAFKA", "DELIMITED", "NONE"):
+            columns = ", ".join(f"{c}" for c in schema.key)
+            raise StatementError(
+                f"Key format does not support schema.\nformat: {key.format}\nschema: Persistence{{columns=[{columns}], "
+                f"features=[]}}\nreason: {error}"
+            ) from error
+        raise
+    serde_for(value.format, schema.value, value.options)
+
+
+def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping[str, Any]) -> DataSource:
+    props = statement.properties
+    _check_known_properties(props)
+    if "KAFKA_TOPIC" not in props:
+        raise StatementError("Missing required property \"KAFKA_TOPIC\" which has no default value.")
+    if statement.or_replace and statement.is_source:
+        raise StatementError(
+            f"Cannot add {statement.kind.lower()} '{statement.name}': CREATE OR REPLACE is not supported on "
+            f"source {statement.kind.lower()}s."
+        )
+    key_spec, value_spec = resolve_formats(props, session)
+    columns: list[Column] = []
+    seen: set[str] = set()
+    for definition in statement.columns:
+        _check_column_name(definition.name)
+        if definition.name in seen:
+            raise StatementError(f"Duplicate column names: {definition.name}")
+        seen.add(definition.name)
+        if definition.primary_key and statement.kind == "STREAM":
+            raise StatementError(
+                f"Column `{definition.name}` is a 'PRIMARY KEY' column: please use 'KEY' for streams."
+            )
+        if definition.key and not definition.primary_key and statement.kind == "TABLE":
+            raise StatementError(
+                f"Column `{definition.name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables."
+            )
+        column_type = resolve_type(definition.type, catalog)
+        namespace = Namespace.VALUE
+        if definition.key or definition.primary_key:
+            namespace = Namespace.KEY
+        elif definition.headers:
+            namespace = Namespace.HEADERS
+            _check_header_type(definition, column_type)
+        columns.append(Column(definition.name, column_type, namespace, definition.header_key))
+    # key columns first, then value, then headers: the order every batch follows
+    ordered = sorted(columns, key=lambda c: {Namespace.KEY: 0, Namespace.VALUE: 1, Namespace.HEADERS: 2}[c.namespace])
+    schema = LogicalSchema.of(ordered)
+    if not schema.key:
+        key_spec = SerdeSpec("NONE", key_spec.options) if key_spec.format != "NONE" else key_spec
+    validate_serdes(schema, key_spec, value_spec)
+    timestamp_column = _timestamp_column(props, schema)
+    partitions = int(props.get("PARTITIONS", 1))
+    return DataSource(
+        name=statement.name,
+        kind=statement.kind,
+        schema=schema,
+        topic=str(props["KAFKA_TOPIC"]),
+        key=key_spec,
+        value=value_spec,
+        timestamp_column=timestamp_column,
+        timestamp_format=props.get("TIMESTAMP_FORMAT"),
+        partitions=partitions,
+        statement_text=statement.text,
+        is_source=statement.is_source,
+    )
+
+
+def _check_column_name(name: str) -> None:
+    if name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS:
+        raise StatementError(f"'{name}' is a reserved column name. You cannot use it as a name for a column.")
+
+
+def _check_header_type(definition: ast.ColumnDef, column_type: SqlType) -> None:
+    if definition.header_key is not None:
+        if column_type != BYTES:
+            raise StatementError(
+                f"Invalid type for HEADER('{definition.header_key}') column: expected BYTES, got {column_type}"
+            )
+    elif column_type != HEADERS_TYPE:
+        raise StatementError(f"Invalid type for HEADERS column: expected {HEADERS_TYPE}, got {column_type}")
+
+
+def _timestamp_column(props: Mapping[str, Any], schema: LogicalSchema) -> str | None:
+    raw = props.get("TIMESTAMP")
+    if raw is None:
+        return None
+    name = str(raw).upper() if not str(raw).startswith("`") else str(raw).strip("`")
+    column = schema.find(name)
+    if column is None:
+        raise StatementError(f"The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")
+    allowed = (BIGINT, TIMESTAMP) if "TIMESTAMP_FORMAT" not in props else (STRING,)
+    if column.type not in allowed:
+        expected = "STRING" if "TIMESTAMP_FORMAT" in props else "BIGINT or TIMESTAMP"
+        raise StatementError(
+            f"Timestamp column, `{name}`, should be {expected} but was {column.type}"
+        )
+    return name
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def source_columns(source: DataSource) -> tuple[Column, ...]:
+    pseudo = (
+        Column("ROWTIME", BIGINT),
+        Column("ROWPARTITION", INTEGER),
+        Column("ROWOFFSET", BIGINT),
+    )
+    return source.schema.columns + pseudo
+
+
+class QueryPlanner:
+    def __init__(self, catalog: Catalog, registry: FunctionRegistry, session: Mapping[str, Any]) -> None:
+        self.catalog = catalog
+        self.registry = registry
+        self.session = session
+
+    def plan(self, query: ast.Query, sink_name: str | None = None) -> QueryPlan:
+        """Plan a query; `sink_name` is the stream a persistent query writes to (None for transient ones)."""
+        if not isinstance(query.from_, ast.SourceRef):
+            raise StatementError("Joins are not supported yet")
+        if query.group_by or query.window is not None or query.having is not None:
+            raise StatementError("Aggregations (GROUP BY, WINDOW, HAVING) are not supported yet")
+        source = self.catalog.find(query.from_.name)
+        if source is None:
+            raise StatementError(f"{query.from_.name} does not exist.")
+        if source.kind == "TABLE":
+            raise StatementError("Queries over tables are not supported yet")
+        columns = source_columns(source)
+        aliases = [source.name] + ([query.from_.alias] if query.from_.alias else [])
+        scope = Scope(
+            [ScopeColumn(i, c.name, c.type, a) for a in aliases for i, c in enumerate(columns)],
+            aliases,
+        )
+        steps: list[FilterStep | ProjectStep] = []
+        if query.where is not None:
+            typer = ExpressionTyper(Scope(scope.columns, aliases), self.registry, "WHERE")
+            steps.append(FilterStep(_where(typer, query.where)))
+        typer = ExpressionTyper(scope, self.registry)
+        project = self._project(query, source, columns, typer, sink_name)
+        steps.append(project)
+        return QueryPlan(
+            source=SourceStep(source, columns),
+            steps=steps,
+            output=LogicalSchema(project.columns),
+            key_changed=bool(query.partition_by),
+            limit=query.limit,
+        )
+
+    def _project(
+        self,
+        query: ast.Query,
+        source: DataSource,
+        columns: tuple[Column, ...],
+        typer: ExpressionTyper,
+        sink_name: str | None,
+    ) -> ProjectStep:
+        partition_exprs = [typer.type(p) for p in query.partition_by]
+        items: list[tuple[str, TypedExpr, ast.Expr | None]] = []
+        generated = 0
+        for item in query.select:
+            if item.is_star:
+                for column in columns[: len(source.schema.columns)]:
+                    node = ast.ColumnRef(column.name)
+                    items.append((column.name, typer.type(node), node))
+                continue
+            assert item.expr is not None
+            typed = typer.type(item.expr)
+            if item.alias is not None:
+                name = item.alias
+                if name in PSEUDO_COLUMNS:
+                    raise StatementError(
+                        f"`{name}` is a reserved column name. You cannot use it as an alias for a column."
+                    )
+            elif isinstance(item.expr, ast.ColumnRef):
+                name = item.expr.name
+                if name in PSEUDO_COLUMNS:
+                    raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the column.")
+            elif isinstance(item.expr, ast.Dereference):
+                name = item.expr.field
+            else:
+                name = f"KSQL_COL_{generated}"
+                generated += 1
+            items.append((name, typed, item.expr))
+        return self._assign_keys(query, source, items, partition_exprs, sink_name)
+
+    def _assign_keys(
+        self,
+        query: ast.Query,
+        source: DataSource,
+        items: list[tuple[str, TypedExpr, ast.Expr | None]],
+        partition_exprs: list[TypedExpr],
+        sink_name: str | None,
+    ) -> ProjectStep:
+        """Decide which projected columns form the output key: the PARTITION BY expressions, else the source key."""
+        keys: list[tuple[str, TypedExpr]] = []
+        used: set[int] = set()
+        if query.partition_by:
+            for position, (typed, node) in enumerate(zip(partition_exprs, query.partition_by, strict=True)):
+                if isinstance(node, ast.Literal) and node.value is None:
+                    continue
+                match = next((i for i, it in enumerate(items) if it[1] == typed and i not in used), None)
+                if match is not None:
+                    used.add(match)
+                    keys.append((items[match][0], typed))
+                else:
+                    name = node.name if isinstance(node, ast.ColumnRef) else f"KSQL_COL_{position}"
+                    keys.append((name, typed))
+        else:
+            source_keys = [c.name for c in source.schema.key]
+            for key_name in source_keys:
+                match = next(
+                    (
+                        i
+                        for i, (_, _, node) in enumerate(items)
+                        if isinstance(node, ast.ColumnRef) and node.name == key_name and i not in used
+                    ),
+                    None,
+                )
+                if match is None:
+                    if sink_name is None:
+                        continue
+                    plural = "s" if len(source_keys) > 1 else ""
+                    raise StatementError(
+                        f"The query used to build `{sink_name}` must include the key column{plural} "
+                        f"{' and '.join(source_keys)} in its projection (eg, SELECT {', '.join(source_keys)}...)."
+                    )
+                used.add(match)
+                keys.append((items[match][0], items[match][1]))
+        values = [(name, typed) for i, (name, typed, _) in enumerate(items) if i not in used]
+        columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [
+            Column(n, t.type, Namespace.VALUE) for n, t in values
+        ]
+        names = [c.name for c in columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
+        return ProjectStep(tuple(t for _, t in keys + values), tuple(columns))
+
+
+def _where(typer: ExpressionTyper, where: ast.Expr) -> TypedExpr:
+    try:
+        return typer.type_boolean(where, "WHERE")
+    except StatementError as error:
+        message = str(error)
+        if message.startswith("Type error in WHERE"):
+            raise
+        raise StatementError(f"Invalid Predicate: {message}") from error
