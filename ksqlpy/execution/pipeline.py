@@ -60,6 +60,8 @@ class SourceDecoder:
         self.skip_tombstones = source.kind == "STREAM"
         self.header_columns = [c for c in source.schema.columns if c.namespace is Namespace.HEADERS]
         self.width = len(source.schema.columns)
+        self.null_key = [None] * len(source.schema.key)
+        self.null_value = [None] * len(source.schema.value)
         self.timestamp_index: int | None = None
         self.parse_timestamp = parse_timestamp
         if source.timestamp_column is not None:
@@ -72,12 +74,12 @@ class SourceDecoder:
             if record.value is None and self.skip_tombstones:
                 continue
             try:
-                key = self.key_serde.deserialize(record.key) or []
+                key = self.key_serde.deserialize(record.key)
                 value = self.value_serde.deserialize(record.value)
             except SerdeError as error:
                 self.log(record, f"Failed to deserialize record: {error}")
                 continue
-            row = [*key, *(value if value is not None else [None] * len(self.source.schema.value))]
+            row = [*(key if key is not None else self.null_key), *(value if value is not None else self.null_value)]
             if self.header_columns:
                 row.extend(self._header_values(record))
             rowtime = record.timestamp
