@@ -128,13 +128,11 @@ def _syntax_error(error: UnexpectedInput, text: str) -> ParseError:
         return _syntax_error_at(f"mismatched input '{found}' expecting one of: {', '.join(expected)}", line,
                                 column, expected)
     if isinstance(error, UnexpectedCharacters):
-        expected = _describe_terminals(error.allowed or set())
+        # A lexical error: no token could start here, so there is no meaningful "expecting" list.
         character = text[error.pos_in_stream or 0]
         detail = (f"unterminated quoted text starting with {character}" if character in "'`\""
                   else f"unexpected character {character!r}")
-        if expected:
-            detail += f" expecting one of: {', '.join(expected)}"
-        return _syntax_error_at(detail, error.line, error.column, expected)
+        return _syntax_error_at(detail, error.line, error.column)
     return _syntax_error_at(str(error), getattr(error, "line", 1), getattr(error, "column", 1))
 
 
@@ -168,8 +166,6 @@ def _end_position(text: str) -> tuple[int, int]:
     content = text.rstrip()
     line = content.count("\n") + 1
     return line, len(content) - (content.rfind("\n") + 1) + 1
-
-
 
 
 # --------------------------------------------------------------------------- tree -> AST
@@ -275,10 +271,12 @@ class _AstBuilder(Transformer[Token, Any]):
     def source_kind(self, meta: Meta, children: list[Token]) -> str:
         return children[0].upper()
 
-    def or_replace(self, meta: Meta, children: list[Any]) -> bool:
+    def keyword_marker(self, meta: Meta, children: list[Any]) -> bool:
+        """An optional keyword phrase ([OR REPLACE], [EXTENDED], ...) that is present."""
         return True
 
-    source_marker = if_not_exists = if_exists = extended = delete_topic = from_beginning = or_replace
+    or_replace = source_marker = if_not_exists = if_exists = extended = delete_topic = keyword_marker
+    from_beginning = keyword_marker
 
     def column_list(self, meta: Meta, children: list[str]) -> tuple[str, ...]:
         return tuple(children)
