@@ -146,6 +146,8 @@ class DelimitedSerde(RecordSerde):
         self._delimiter = options.delimiter
         self._parsers = [_parser_for(column.type) for column in self.columns]
         self._writers = [_writer_for(column.type) for column in self.columns]
+        # A single NULL key column is written as no key at all, as ksqlDB's unwrapped key serdes do.
+        self._null_key_is_no_key = options.is_key and len(self.columns) == 1
 
     def deserialize(self, payload: bytes | None) -> list[Any] | None:
         if payload is None:
@@ -168,6 +170,8 @@ class DelimitedSerde(RecordSerde):
 
     def serialize(self, values: Sequence[Any] | None) -> bytes | None:
         if values is None:
+            return None
+        if self._null_key_is_no_key and values[0] is None:
             return None
         texts = [None if value is None else write(value)
                  for write, value in zip(self._writers, values, strict=True)]
