@@ -550,6 +550,19 @@ def test_reduce() -> None:
     assert bound.lambda_param_types == {2: [INTEGER, STRING, INTEGER]}
 
 
+def test_reduce_map_visits_entries_in_java_hash_map_order() -> None:
+    types: Args = [MapType(STRING, DOUBLE), DOUBLE, lam(3, DOUBLE)]
+    mapping = {"yes, thanks": 3.5, "nope": 7.3, "sure, yeah": 2.1}
+    visited: list[str] = []
+
+    def fold(state: float, key: str, value: float) -> float:
+        visited.append(key)
+        return float(math.ceil(value * state) if "ye" in key else math.floor(state * value))
+
+    assert call("REDUCE", types, mapping, 3.2, fold) == 189.0
+    assert visited == ["yes, thanks", "sure, yeah", "nope"]
+
+
 def test_reduce_state_widens_to_lambda_result() -> None:
     bound = REGISTRY.resolve("REDUCE", [INTS, INTEGER, lam(2, BIGINT)])
     assert bound.return_type == BIGINT
@@ -649,7 +662,18 @@ def test_parse_date(text: str, pattern: str, expected: int) -> None:
 )
 def test_parse_date_failures_raise(text: str, pattern: str) -> None:
     with pytest.raises(ValueError):
-        call("PARSE_DATE", [STRING, STRING], text, pattern)
+        call("STRINGTODATE", [STRING, STRING], text, pattern)
+
+
+def test_parse_date_is_lenient_like_simple_date_format() -> None:
+    assert call("PARSE_DATE", [STRING, STRING], "2003-12-24-01-01", "yyyy-MM-dd") == 12410
+    assert call("PARSE_DATE", [STRING, STRING], "2020-01-01 00", "yyyy-MM-dd HH") == 18262
+    with pytest.raises(ValueError, match="time field"):
+        call("PARSE_DATE", [STRING, STRING], "2020-01-01 10", "yyyy-MM-dd HH")
+    with pytest.raises(ValueError):
+        call("PARSE_DATE", [STRING, STRING], "2004", "yyyy-MM-dd")
+    with pytest.raises(ValueError):
+        call("STRINGTODATE", [STRING, STRING], "2003-12-24-01-01", "yyyy-MM-dd")
 
 
 @pytest.mark.parametrize(

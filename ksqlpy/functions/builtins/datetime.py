@@ -151,7 +151,7 @@ class _Parsed:
     fields: dict[str, int] = field(default_factory=dict)
     zone: Zone | None = None
 
-    _DATE_FIELDS = frozenset({"year", "year2", "month", "day", "day_of_year", "era", "quarter", "weekday"})
+    _DATE_FIELDS = frozenset({"year", "year2", "month", "day", "day_of_year", "era", "weekday"})
     _TIME_FIELDS = frozenset(
         {"hour", "hour12", "clock_hour", "clock_hour12", "ampm", "minute", "second", "nano", "milli_of_day",
          "nano_of_day"}
@@ -358,16 +358,19 @@ def _numeric_regex(letter: str, count: int) -> str:
     return r"\d{1,19}" if count == 1 else r"\d{2}"
 
 
-def _parse_rule(letter: str, count: int) -> tuple[str, Callable[[_Parsed, str], None]]:
+_Store = Callable[[_Parsed, str], None]
+
+
+def _parse_rule(letter: str, count: int) -> tuple[str, _Store]:
     """The regex matching one pattern field and the way its matched text is stored among the parsed fields."""
 
-    def store(name: str, convert: Callable[[str], int] = int) -> Callable[[_Parsed, str], None]:
+    def store(name: str, convert: Callable[[str], int] = int) -> _Store:
         def put(parsed: _Parsed, text: str) -> None:
             parsed.fields[name] = convert(text)
 
         return put
 
-    def store_zone(convert: Callable[[str], Zone]) -> Callable[[_Parsed, str], None]:
+    def store_zone(convert: Callable[[str], Zone]) -> _Store:
         def put(parsed: _Parsed, text: str) -> None:
             parsed.zone = convert(text)
 
@@ -462,8 +465,8 @@ class DateTimePattern:
     def __init__(self, pattern: str) -> None:
         self.pattern = pattern
         self._tokens = _tokenize(pattern)
-        self._stores: list[Callable[[_Parsed, str], None]] = []
-        self._regex: re.Pattern[str] | None = None
+        # built on first parse, in one assignment so that threads sharing a cached pattern never see half of it
+        self._parser: tuple[re.Pattern[str], list[_Store]] | None = None
 
     # formatting
 
@@ -491,28 +494,31 @@ class DateTimePattern:
 
     # parsing
 
-    def _compile(self, tokens: list[_Token]) -> str:
+    @staticmethod
+    def _compile(tokens: list[_Token], stores: list[_Store]) -> str:
+        """The regex for `tokens`, one capturing group per field; each field's store is appended to `stores`."""
         parts = []
         for kind, value, count in tokens:
             if kind == "literal":
                 parts.append(re.escape(value))
             elif kind == "field":
                 regex, store = _parse_rule(value, count)
-                self._stores.append(store)
+                stores.append(store)
                 parts.append(f"({regex})")
             else:
-                parts.append(f"(?:{self._compile(value)})?")
+                parts.append(f"(?:{DateTimePattern._compile(value, stores)})?")
         return "".join(parts)
 
-    def _parse(self, text: str) -> _Parsed:
-        if self._regex is None:
-            self._stores = []
-            self._regex = re.compile(self._compile(self._tokens), re.IGNORECASE)
-        match = self._regex.fullmatch(text)
+    def _parse(self, text: str, allow_trailing_text: bool = False) -> _Parsed:
+        if self._parser is None:
+            stores: list[_Store] = []
+            self._parser = (re.compile(self._compile(self._tokens, stores), re.IGNORECASE), stores)
+        regex, stores = self._parser
+        match = regex.match(text) if allow_trailing_text else regex.fullmatch(text)
         if match is None:
             raise ValueError(f"Text '{text}' could not be parsed with pattern '{self.pattern}'")
         parsed = _Parsed()
-        for store, group in zip(self._stores, match.groups(), strict=True):
+        for store, group in zip(stores, match.groups(), strict=True):
             if group is not None:
                 store(parsed, group)
         return parsed
@@ -525,9 +531,12 @@ class DateTimePattern:
         instant = local.replace(tzinfo=(parsed.zone or zone).rules)
         return (instant - _EPOCH) // timedelta(milliseconds=1)
 
-    def parse_date(self, text: str) -> int:
-        parsed = self._parse(text)
-        if parsed.has_time_fields():
+    def parse_date(self, text: str, lenient: bool = False) -> int:
+        """Days since the epoch. Lenient parsing is java.text.SimpleDateFormat's, which PARSE_DATE follows:
+        text after the pattern is ignored and time fields are accepted as long as they denote midnight."""
+        parsed = self._parse(text, allow_trailing_text=lenient)
+        has_time = parsed.nanos_of_day() != 0 if lenient else parsed.has_time_fields()
+        if has_time:
             raise ValueError("Date format contains time field.")
         return (parsed.local_date() - _EPOCH_DAY).days
 
@@ -584,18 +593,22 @@ def _format_date(days: int, pattern: str) -> str:
     return date_time_pattern(pattern).format_date(days)
 
 
-def _parse_date(text: str, pattern: str) -> int:
-    return date_time_pattern(pattern).parse_date(text)
-
-
 scalar_function("FORMAT_DATE", params=[DATE, STRING], returns=STRING, category=CATEGORY,
                 description="Formats a DATE as a string using a Java DateTimeFormatter pattern.")(_format_date)
 scalar_function("DATETOSTRING", params=[INTEGER, STRING], returns=STRING, category=CATEGORY,
                 description="Formats days since the epoch (INT) as a string using a Java pattern.")(_format_date)
-scalar_function("PARSE_DATE", params=[STRING, STRING], returns=DATE, category=CATEGORY,
-                description="Parses a string into a DATE using a Java DateTimeFormatter pattern.")(_parse_date)
-scalar_function("STRINGTODATE", params=[STRING, STRING], returns=INTEGER, category=CATEGORY,
-                description="Parses a string into days since the epoch (INT) using a Java pattern.")(_parse_date)
+
+
+@scalar_function("PARSE_DATE", params=[STRING, STRING], returns=DATE, category=CATEGORY,
+                 description="Parses (the start of) a string into a DATE using a Java date pattern.")
+def parse_date(text: str, pattern: str) -> int:
+    return date_time_pattern(pattern).parse_date(text, lenient=True)
+
+
+@scalar_function("STRINGTODATE", params=[STRING, STRING], returns=INTEGER, category=CATEGORY,
+                 description="Parses a string into days since the epoch (INT) using a Java DateTimeFormatter pattern.")
+def string_to_date(text: str, pattern: str) -> int:
+    return date_time_pattern(pattern).parse_date(text)
 
 
 @scalar_function(

@@ -17,6 +17,33 @@ _NEW_VALUE = Generic("V2")
 _STATE = Generic("S")
 
 
+def _java_string_hash(text: str) -> int:
+    """String.hashCode over UTF-16 code units, as an unsigned 32-bit value."""
+    data = text.encode("utf-16-be", "surrogatepass")
+    result = 0
+    for i in range(0, len(data), 2):
+        result = (31 * result + (data[i] << 8 | data[i + 1])) & 0xFFFFFFFF
+    return result
+
+
+def _java_hash_map_order(mapping: dict[Any, Any]) -> list[tuple[Any, Any]]:
+    """The entries in the order a java.util.HashMap copy of the map iterates them: by hash bucket, then insertion.
+
+    ksqlDB hands map arguments to REDUCE as HashMaps, so an order-sensitive fold sees this order. Only STRING
+    keys are reordered; other key types keep their order.
+    """
+    if not all(isinstance(key, str) for key in mapping):
+        return list(mapping.items())
+    # new HashMap<>(map) sizes its table to the power of two at or above size / 0.75 + 1
+    capacity = 1 << max(int(len(mapping) / 0.75 + 1.0) - 1, 0).bit_length()
+
+    def bucket(key: str) -> int:
+        hashed = _java_string_hash(key)
+        return (hashed ^ (hashed >> 16)) & (capacity - 1)
+
+    return sorted(mapping.items(), key=lambda item: bucket(item[0]))  # sorted() is stable: insertion order next
+
+
 def _collect_map(entries: list[tuple[Any, Any]]) -> dict[Any, Any]:
     """Builds a map the way Java's Collectors.toMap does: a NULL value or a repeated key is an error."""
     result: dict[Any, Any] = {}
@@ -93,6 +120,6 @@ def reduce_array(array: list[Any] | None, state: Any, fn: Callable[[Any, Any], A
 def reduce_map(mapping: dict[Any, Any] | None, state: Any, fn: Callable[[Any, Any, Any], Any]) -> Any:
     if state is None or mapping is None:
         return state
-    for key, value in mapping.items():
+    for key, value in _java_hash_map_order(mapping):
         state = fn(state, key, value)
     return state
