@@ -104,7 +104,7 @@ class Engine:
 
     # -- DDL
 
-    def _execute_CreateSource(self, statement: ast.CreateSource) -> StatementResult:  # noqa: N802
+    def _execute_CreateSource(self, statement: ast.CreateSource) -> StatementResult:
         existing = self.catalog.find(statement.name)
         if existing is not None and statement.if_not_exists:
             return StatementResult(statement.text, f"{existing.kind.title()} {statement.name} already exists.")
@@ -122,7 +122,7 @@ class Engine:
         self.catalog.add(source, replace=statement.or_replace)
         return StatementResult(statement.text, f"{statement.kind.title()} created")
 
-    def _execute_CreateAsSelect(self, statement: ast.CreateAsSelect) -> StatementResult:  # noqa: N802
+    def _execute_CreateAsSelect(self, statement: ast.CreateAsSelect) -> StatementResult:
         if statement.kind == "TABLE":
             raise StatementError("CREATE TABLE AS SELECT is not supported yet")
         existing = self.catalog.find(statement.name)
@@ -144,9 +144,7 @@ class Engine:
     def _sink_source(self, statement: ast.CreateAsSelect, plan: QueryPlan, input_source: DataSource) -> DataSource:
         props = statement.properties
         key_spec, value_spec = resolve_formats(props, self.properties, (input_source.key, input_source.value))
-        if not plan.output.key:
-            key_spec = SerdeSpec("NONE", key_spec.options)
-        elif key_spec.format == "NONE":
+        if plan.output.key and key_spec.format == "NONE":
             key_spec = SerdeSpec(str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")))
         validate_serdes(plan.output, key_spec, value_spec)
         prefix = str(self.properties.get(OUTPUT_TOPIC_PREFIX_PROPERTY, ""))
@@ -171,7 +169,7 @@ class Engine:
             sink.timestamp_column = name
         return sink
 
-    def _execute_InsertInto(self, statement: ast.InsertInto) -> StatementResult:  # noqa: N802
+    def _execute_InsertInto(self, statement: ast.InsertInto) -> StatementResult:
         target = self.catalog.find(statement.target)
         if target is None:
             raise StatementError(f"{statement.target} does not exist.")
@@ -217,7 +215,7 @@ class Engine:
 
     # -- INSERT VALUES
 
-    def _execute_InsertValues(self, statement: ast.InsertValues) -> StatementResult:  # noqa: N802
+    def _execute_InsertValues(self, statement: ast.InsertValues) -> StatementResult:
         target = self.catalog.find(statement.target)
         if target is None:
             raise StatementError(f"Cannot insert values into an unknown stream/table: {statement.target}")
@@ -254,7 +252,7 @@ class Engine:
 
     # -- lifecycle
 
-    def _execute_DropSource(self, statement: ast.DropSource) -> StatementResult:  # noqa: N802
+    def _execute_DropSource(self, statement: ast.DropSource) -> StatementResult:
         source = self.catalog.find(statement.name)
         if source is None or source.kind != statement.kind:
             if statement.if_exists:
@@ -274,7 +272,7 @@ class Engine:
             self.backend.delete_topic(source.topic)
         return StatementResult(statement.text, f"Source `{source.name}` (topic: {source.topic}) was dropped.")
 
-    def _execute_Terminate(self, statement: ast.Terminate) -> StatementResult:  # noqa: N802
+    def _execute_Terminate(self, statement: ast.Terminate) -> StatementResult:
         ids = list(self.queries) if statement.query_id is None else [statement.query_id]
         for query_id in ids:
             query = self.queries.pop(query_id, None)
@@ -285,15 +283,15 @@ class Engine:
             query.sink.writers.discard(query_id)
         return StatementResult(statement.text, "Query terminated.")
 
-    def _execute_SetProperty(self, statement: ast.SetProperty) -> StatementResult:  # noqa: N802
+    def _execute_SetProperty(self, statement: ast.SetProperty) -> StatementResult:
         self.properties[statement.name] = statement.value
         return StatementResult(statement.text, f"Successfully changed local property '{statement.name}'.")
 
-    def _execute_UnsetProperty(self, statement: ast.UnsetProperty) -> StatementResult:  # noqa: N802
+    def _execute_UnsetProperty(self, statement: ast.UnsetProperty) -> StatementResult:
         self.properties.pop(statement.name, None)
         return StatementResult(statement.text, f"Successfully unset local property '{statement.name}'.")
 
-    def _execute_RunScript(self, statement: ast.RunScript) -> StatementResult:  # noqa: N802
+    def _execute_RunScript(self, statement: ast.RunScript) -> StatementResult:
         try:
             script = Path(statement.path).read_text(encoding="utf-8")
         except OSError as error:
@@ -301,7 +299,7 @@ class Engine:
         results = self.execute(script)
         return StatementResult(statement.text, "\n".join(r.message for r in results if r.message))
 
-    def _execute_CreateType(self, statement: ast.CreateType) -> StatementResult:  # noqa: N802
+    def _execute_CreateType(self, statement: ast.CreateType) -> StatementResult:
         if statement.name in self.catalog.types:
             if statement.if_not_exists:
                 return StatementResult(statement.text, "")
@@ -312,14 +310,14 @@ class Engine:
         self.catalog.types[statement.name] = resolve_type(statement.type, self.catalog)
         return StatementResult(statement.text, f"Registered custom type with name '{statement.name}'")
 
-    def _execute_DropType(self, statement: ast.DropType) -> StatementResult:  # noqa: N802
+    def _execute_DropType(self, statement: ast.DropType) -> StatementResult:
         if self.catalog.types.pop(statement.name, None) is None and not statement.if_exists:
             raise StatementError(f"Type {statement.name} does not exist.")
         return StatementResult(statement.text, f"Dropped type '{statement.name}'")
 
     # -- introspection
 
-    def _execute_Show(self, statement: ast.Show) -> StatementResult:  # noqa: N802
+    def _execute_Show(self, statement: ast.Show) -> StatementResult:
         what = statement.what
         if what in ("STREAMS", "TABLES"):
             kind = what[:-1]
@@ -350,7 +348,7 @@ class Engine:
             return StatementResult(statement.text, columns=["Type Name", "Schema"], rows=rows)
         raise StatementError(f"SHOW {what} is not supported")
 
-    def _execute_Describe(self, statement: ast.Describe) -> StatementResult:  # noqa: N802
+    def _execute_Describe(self, statement: ast.Describe) -> StatementResult:
         if statement.all_sources:
             kind = statement.name[:-1]
             sources = [s for s in self.catalog.sources.values() if s.kind == kind]
@@ -373,7 +371,7 @@ class Engine:
         )
         return StatementResult(statement.text, message, columns=["Source", "Field", "Type"], rows=rows)
 
-    def _execute_DescribeFunction(self, statement: ast.DescribeFunction) -> StatementResult:  # noqa: N802
+    def _execute_DescribeFunction(self, statement: ast.DescribeFunction) -> StatementResult:
         overloads = self.registry.overloads(statement.name)
         if not overloads:
             raise StatementError(f"Can't find any functions with the name '{statement.name}'")
@@ -388,7 +386,7 @@ class Engine:
         ]
         return StatementResult(statement.text, message, columns=["Variation", "Returns", "Description"], rows=rows)
 
-    def _execute_Explain(self, statement: ast.Explain) -> StatementResult:  # noqa: N802
+    def _execute_Explain(self, statement: ast.Explain) -> StatementResult:
         if statement.query_id is not None:
             query = self.queries.get(statement.query_id)
             if query is None:

@@ -132,7 +132,7 @@ class StructType(SqlType):
         return None
 
 
-_NUMERIC_RANK = {INTEGER: 0, BIGINT: 1, DOUBLE: 3}
+_NUMERIC_RANK: dict[SqlType, int] = {INTEGER: 0, BIGINT: 1, DOUBLE: 3}
 
 
 def is_numeric(t: SqlType) -> bool:
@@ -159,7 +159,7 @@ def widens_to(source: SqlType, target: SqlType) -> bool:
 
     ksqlDB widens INTEGER -> BIGINT -> DECIMAL -> DOUBLE, and NULL goes anywhere.
     """
-    if source == target or source == NULL:
+    if source in (target, NULL):
         return True
     if is_numeric(source) and is_numeric(target):
         if isinstance(target, DecimalType):

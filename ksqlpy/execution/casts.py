@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Context, Decimal, InvalidOperation
 from typing import Any
@@ -65,6 +66,32 @@ def parse_timestamp_text(text: str) -> int:
     return delta.days * MS_PER_DAY + delta.seconds * 1000 + delta.microseconds // 1000
 
 
+_PARTIAL_TIMESTAMP = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,3}))?)?)?)?)?)?"
+    r"(Z|[+-]\d{2}(?::?\d{2})?)?"
+)
+
+
+def parse_partial_timestamp(text: str) -> int:
+    """ksqlDB's reading of a timestamp literal compared with ROWTIME: '2018', '2018-01-01T00:00', '...+0445'."""
+    match = _PARTIAL_TIMESTAMP.fullmatch(text.strip())
+    if match is None:
+        raise EvaluationError(f"Cannot parse '{text}' as a timestamp")
+    year, month, day, hour, minute, second, millis, zone = match.groups()
+    offset = dt.timedelta()
+    if zone and zone != "Z":
+        digits = zone[1:].replace(":", "")
+        offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        if zone[0] == "-":
+            offset = -offset
+    moment = dt.datetime(
+        int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0),
+        int((millis or "0").ljust(3, "0")) * 1000, tzinfo=dt.timezone(offset),
+    )
+    delta = moment - _EPOCH
+    return delta.days * MS_PER_DAY + delta.seconds * 1000 + delta.microseconds // 1000
+
+
 def parse_date_text(text: str) -> int:
     try:
         return (dt.date.fromisoformat(text.strip()) - dt.date(1970, 1, 1)).days
@@ -118,7 +145,7 @@ def _double_to_integral(value: float, target: SqlType) -> int:
     return int(value)
 
 
-def _numeric_converter(source: SqlType, target: SqlType) -> Converter:  # noqa: PLR0911
+def _numeric_converter(source: SqlType, target: SqlType) -> Converter:
     if target == DOUBLE:
         return float
     if isinstance(target, DecimalType):
@@ -135,7 +162,7 @@ def _numeric_converter(source: SqlType, target: SqlType) -> Converter:  # noqa: 
     return int
 
 
-def _from_string(target: SqlType) -> Converter:  # noqa: PLR0911
+def _from_string(target: SqlType) -> Converter:
     if target in (INTEGER, BIGINT):
         return lambda v: _parse_integral(v, target)
     if target == DOUBLE:
@@ -157,9 +184,9 @@ def _null_safe(convert: Converter) -> Converter:
     return lambda v: None if v is None else convert(v)
 
 
-def converter(source: SqlType, target: SqlType) -> Converter:  # noqa: PLR0911
+def converter(source: SqlType, target: SqlType) -> Converter:
     """A function converting non-NULL values of `source` to `target`."""
-    if source == target or source == NULL:
+    if source in (target, NULL):
         return lambda v: v
     if target == STRING:
         return lambda v: value_to_text(v, source)

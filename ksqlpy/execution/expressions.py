@@ -17,7 +17,7 @@ from typing import Any
 
 from ksqlpy.execution.casts import DECIMAL_CONTEXT, converter, to_decimal
 from ksqlpy.planning.expressions import Const, InputRef, LambdaVar, Op, TypedExpr
-from ksqlpy.types import DOUBLE, DecimalType, SqlType
+from ksqlpy.types import DOUBLE, ArrayType, DecimalType, SqlType, StructType
 
 ErrorHandler = Callable[[int, BaseException], None]
 Column = Sequence[Any]
@@ -93,13 +93,20 @@ def _like(value: str, pattern: str, escape: str | None) -> bool:
     return like_pattern(pattern, escape).fullmatch(value) is not None
 
 
-def _in_list(value: Any, items: tuple[Any, ...]) -> bool | None:
-    if value in items:
-        return True
-    return None if None in items else False
+def _in_list(value: Any, items: tuple[Any, ...]) -> bool:
+    return value in items
+
+
+def _guarded(on_error: ErrorHandler, row: int, function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as error:
+        on_error(row, error)
+        return None
 
 
 _RUNTIME: dict[str, Any] = {
+    "_guarded": _guarded,
     "_int_div": _int_div,
     "_int_mod": _int_mod,
     "_double_div": _double_div,
@@ -119,8 +126,10 @@ _RUNTIME: dict[str, Any] = {
 class _CodeGen:
     """Builds one Python expression string per typed expression, with its constants in a namespace."""
 
-    def __init__(self) -> None:
-        self.namespace: dict[str, Any] = dict(_RUNTIME)
+    def __init__(self, namespace: dict[str, Any] | None = None, guard_calls: bool = False) -> None:
+        """With `guard_calls`, a failing function call yields NULL by itself (the row-by-row recovery path)."""
+        self.namespace: dict[str, Any] = namespace if namespace is not None else dict(_RUNTIME)
+        self.guard_calls = guard_calls
         self.columns: set[int] = set()
         self._temps = 0
         self._lambda_frames: list[dict[str, str]] = []
@@ -134,11 +143,11 @@ class _CodeGen:
         self._temps += 1
         return f"t{self._temps}"
 
-    def gen(self, e: TypedExpr) -> str:  # noqa: PLR0911
+    def gen(self, e: TypedExpr) -> str:
         if isinstance(e, Const):
             if e.value is None:
                 return "None"
-            if isinstance(e.value, _PLAIN_LITERALS) or isinstance(e.value, float) and math.isfinite(e.value):
+            if isinstance(e.value, _PLAIN_LITERALS) or (isinstance(e.value, float) and math.isfinite(e.value)):
                 return repr(e.value)
             return self.constant(e.value)
         if isinstance(e, InputRef):
@@ -152,11 +161,11 @@ class _CodeGen:
         assert isinstance(e, Op)
         method = getattr(self, f"_op_{e.op}", None)
         if method is not None:
-            return method(e)  # type: ignore[no-any-return]
+            return method(e)
         raise NotImplementedError(e.op)
 
-    def strict(self, args: Sequence[TypedExpr], body: Callable[[list[str]], str]) -> str:
-        """NULL if any argument is NULL, else `body` applied to the argument names."""
+    def strict(self, args: Sequence[TypedExpr], body: Callable[[list[str]], str], when_null: str = "None") -> str:
+        """`when_null` (NULL by default) if any argument is NULL, else `body` applied to the argument names."""
         names: list[str] = []
         checks: list[str] = []
         for arg in args:
@@ -172,7 +181,7 @@ class _CodeGen:
                 checks.append(f"({temp} := {code}) is None")
         if not checks:
             return f"({body(names)})"
-        return f"(None if {' or '.join(checks)} else {body(names)})"
+        return f"({when_null} if {' or '.join(checks)} else {body(names)})"
 
     # -- arithmetic and comparison
 
@@ -203,20 +212,24 @@ class _CodeGen:
         return self.strict(e.args, lambda n: f"{n[0]} + {n[1]}")
 
     def _compare(self, e: Op) -> str:
-        return self.strict(e.args, lambda n: f"{n[0]} {_COMPARISON[e.op]} {n[1]}")
+        # ksqlDB comparisons are two-valued: a NULL operand makes the comparison false
+        return self.strict(e.args, lambda n: f"{n[0]} {_COMPARISON[e.op]} {n[1]}", when_null="False")
 
     _op_eq = _op_ne = _op_lt = _op_le = _op_gt = _op_ge = _compare
 
+    def _op_distinct(self, e: Op) -> str:
+        return f"({self.gen(e.args[0])} != {self.gen(e.args[1])})"
+
     def _op_between(self, e: Op) -> str:
-        return self.strict(e.args, lambda n: f"{n[1]} <= {n[0]} <= {n[2]}")
+        return self.strict(e.args, lambda n: f"{n[1]} <= {n[0]} <= {n[2]}", when_null="False")
 
     def _op_in(self, e: Op) -> str:
         operand, *items = e.args
         if all(isinstance(i, Const) for i in items):
             values = tuple(i.value for i in items if isinstance(i, Const))
-            return self.strict([operand], lambda n: f"_in_list({n[0]}, {self.constant(values)})")
+            return self.strict([operand], lambda n: f"_in_list({n[0]}, {self.constant(values)})", "False")
         item_code = ", ".join(self.gen(i) for i in items)
-        return self.strict([operand], lambda n: f"_in_list({n[0]}, ({item_code},))")
+        return self.strict([operand], lambda n: f"_in_list({n[0]}, ({item_code},))", "False")
 
     def _op_like(self, e: Op) -> str:
         operand, pattern = e.args
@@ -270,8 +283,6 @@ class _CodeGen:
         return self.strict(e.args, lambda n: f"{n[0]}.get({field})")
 
     def _op_subscript(self, e: Op) -> str:
-        from ksqlpy.types import ArrayType
-
         if isinstance(e.args[0].type, ArrayType):
             return self.strict(e.args, lambda n: f"_array_element({n[0]}, {n[1]})")
         return self.strict(e.args, lambda n: f"{n[0]}.get({n[1]})")
@@ -284,14 +295,23 @@ class _CodeGen:
         return "{" + ", ".join(f"{codes[i]}: {codes[i + 1]}" for i in range(0, len(codes), 2)) + "}"
 
     def _op_struct(self, e: Op) -> str:
-        return "{" + ", ".join(f"{name!r}: {self.gen(a)}" for name, a in zip(e.detail, e.args, strict=True)) + "}"
+        """Every field of the struct type is present; fields the constructor leaves out are NULL."""
+        given = {name: self.gen(a) for name, a in zip(e.detail, e.args, strict=True)}
+        assert isinstance(e.type, StructType)
+        return "{" + ", ".join(f"{name!r}: {given.get(name, 'None')}" for name, _ in e.type.fields) + "}"
 
     def _op_call(self, e: Op) -> str:
         bound = e.detail
         impl = self.constant(bound.implementation())
+
+        def call(names: list[str]) -> str:
+            if self.guard_calls:
+                return f"_guarded(on_error, row, {impl}, {', '.join(names)})"
+            return f"{impl}({', '.join(names)})"
+
         if bound.overload.null_on_null:
-            return self.strict(e.args, lambda n: f"{impl}({', '.join(n)})")
-        return f"{impl}({', '.join(self.gen(a) for a in e.args)})"
+            return self.strict(e.args, call)
+        return call([self.gen(a) for a in e.args])
 
     def _op_lambda(self, e: Op) -> str:
         frame = {name: f"{self.temp()}_{i}" for i, name in enumerate(e.detail)}
@@ -311,8 +331,11 @@ class CompiledExpression:
         self.type: SqlType = expr.type
         gen = _CodeGen()
         body = gen.gen(expr)
+        guarded_body = _CodeGen(dict(gen.namespace), guard_calls=True)
+        recovery_body = guarded_body.gen(expr)
+        gen.namespace.update(guarded_body.namespace)
         self.input_columns = sorted(gen.columns)
-        self.source = _batch_function_source(body, self.input_columns)
+        self.source = _batch_function_source(body, recovery_body, self.input_columns)
         code = compile(self.source, "<ksqlpy expression>", "exec")
         exec(code, gen.namespace)  # generated from typed trees only, never from raw user text
         self._evaluate: BatchEvaluator = gen.namespace["evaluate"]
@@ -321,7 +344,7 @@ class CompiledExpression:
         return self._evaluate(columns, size, on_error)
 
 
-def _batch_function_source(body: str, inputs: list[int]) -> str:
+def _batch_function_source(body: str, recovery_body: str, inputs: list[int]) -> str:
     bindings = "".join(f"    c{i} = columns[{i}]\n" for i in inputs)
     if not inputs:
         loop = "for _ in range(size)"
@@ -347,7 +370,7 @@ def _batch_function_source(body: str, inputs: list[int]) -> str:
         "    out = []\n"
         f"    for row, {unpack_tuple(unpack)} in enumerate({row}):\n"
         "        try:\n"
-        f"            out.append({body})\n"
+        f"            out.append({recovery_body})\n"
         "        except Exception as error:\n"
         "            on_error(row, error)\n"
         "            out.append(None)\n"

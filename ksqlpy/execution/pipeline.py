@@ -39,10 +39,14 @@ class Record:
 
 ProcessingLogger = Callable[[Record | None, str], None]
 TimestampParser = Callable[[str], int]
+# ROWTIME, ROWPARTITION, ROWOFFSET, then the hidden input index and tombstone flag
+META_COLUMNS = 5
 
 
 def key_serde(source: DataSource) -> RecordSerde:
-    return serde_for(source.key.format, source.schema.key, source.key.options)
+    """A keyless source keeps its declared key format (a later PARTITION BY inherits it) but reads no key."""
+    key_format = source.key.format if source.schema.key else "NONE"
+    return serde_for(key_format, source.schema.key, source.key.options)
 
 
 def value_serde(source: DataSource) -> RecordSerde:
@@ -57,7 +61,8 @@ class SourceDecoder:
         self.log = log
         self.key_serde = key_serde(source)
         self.value_serde = value_serde(source)
-        self.skip_tombstones = source.kind == "STREAM"
+        # A stream record with a NULL value still flows: its key is projected and it is written as a tombstone.
+        self.passes_tombstones = source.kind == "STREAM"
         self.header_columns = [c for c in source.schema.columns if c.namespace is Namespace.HEADERS]
         self.width = len(source.schema.columns)
         self.null_key = [None] * len(source.schema.key)
@@ -69,9 +74,12 @@ class SourceDecoder:
             self.timestamp_is_text = source.schema.columns[self.timestamp_index].type == STRING
 
     def decode(self, records: Sequence[Record]) -> list[list[Any]]:
+        """Columns of the decodable records, followed by ROWTIME, ROWPARTITION, ROWOFFSET and two hidden
+        columns: each row's index in `records` and whether it was a tombstone (NULL value)."""
         rows: list[list[Any]] = []
-        for record in records:
-            if record.value is None and self.skip_tombstones:
+        for index, record in enumerate(records):
+            tombstone = record.value is None
+            if tombstone and not self.passes_tombstones:
                 continue
             try:
                 key = self.key_serde.deserialize(record.key)
@@ -88,10 +96,10 @@ class SourceDecoder:
                 if extracted is None:
                     continue
                 rowtime = extracted
-            row += (rowtime, record.partition, record.offset)
+            row += (rowtime, record.partition, record.offset, index, tombstone)
             rows.append(row)
         if not rows:
-            return [[] for _ in range(self.width + 3)]
+            return [[] for _ in range(self.width + META_COLUMNS)]
         return [list(column) for column in zip(*rows, strict=True)]
 
     def _header_values(self, record: Record) -> list[Any]:
@@ -149,69 +157,70 @@ class Pipeline:
             self.sink_value_serde = value_serde(sink)
             self.partitions = max(1, sink.partitions)
 
-    def run(self, records: Sequence[Record]) -> tuple[list[list[Any]], list[int], list[int], list[Record]]:
-        """Decode and transform; returns output columns, their timestamps and partitions, and input records."""
+    def run(self, records: Sequence[Record]) -> tuple[list[list[Any]], list[list[Any]]]:
+        """Decode and transform: the output columns, and per output row its metadata columns
+        (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag)."""
         columns = self.decoder.decode(records)
-        size = len(columns[0]) if columns else 0
-        rowtime = columns[self.rowtime_index]
-        partitions = columns[self.rowtime_index + 1]
-        offsets = columns[self.rowtime_index + 2]
-        by_offset = {(r.partition, r.offset): r for r in records}
+        meta = columns[self.rowtime_index :]
+        size = len(meta[0])
 
-        def origin(row: int) -> Record | None:
-            return by_offset.get((partitions[row], offsets[row]))
+        def log_row(row: int, error: BaseException) -> None:
+            self.log(records[meta[3][row]], f"Error computing expression: {error}")
 
+        meta_in_columns = True  # until the first projection the metadata are ordinary input columns
         for kind, exprs in self.steps:
             if size == 0:
                 break
             if kind == "filter":
-                mask = exprs[0].evaluate(columns, size, lambda row, error: self._log_error(origin(row), error))
-                keep = [i for i, flag in enumerate(mask) if flag is True]
+                mask = exprs[0].evaluate(columns, size, log_row)
+                tombstones = meta[4]  # a filter never passes a record without a value
+                keep = [i for i, flag in enumerate(mask) if flag is True and not tombstones[i]]
                 if len(keep) != size:
                     columns = [[column[i] for i in keep] for column in columns]
-                    rowtime, partitions, offsets = columns[self.rowtime_index : self.rowtime_index + 3]
+                    if meta_in_columns:
+                        meta = columns[self.rowtime_index :]
+                    else:
+                        meta = [[column[i] for i in keep] for column in meta]
                     size = len(keep)
             else:
-                columns = [self._evaluate(e, columns, size, origin) for e in exprs]
+                columns = [e.evaluate(columns, size, log_row) for e in exprs]
+                meta_in_columns = False
         if size == 0:
-            columns = [[] for _ in self.plan.output.columns]
-        return columns, list(rowtime), list(partitions), [origin(i) or Record(None, None, 0) for i in range(size)]
-
-    def _evaluate(
-        self,
-        expr: CompiledExpression,
-        columns: list[list[Any]],
-        size: int,
-        origin: Callable[[int], Record | None],
-    ) -> list[Any]:
-        return expr.evaluate(columns, size, lambda row, error: self._log_error(origin(row), error))
+            return [[] for _ in self.plan.output.columns], [[] for _ in range(META_COLUMNS)]
+        return columns, meta
 
     def _log_error(self, record: Record | None, error: BaseException) -> None:
         self.log(record, f"Error computing expression: {error}")
 
     def process(self, records: Sequence[Record]) -> list[Record]:
         """Run the query on a batch of input records and encode what it writes to its sink."""
-        columns, rowtime, partitions, origins = self.run(records)
-        if self.sink is None or not columns or not columns[0]:
+        columns, meta = self.run(records)
+        if self.sink is None or not meta[0]:
             return []
+        rowtimes, partitions, _, origins, tombstones = meta
         timestamp_column = self.plan.timestamp_column
         out: list[Record] = []
         for row_index, row in enumerate(zip(*columns, strict=True)):
+            origin = records[origins[row_index]]
             try:
-                key = self.sink_key_serde.serialize(row[: self.key_width]) if self.key_width else None
-                value = self.sink_value_serde.serialize(row[self.key_width :])
+                key = self._encode_key(row[: self.key_width], origin)
+                value = None if tombstones[row_index] else self.sink_value_serde.serialize(row[self.key_width :])
             except (SerdeError, KsqlError, ValueError, TypeError) as error:
-                self.log(origins[row_index], f"Failed to serialize record: {error}")
+                self.log(origin, f"Failed to serialize record: {error}")
                 continue
-            timestamp = rowtime[row_index]
-            if timestamp_column is not None:
-                chosen = row[timestamp_column]
-                if chosen is None:
-                    self.log(origins[row_index], "Output timestamp column is null")
-                    continue
-                timestamp = int(chosen)
+            timestamp = rowtimes[row_index] if timestamp_column is None else row[timestamp_column]
+            if timestamp is None or timestamp < 0:
+                self.log(origin, f"Invalid output timestamp {timestamp}: the record was dropped")
+                continue
             partition = partitions[row_index]
             if self.plan.key_changed:
                 partition = zlib.crc32(key or b"") % self.partitions
-            out.append(Record(key, value, timestamp, (), min(partition, self.partitions - 1)))
+            out.append(Record(key, value, int(timestamp), origin.headers, min(partition, self.partitions - 1)))
         return out
+
+    def _encode_key(self, values: Sequence[Any], origin: Record) -> bytes | None:
+        if not self.key_width:
+            return None
+        if all(v is None for v in values) and (self.key_width == 1 or (origin.key is None and not self.plan.key_changed)):
+            return None
+        return self.sink_key_serde.serialize(values)

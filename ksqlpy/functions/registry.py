@@ -144,7 +144,7 @@ class BoundFunction:
 
     def implementation(self) -> Callable[..., Any]:
         if self.overload.factory:
-            return self.overload.impl(self.arg_types, self.return_type)  # type: ignore[no-any-return]
+            return self.overload.impl(self.arg_types, self.return_type)
         return self.overload.impl
 
 
@@ -199,7 +199,7 @@ def _unify(pattern: SqlType, actual: SqlType, bindings: dict[str, SqlType]) -> t
         if bound is None or bound == NULL:
             bindings[pattern.name] = actual
             return actual, 0
-        if actual == NULL or actual == bound:
+        if actual in (NULL, bound):
             return bound, 0
         if is_numeric(actual) and is_numeric(bound):
             common = common_numeric_type(bound, actual)

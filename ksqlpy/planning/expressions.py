@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ksqlpy.errors import StatementError
-from ksqlpy.functions.registry import BoundFunction, FunctionRegistry, LambdaArg
+from ksqlpy.errors import KsqlError, StatementError
+from ksqlpy.functions.registry import FunctionRegistry, LambdaArg
 from ksqlpy.syntax import ast
 from ksqlpy.types import (
     BIGINT,
@@ -106,7 +106,7 @@ class Scope:
         if source is not None and source not in self.aliases:
             raise StatementError(f"'{source}' is not a valid stream/table name or alias.")
         matches = [c for c in self.columns if c.name == name and (source is None or c.source == source)]
-        if len(matches) > 1 and source is None:
+        if len({c.index for c in matches}) > 1 and source is None:
             sources = ", ".join(sorted(str(c.source) for c in matches))
             raise StatementError(f"Column '{name}' is ambiguous. Could be any of: {sources}")
         return matches[0] if matches else None
@@ -133,7 +133,7 @@ def render(expr: ast.Expr) -> str:
 
 
 class _Renderer:
-    def render(self, e: ast.Expr) -> str:  # noqa: PLR0911
+    def render(self, e: ast.Expr) -> str:
         if isinstance(e, ast.Literal):
             if e.value is None:
                 return "null"
@@ -179,7 +179,7 @@ class ExpressionTyper:
             )
         return cast_to(typed, BOOLEAN)
 
-    def type(self, e: ast.Expr) -> TypedExpr:  # noqa: PLR0911, PLR0912
+    def type(self, e: ast.Expr) -> TypedExpr:
         if isinstance(e, ast.Literal):
             return Const(e.type, e.value)
         if isinstance(e, ast.ColumnRef):
@@ -278,6 +278,10 @@ class ExpressionTyper:
             return Op(BOOLEAN, e.op.lower(), (cast_to(left, BOOLEAN), cast_to(right, BOOLEAN)))
         if e.op in _COMPARISON_OPS:
             return self._comparison(_COMPARISON_OPS[e.op], e.left, e.right)
+        if e.op in ("IS DISTINCT FROM", "IS NOT DISTINCT FROM"):
+            left, right = self._comparable(self.type(e.left), self.type(e.right), "eq", e.left, e.right)
+            distinct = Op(BOOLEAN, "distinct", (left, right))
+            return distinct if e.op == "IS DISTINCT FROM" else Op(BOOLEAN, "not", (distinct,))
         if e.op == "||":
             left, right = self.type(e.left), self.type(e.right)
             return Op(STRING, "concat", (cast_to(left, STRING), cast_to(right, STRING)))
@@ -310,19 +314,25 @@ class ExpressionTyper:
         self, left: TypedExpr, right: TypedExpr, op: str, left_node: ast.Expr, right_node: ast.Expr
     ) -> tuple[TypedExpr, TypedExpr]:
         lt, rt = left.type, right.type
-        if lt == NULL or rt == NULL or lt == rt and _orderable(lt, op):
+        if lt == NULL or rt == NULL or (lt == rt and _orderable(lt, op)):
             return left, right
         if is_numeric(lt) and is_numeric(rt):
             common = common_numeric_type(lt, rt)
             return cast_to(left, common), cast_to(right, common)
+        if _is_rowtime(left) and rt == STRING and isinstance(right, Const):
+            return left, _timestamp_literal(right)
+        if _is_rowtime(right) and lt == STRING and isinstance(left, Const):
+            return _timestamp_literal(left), right
         if lt in _TEMPORAL and rt == STRING and isinstance(right, Const):
             return left, cast_to(right, lt)
         if rt in _TEMPORAL and lt == STRING and isinstance(left, Const):
             return cast_to(left, rt), right
         if lt in (TIMESTAMP, DATE) and rt in (TIMESTAMP, DATE):
             return cast_to(left, TIMESTAMP), cast_to(right, TIMESTAMP)
+        prefix = "Error in WHERE expression: " if self.clause == "WHERE" else ""
         raise StatementError(
-            f"Cannot compare {render(left_node)} ({lt}) to {render(right_node)} ({rt}) with {_COMPARISON_NAMES[op]}."
+            f"{prefix}Cannot compare {render(left_node)} ({lt}) to {render(right_node)} ({rt}) "
+            f"with {_COMPARISON_NAMES[op]}."
         )
 
     def _between(self, e: ast.Between) -> TypedExpr:
@@ -335,21 +345,54 @@ class ExpressionTyper:
 
     def _in(self, e: ast.InList) -> TypedExpr:
         operand = self.type(e.operand)
-        items = [self.type(i) for i in e.items]
+        items = [self._in_item(operand.type, self.type(node), node) for node in e.items]
         target = operand.type
-        for item, node in zip(items, e.items, strict=True):
+        for item in items:
             if target == NULL:
                 target = item.type
             elif is_numeric(target) and is_numeric(item.type):
                 target = common_numeric_type(target, item.type)
-            elif item.type not in (NULL, target) and not (target in _TEMPORAL and item.type == STRING):
-                raise StatementError(
-                    f"invalid input syntax for type {target}: \"{render(node)}\"" if item.type == STRING
-                    else f"Cannot compare {render(e.operand)} ({operand.type}) to {render(node)} ({item.type})"
-                )
+            elif item.type != NULL and item.type != target and widens_to(target, item.type):
+                target = item.type
         args = (cast_to(operand, target), *(cast_to(i, target) for i in items))
         in_list = Op(BOOLEAN, "in", args)
         return Op(BOOLEAN, "not", (in_list,)) if e.negated else in_list
+
+    def _in_item(self, target: SqlType, item: TypedExpr, node: ast.Expr) -> TypedExpr:
+        """Check one IN-list item against the operand's type; string literals are read as that type."""
+        if item.type == NULL or target == NULL or item.type == target:
+            return item
+        if (is_numeric(target) and is_numeric(item.type)) or widens_to(item.type, target) or widens_to(target, item.type):
+            return item
+        if isinstance(item, Const) and item.type == STRING and castable(STRING, target):
+            from ksqlpy.execution.casts import converter
+
+            try:
+                return Const(target, converter(STRING, target)(item.value))
+            except (KsqlError, ValueError, ArithmeticError) as error:
+                type_name = "DECIMAL" if isinstance(target, DecimalType) else str(target)
+                raise StatementError(f'invalid input syntax for type {type_name}: "{item.value}".') from error
+        if isinstance(item, Op) and item.op in ("array", "map", "struct") and type(target) is type(item.type):
+            children = self._container_targets(target, item)
+            if children is not None:
+                args = tuple(cast_to(self._in_item(t, a, node), t) for a, t in zip(item.args, children, strict=True))
+                return Op(target, item.op, args, item.detail)
+        raise StatementError(
+            f"operator does not exist: {target} = {item.type} ({render(node)})\n"
+            "Hint: You might need to add explicit type casts."
+        )
+
+    @staticmethod
+    def _container_targets(target: SqlType, item: Op) -> list[SqlType] | None:
+        if isinstance(target, ArrayType):
+            return [target.element] * len(item.args)
+        if isinstance(target, MapType):
+            return [target.key, target.value] * (len(item.args) // 2)
+        assert isinstance(target, StructType)
+        fields = dict(target.fields)
+        if set(item.detail) - set(fields):
+            return None
+        return [fields[name] for name in item.detail]
 
     def _like(self, e: ast.Like) -> TypedExpr:
         operand, pattern = self.type(e.operand), self.type(e.pattern)
@@ -440,12 +483,14 @@ class ExpressionTyper:
                 arg_specs.append(typed.type)
         bound = self.registry.resolve(e.name, arg_specs)
         args: list[TypedExpr] = []
-        for i, (arg, typed) in enumerate(zip(e.args, typed_args, strict=True)):
-            if typed is None:
+        for i, (arg, maybe_typed) in enumerate(zip(e.args, typed_args, strict=True)):
+            if maybe_typed is None:
                 assert isinstance(arg, ast.Lambda)
                 args.append(self._lambda(arg, bound.lambda_param_types[i]))
+            elif bound.arg_types[i] == NULL:
+                args.append(maybe_typed)
             else:
-                args.append(cast_to(typed, bound.arg_types[i]) if bound.arg_types[i] != NULL else typed)
+                args.append(cast_to(maybe_typed, bound.arg_types[i]))
         return Op(bound.return_type, "call", tuple(args), bound)
 
     def _lambda_typer(self, e: ast.Lambda) -> Callable[[list[SqlType]], SqlType]:
@@ -461,6 +506,21 @@ class ExpressionTyper:
         finally:
             self._lambda_vars.pop()
         return Op(body.type, "lambda", (body,), e.params)
+
+
+def _is_rowtime(expr: TypedExpr) -> bool:
+    return isinstance(expr, InputRef) and expr.name == "ROWTIME"
+
+
+def _timestamp_literal(text: TypedExpr) -> TypedExpr:
+    """ksqlDB compares ROWTIME with a string literal by reading the string as a (possibly partial) timestamp."""
+    from ksqlpy.execution.casts import parse_partial_timestamp
+
+    assert isinstance(text, Const)
+    try:
+        return Const(BIGINT, parse_partial_timestamp(str(text.value)))
+    except KsqlError as error:
+        raise StatementError(f"Failed to parse timestamp '{text.value}': {error}") from error
 
 
 def _decimal_result(op: str, left: SqlType, right: SqlType) -> DecimalType:
@@ -506,7 +566,7 @@ def _orderable(t: SqlType, op: str) -> bool:
 
 def castable(source: SqlType, target: SqlType) -> bool:
     """ksqlDB's explicit CAST rules."""
-    if source == target or source == NULL:
+    if source in (target, NULL):
         return True
     if target == STRING:
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,6 +53,8 @@ _SOURCE_PROPERTIES = {
 DEFAULT_KEY_FORMAT_PROPERTY = "ksql.persistence.default.format.key"
 DEFAULT_VALUE_FORMAT_PROPERTY = "ksql.persistence.default.format.value"
 OUTPUT_TOPIC_PREFIX_PROPERTY = "ksql.output.topic.name.prefix"
+WRAP_SINGLE_VALUES_PROPERTY = "ksql.persistence.wrap.single.values"
+KNOWN_FORMATS = ("JSON", "DELIMITED", "KAFKA", "NONE", "AVRO", "JSON_SR", "PROTOBUF", "PROTOBUF_NOSR")
 
 
 # --------------------------------------------------------------------------- DDL
@@ -109,11 +112,14 @@ def resolve_formats(
             "default via the 'ksql.persistence.default.format.value' config."
         )
     key_format, value_format = str(key_format).upper(), str(value_format).upper()
+    for name in (key_format, value_format):
+        if name not in KNOWN_FORMATS:
+            raise StatementError(f"Unknown format: {name}")
     value_options = FormatOptions(
         delimiter=_delimiter(properties["VALUE_DELIMITER"], "VALUE_DELIMITER")
         if "VALUE_DELIMITER" in properties
         else (inherited[1].options.delimiter if inherited and inherited[1].format == value_format else ","),
-        wrap_single_value=_wrap_single_value(properties, value_format, inherited),
+        wrap_single_value=_wrap_single_value(properties, value_format, session),
     )
     key_options = FormatOptions(
         delimiter=_delimiter(properties["KEY_DELIMITER"], "KEY_DELIMITER") if "KEY_DELIMITER" in properties else ",",
@@ -126,13 +132,13 @@ def resolve_formats(
     return SerdeSpec(key_format, key_options), SerdeSpec(value_format, value_options)
 
 
-def _wrap_single_value(
-    properties: Mapping[str, Any], value_format: str, inherited: tuple[SerdeSpec, SerdeSpec] | None
-) -> bool:
+def _wrap_single_value(properties: Mapping[str, Any], value_format: str, session: Mapping[str, Any]) -> bool:
+    """WRAP_SINGLE_VALUE from the WITH clause, else the session default; never inherited from a source."""
     if "WRAP_SINGLE_VALUE" not in properties:
-        if inherited is not None and inherited[1].format == value_format:
-            return inherited[1].options.wrap_single_value
-        return True
+        default = session.get(WRAP_SINGLE_VALUES_PROPERTY)
+        if default is None or value_format not in ("JSON",):
+            return True
+        return str(default).lower() == "true"
     raw = properties["WRAP_SINGLE_VALUE"]
     wrap = raw if isinstance(raw, bool) else str(raw).lower() == "true"
     if value_format in ("DELIMITED", "KAFKA") and wrap:
@@ -176,7 +182,7 @@ def validate_serdes(schema: LogicalSchema, key: SerdeSpec, value: SerdeSpec) -> 
                 f"{column.type}. See https://github.com/confluentinc/ksql/issues/6621 for more."
             )
     try:
-        serde_for(key.format, schema.key, key.options)
+        serde_for(key.format if schema.key else "NONE", schema.key, key.options)
     except StatementError as error:
         if key.format in ("JSON", "KAFKA", "DELIMITED", "NONE"):
             columns = ", ".join(f"{c}" for c in schema.key)
@@ -225,8 +231,6 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     # key columns first, then value, then headers: the order every batch follows
     ordered = sorted(columns, key=lambda c: {Namespace.KEY: 0, Namespace.VALUE: 1, Namespace.HEADERS: 2}[c.namespace])
     schema = LogicalSchema.of(ordered)
-    if not schema.key:
-        key_spec = SerdeSpec("NONE", key_spec.options) if key_spec.format != "NONE" else key_spec
     validate_serdes(schema, key_spec, value_spec)
     timestamp_column = _timestamp_column(props, schema)
     partitions = int(props.get("PARTITIONS", 1))
@@ -336,16 +340,24 @@ class QueryPlanner:
         sink_name: str | None,
     ) -> ProjectStep:
         partition_exprs = [typer.type(p) for p in query.partition_by]
+        star_columns = list(columns[: len(source.schema.columns)])
+        if query.partition_by:
+            # PARTITION BY re-keys before projecting: the old key columns move to the end of the value
+            star_columns.sort(key=lambda c: c.namespace is Namespace.KEY)
+        explicit = {i.alias for i in query.select if i.alias} | {
+            i.expr.name for i in query.select if i.alias is None and isinstance(i.expr, ast.ColumnRef)
+        }
+        taken = {c.name for c in columns} | explicit
         items: list[tuple[str, TypedExpr, ast.Expr | None]] = []
-        generated = 0
+        generated = (f"KSQL_COL_{n}" for n in itertools.count() if f"KSQL_COL_{n}" not in taken)
         for item in query.select:
             if item.is_star:
-                for column in columns[: len(source.schema.columns)]:
+                for column in star_columns:
                     node = ast.ColumnRef(column.name)
                     items.append((column.name, typer.type(node), node))
                 continue
             assert item.expr is not None
-            typed = typer.type(item.expr)
+            typed = self._select_expression(typer, item.expr)
             if item.alias is not None:
                 name = item.alias
                 if name in PSEUDO_COLUMNS:
@@ -357,12 +369,21 @@ class QueryPlanner:
                 if name in PSEUDO_COLUMNS:
                     raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the column.")
             elif isinstance(item.expr, ast.Dereference):
-                name = item.expr.field
+                name = _unique(item.expr.field, taken)
             else:
-                name = f"KSQL_COL_{generated}"
-                generated += 1
+                name = next(generated)
+            taken.add(name)
             items.append((name, typed, item.expr))
         return self._assign_keys(query, source, items, partition_exprs, sink_name)
+
+    @staticmethod
+    def _select_expression(typer: ExpressionTyper, expr: ast.Expr) -> TypedExpr:
+        try:
+            return typer.type(expr)
+        except StatementError as error:
+            if str(error).startswith("Cast of"):
+                raise StatementError(f"Invalid Select: {error}") from error
+            raise
 
     def _assign_keys(
         self,
@@ -407,6 +428,12 @@ class QueryPlanner:
                     )
                 used.add(match)
                 keys.append((items[match][0], items[match][1]))
+                aliases = [n for n, _, node in items if isinstance(node, ast.ColumnRef) and node.name == key_name]
+                if sink_name is not None and len(aliases) > 1:
+                    raise StatementError(
+                        f"The projection contains a key column (`{key_name}`) more than once, aliased as: "
+                        f"{' and '.join(aliases)}."
+                    )
         values = [(name, typed) for i, (name, typed, _) in enumerate(items) if i not in used]
         columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [
             Column(n, t.type, Namespace.VALUE) for n, t in values
@@ -416,6 +443,14 @@ class QueryPlanner:
         if duplicates:
             raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
         return ProjectStep(tuple(t for _, t in keys + values), tuple(columns))
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, suffix = name, 0
+    while candidate in taken:
+        suffix += 1
+        candidate = f"{name}_{suffix}"
+    return candidate
 
 
 def _where(typer: ExpressionTyper, where: ast.Expr) -> TypedExpr:

@@ -43,9 +43,9 @@ class RecordSerde(ABC):
     def serialize(self, values: Sequence[Any] | None) -> bytes | None:
         """One value per column -> bytes. None -> None."""
 
-    def deserialize_batch(self, payloads: Sequence[bytes | None]) -> list[list[Any] | None | SerdeError]:
+    def deserialize_batch(self, payloads: Sequence[bytes | None]) -> list[list[Any] | SerdeError | None]:
         """Many payloads at once; a payload that fails yields its SerdeError in place, the rest go on."""
-        out: list[list[Any] | None | SerdeError] = []
+        out: list[list[Any] | SerdeError | None] = []
         for payload in payloads:
             try:
                 out.append(self.deserialize(payload))

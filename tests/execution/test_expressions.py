@@ -75,12 +75,13 @@ def test_three_valued_logic() -> None:
     assert evaluate("NOT a", a=a)[0] == [False, False, True, None, None]
 
 
-def test_comparisons_between_and_in() -> None:
+def test_comparisons_with_null_are_false_as_in_ksqldb() -> None:
     x = (INTEGER, [1, 5, None, 10])
-    assert evaluate("x > 4", x=x)[0] == [False, True, None, True]
-    assert evaluate("x BETWEEN 2 AND 9", x=x)[0] == [False, True, None, False]
-    assert evaluate("x NOT BETWEEN 2 AND 9", x=x)[0] == [True, False, None, True]
-    assert evaluate("x IN (1, 10)", x=x)[0] == [True, False, None, True]
+    assert evaluate("x > 4", x=x)[0] == [False, True, False, True]
+    assert evaluate("x BETWEEN 2 AND 9", x=x)[0] == [False, True, False, False]
+    assert evaluate("x IN (1, 10)", x=x)[0] == [True, False, False, True]
+    assert evaluate("x IS DISTINCT FROM 5", x=x)[0] == [True, False, True, True]
+    assert evaluate("x IS NOT DISTINCT FROM NULL", x=x)[0] == [False, False, True, False]
 
 
 def test_like_with_escape() -> None:
