@@ -109,7 +109,7 @@ def test_show_describe_terminate_and_drop() -> None:
     queries = driver.execute("SHOW QUERIES;")[0]
     assert [row[0] for row in queries.rows] == ["CSAS_OUT_0"]
     described = driver.execute("DESCRIBE pageviews;")[0]
-    assert ["USER_ID", "STRING (key)"] == described.rows[0][1:]
+    assert described.rows[0][1:] == ["USER_ID", "STRING (key)"]
     with pytest.raises(StatementError, match="terminate them before dropping"):
         driver.execute("DROP STREAM pageviews;")
     driver.execute("TERMINATE CSAS_OUT_0;")
