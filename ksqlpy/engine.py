@@ -192,6 +192,7 @@ class Engine:
         plan.sink = sink
         plan.query_id = query_id
         plan.statement_text = text
+        plan.properties = dict(self.properties)  # the session properties in force when the query started
         source = plan.source.source
         self.backend.create_topic(sink.topic, sink.partitions)
         log = self.backend.processing_logger(query_id, source.topic)

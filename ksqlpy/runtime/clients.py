@@ -1,0 +1,38 @@
+"""Kafka clients built from one RuntimeConfig, with the defaults ksqlpy relies on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient
+
+from ksqlpy.runtime.config import RuntimeConfig
+
+# A short session timeout keeps consumer-group joins fast (seconds, not tens of seconds, on small brokers).
+CONSUMER_DEFAULTS = {
+    "session.timeout.ms": "6000",
+    "heartbeat.interval.ms": "1500",
+    "enable.auto.commit": "false",
+    "auto.offset.reset": "latest",
+}
+# murmur2 is what Java clients and Kafka Streams use, so keys land on the same partitions as ksqlDB's.
+PRODUCER_DEFAULTS = {"partitioner": "murmur2_random", "linger.ms": "5"}
+
+
+class KafkaClients:
+    def __init__(self, config: RuntimeConfig) -> None:
+        self.config = config
+
+    def consumer(self, group_id: str, **settings: Any) -> Consumer:
+        merged = {**CONSUMER_DEFAULTS, **self.config.client_settings(), "group.id": group_id}
+        merged.update({k: str(v) if not isinstance(v, bool) else v for k, v in settings.items()})
+        return Consumer(merged)
+
+    def producer(self, **settings: Any) -> Producer:
+        merged: dict[str, Any] = {**PRODUCER_DEFAULTS, **self.config.client_settings()}
+        merged.update(settings)
+        return Producer(merged)
+
+    def admin(self) -> AdminClient:
+        return AdminClient(self.config.client_settings())
