@@ -116,6 +116,19 @@ def _parse_boolean(text: str) -> bool:
     raise EvaluationError(f"invalid input syntax for type BOOLEAN: \"{text}\"")
 
 
+def parse_lenient_boolean(text: str) -> bool | None:
+    """How ksqlDB reads a string literal where a BOOLEAN is expected: any prefix of true/yes/false/no
+    ('tr', 'Y', 'f'), case-insensitively; None when the text is none of these."""
+    word = text.strip().lower()
+    if not word:
+        return None
+    if "true".startswith(word) or "yes".startswith(word):
+        return True
+    if "false".startswith(word) or "no".startswith(word):
+        return False
+    return None
+
+
 def _parse_integral(text: str, target: SqlType) -> int:
     try:
         value = int(text.strip())

@@ -185,28 +185,34 @@ class _CodeGen:
 
     # -- arithmetic and comparison
 
+    def _arithmetic_operands(self, e: Op, body: Callable[[list[str]], str]) -> str:
+        """NULL operands give NULL, except inside a lambda body: there ksqlDB's generated Java unboxes
+        them and fails, which makes the whole function call that received the lambda fail (-> NULL)."""
+        if self._lambda_frames:
+            return f"({body([self.gen(a) for a in e.args])})"
+        return self.strict(e.args, body)
+
     def _arith(self, e: Op) -> str:
         result = e.type
         if isinstance(result, DecimalType):
             dec_op = {"add": "add", "sub": "subtract", "mul": "multiply", "mod": "remainder"}
             if e.op == "div":
-                return self.strict(e.args, lambda n: f"_decimal_div({n[0]}, {n[1]}, {self.constant(result)})")
-            return self.strict(
-                e.args,
-                lambda n: f"_to_decimal(_DCTX.{dec_op[e.op]}({n[0]}, {n[1]}), {self.constant(result)})",
+                return self._arithmetic_operands(e, lambda n: f"_decimal_div({n[0]}, {n[1]}, {self.constant(result)})")
+            return self._arithmetic_operands(
+                e, lambda n: f"_to_decimal(_DCTX.{dec_op[e.op]}({n[0]}, {n[1]}), {self.constant(result)})"
             )
         if e.op == "div":
             helper = "_double_div" if result == DOUBLE else "_int_div"
-            return self.strict(e.args, lambda n: f"{helper}({n[0]}, {n[1]})")
+            return self._arithmetic_operands(e, lambda n: f"{helper}({n[0]}, {n[1]})")
         if e.op == "mod":
             helper = "_double_mod" if result == DOUBLE else "_int_mod"
-            return self.strict(e.args, lambda n: f"{helper}({n[0]}, {n[1]})")
-        return self.strict(e.args, lambda n: f"{n[0]} {_ARITHMETIC[e.op]} {n[1]}")
+            return self._arithmetic_operands(e, lambda n: f"{helper}({n[0]}, {n[1]})")
+        return self._arithmetic_operands(e, lambda n: f"{n[0]} {_ARITHMETIC[e.op]} {n[1]}")
 
     _op_add = _op_sub = _op_mul = _op_div = _op_mod = _arith
 
     def _op_neg(self, e: Op) -> str:
-        return self.strict(e.args, lambda n: f"-{n[0]}")
+        return self._arithmetic_operands(e, lambda n: f"-{n[0]}")
 
     def _op_concat(self, e: Op) -> str:
         return self.strict(e.args, lambda n: f"{n[0]} + {n[1]}")

@@ -18,9 +18,13 @@ from typing import Any, TypeVar
 from ksqlpy.errors import StatementError
 from ksqlpy.types import (
     BIGINT,
+    DATE,
     DOUBLE,
     INTEGER,
     NULL,
+    STRING,
+    TIME,
+    TIMESTAMP,
     ArrayType,
     DecimalType,
     MapType,
@@ -125,6 +129,12 @@ class Overload:
     author: str = "ksqlpy"
     version: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # The name as ksqlDB declares it, which its messages show ('greatest', but 'COALESCE'); "" means lower case.
+    declared_name: str = ""
+
+    @property
+    def shown_name(self) -> str:
+        return self.declared_name or self.name.lower()
 
     def signature_text(self) -> str:
         params = [str(p) for p in self.params]
@@ -161,6 +171,7 @@ def scalar_function(
     variadic: bool = False,
     null_on_null: bool = True,
     factory: bool = False,
+    declared_name: str = "",
 ) -> Callable[[F], F]:
     """Declare a built-in scalar function overload (user UDFs use ksqlpy's public @udf instead)."""
 
@@ -176,6 +187,7 @@ def scalar_function(
                 factory=factory,
                 description=description,
                 category=category,
+                declared_name=declared_name,
             )
         )
         return fn
@@ -190,8 +202,24 @@ class _NoMatch(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class StringLiteralArg(SqlType):
+    """A string literal argument: a STRING that may also be read as a DATE, TIME or TIMESTAMP parameter."""
+
+    def __str__(self) -> str:
+        return "STRING"
+
+
+STRING_LITERAL = StringLiteralArg()
+_TEMPORAL = (DATE, TIME, TIMESTAMP)
+
+
 def _unify(pattern: SqlType, actual: SqlType, bindings: dict[str, SqlType]) -> tuple[SqlType, int]:
     """Match `actual` against `pattern`; returns the concrete parameter type and the widening cost."""
+    if isinstance(actual, StringLiteralArg):
+        if pattern in _TEMPORAL:
+            return pattern, 1
+        actual = STRING
     if isinstance(pattern, AnyType):
         return actual, 0
     if isinstance(pattern, Generic):
@@ -389,22 +417,46 @@ class FunctionRegistry:
         return overloads[0].kind if overloads else None
 
     def resolve(self, name: str, args: Sequence[SqlType | LambdaArg], kind: str = "scalar") -> BoundFunction:
+        """The overload a call with these argument types runs, the way ksqlDB picks it.
+
+        Overloads that take the arguments as they are win over those needing implicit casts (widening a
+        number, reading a string literal (STRING_LITERAL) as a date or time). Within the winning group,
+        a fixed-arity overload beats a variadic one and a concrete one beats a generic one; when that
+        still leaves several, cheaper widenings win unless the overloads only differ in the type every
+        argument is widened to, which ksqlDB reports as ambiguous.
+        """
         overloads = [o for o in self._functions.get(name.upper(), []) if o.kind == kind]
         if not overloads:
             raise StatementError(f"Can't find any functions with the name '{name.upper()}'")
-        best: tuple[BoundFunction, int] | None = None
-        for overload in overloads:
-            bound = _try_bind(overload, args)
-            if bound is not None and (best is None or bound[1] < best[1]):
-                best = bound
-        if best is None:
-            shown = ", ".join("LAMBDA" if isinstance(a, LambdaArg) else str(a) for a in args)
-            candidates = "; ".join(o.signature_text() for o in overloads)
+        shown_name = overloads[0].shown_name
+        shown_args = ", ".join(_shown_argument(a) for a in args)
+        candidates = [bound for overload in overloads if (bound := _try_bind(overload, args)) is not None]
+        if not candidates:
+            alternatives = "\n".join(o.signature_text() for o in overloads)
             raise StatementError(
-                f"Function '{name.lower()}' does not accept parameters ({shown}). "
-                f"Valid alternatives are: {candidates}"
+                f"Function '{shown_name}' does not accept parameters ({shown_args}).\n"
+                f"Valid alternatives are:\n{alternatives}"
             )
-        return best[0]
+        exact = [c for c in candidates if c[1] == 0]
+        group = exact or candidates
+        best_rank = min(_preference(bound.overload) for bound, _ in group)
+        preferred = [c for c in group if _preference(c[0].overload) == best_rank]
+        if len(preferred) > 1:
+            raise StatementError(
+                f"Function '{shown_name}' cannot be resolved due to ambiguous method parameters ({shown_args})."
+            )
+        return preferred[0][0]
+
+
+def _shown_argument(arg: SqlType | LambdaArg) -> str:
+    if isinstance(arg, LambdaArg):
+        return "LAMBDA"
+    return "null" if arg == NULL else str(arg)
+
+
+def _preference(overload: Overload) -> tuple[bool, bool]:
+    """Lower is preferred: fixed arity before variadic, concrete parameters before generic ones."""
+    return overload.variadic, any(_has_generic(p) for p in overload.params)
 
 
 def _import_builtin_modules() -> None:

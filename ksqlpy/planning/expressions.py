@@ -6,12 +6,14 @@ The typer checks names and types once, at plan time, and inserts the implicit wi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from ksqlpy.errors import KsqlError, StatementError
-from ksqlpy.functions.registry import FunctionRegistry, LambdaArg
+from ksqlpy.functions.registry import STRING_LITERAL, FunctionRegistry, LambdaArg
 from ksqlpy.syntax import ast
 from ksqlpy.types import (
     BIGINT,
@@ -159,6 +161,12 @@ class _Renderer:
             return f"CAST({self.render(e.operand)} AS {e.type})"
         if isinstance(e, ast.IsNull):
             return f"({self.render(e.operand)} IS {'NOT ' if e.negated else ''}NULL)"
+        if isinstance(e, ast.ArrayConstructor):
+            return f"ARRAY[{', '.join(self.render(i) for i in e.items)}]"
+        if isinstance(e, ast.MapConstructor):
+            return f"MAP({', '.join(f'{self.render(k)}:={self.render(v)}' for k, v in e.entries)})"
+        if isinstance(e, ast.StructConstructor):
+            return f"STRUCT({', '.join(f'{name}:={self.render(v)}' for name, v in e.fields)})"
         return type(e).__name__.upper()
 
 
@@ -344,55 +352,122 @@ class ExpressionTyper:
         return Op(BOOLEAN, "not", (between,)) if e.negated else between
 
     def _in(self, e: ast.InList) -> TypedExpr:
-        operand = self.type(e.operand)
-        items = [self._in_item(operand.type, self.type(node), node) for node in e.items]
-        target = operand.type
-        for item in items:
-            if target == NULL:
-                target = item.type
-            elif is_numeric(target) and is_numeric(item.type):
-                target = common_numeric_type(target, item.type)
-            elif item.type != NULL and item.type != target and widens_to(target, item.type):
-                target = item.type
-        args = (cast_to(operand, target), *(cast_to(i, target) for i in items))
-        in_list = Op(BOOLEAN, "in", args)
+        _, coerced = self._coerce_list([e.operand, *e.items])
+        in_list = Op(BOOLEAN, "in", tuple(coerced))
         return Op(BOOLEAN, "not", (in_list,)) if e.negated else in_list
 
-    def _in_item(self, target: SqlType, item: TypedExpr, node: ast.Expr) -> TypedExpr:
-        """Check one IN-list item against the operand's type; string literals are read as that type."""
-        if item.type == NULL or target == NULL or item.type == target:
-            return item
-        if (is_numeric(target) and is_numeric(item.type)) or widens_to(item.type, target) or widens_to(target, item.type):
-            return item
-        if isinstance(item, Const) and item.type == STRING and castable(STRING, target):
-            from ksqlpy.execution.casts import converter
+    # -- implicit coercion of expression lists (IN lists, ARRAY[...] and MAP(...) constructors)
 
+    def _coerce_list(self, nodes: Sequence[ast.Expr]) -> tuple[SqlType, list[TypedExpr]]:
+        """ksqlDB's coercion of a list of expressions to one common type, resolved left to right.
+
+        Numbers widen to the widest numeric type; a string literal is read as the type reached so far
+        (numbers by their own literal type, so '2147483648' widens INTEGER to BIGINT); any other literal
+        becomes its text when the type is STRING; ARRAY, MAP and STRUCT constructors are coerced element
+        by element, and STRUCT constructors contribute fields the type does not have yet.
+        """
+        typed = [self.type(node) for node in nodes]
+        common: SqlType = NULL
+        for node, item in zip(nodes, typed, strict=True):
             try:
-                return Const(target, converter(STRING, target)(item.value))
-            except (KsqlError, ValueError, ArithmeticError) as error:
-                type_name = "DECIMAL" if isinstance(target, DecimalType) else str(target)
-                raise StatementError(f'invalid input syntax for type {type_name}: "{item.value}".') from error
-        if isinstance(item, Op) and item.op in ("array", "map", "struct") and type(target) is type(item.type):
-            children = self._container_targets(target, item)
-            if children is not None:
-                args = tuple(cast_to(self._in_item(t, a, node), t) for a, t in zip(item.args, children, strict=True))
-                return Op(target, item.op, args, item.detail)
-        raise StatementError(
-            f"operator does not exist: {target} = {item.type} ({render(node)})\n"
-            "Hint: You might need to add explicit type casts."
-        )
+                common = self._common_type(common, node, item)
+            except _Mismatch as error:
+                raise StatementError(
+                    f"operator does not exist: {common} = {item.type} ({render(node)})\n"
+                    "Hint: You might need to add explicit type casts."
+                ) from error
+        return common, [self._coerce_item(node, item, common) for node, item in zip(nodes, typed, strict=True)]
 
-    @staticmethod
-    def _container_targets(target: SqlType, item: Op) -> list[SqlType] | None:
-        if isinstance(target, ArrayType):
-            return [target.element] * len(item.args)
-        if isinstance(target, MapType):
-            return [target.key, target.value] * (len(item.args) // 2)
-        assert isinstance(target, StructType)
-        fields = dict(target.fields)
-        if set(item.detail) - set(fields):
-            return None
-        return [fields[name] for name in item.detail]
+    def _common_type(self, target: SqlType, node: ast.Expr, item: TypedExpr) -> SqlType:
+        source = item.type
+        if source == NULL:
+            return target
+        if target == NULL:
+            return source
+        if isinstance(node, ast.Literal) and source == STRING and target != STRING:
+            return self._string_literal_type(target, str(node.value))[0]
+        if isinstance(node, ast.Literal) and target == STRING:
+            return STRING
+        if is_numeric(source) and is_numeric(target):
+            return common_numeric_type(target, source)
+        if isinstance(node, _CONSTRUCTORS):
+            return self._constructor_common_type(target, node)
+        if widens_to(source, target):
+            return target
+        if widens_to(target, source):
+            return source
+        if isinstance(source, StructType) and isinstance(target, StructType):
+            return _merge_struct_types(target, source)
+        raise _Mismatch
+
+    def _constructor_common_type(self, target: SqlType, node: ast.Expr) -> SqlType:
+        if isinstance(node, ast.ArrayConstructor) and isinstance(target, ArrayType):
+            element = target.element
+            for item in node.items:
+                element = self._common_type(element, item, self.type(item))
+            return ArrayType(element)
+        if isinstance(node, ast.MapConstructor) and isinstance(target, MapType):
+            key, value = target.key, target.value
+            for key_node, value_node in node.entries:
+                key = self._common_type(key, key_node, self.type(key_node))
+                value = self._common_type(value, value_node, self.type(value_node))
+            return MapType(key, value)
+        if isinstance(node, ast.StructConstructor) and isinstance(target, StructType):
+            fields = dict(target.fields)
+            for name, value_node in node.fields:
+                fields[name] = self._common_type(fields.get(name, NULL), value_node, self.type(value_node))
+            return StructType(tuple(fields.items()))
+        raise _Mismatch
+
+    def _string_literal_type(self, target: SqlType, text: str) -> tuple[SqlType, Any]:
+        """The type and value a string literal takes where `target` is expected (or a wider numeric type)."""
+        from ksqlpy.execution.casts import converter, parse_lenient_boolean
+
+        shown = "DECIMAL" if isinstance(target, DecimalType) else str(target)
+        invalid = StatementError(f'invalid input syntax for type {shown}: "{text}".')
+        if is_numeric(target):
+            number = _numeric_literal(text)
+            if number is None:
+                raise invalid
+            return common_numeric_type(target, number.type), number
+        if target == BOOLEAN:
+            value = parse_lenient_boolean(text)
+            if value is None:
+                raise invalid
+            return BOOLEAN, Const(BOOLEAN, value)
+        if target in _TEMPORAL:
+            try:
+                return target, Const(target, converter(STRING, target)(text))
+            except KsqlError as error:
+                raise invalid from error
+        raise _Mismatch
+
+    def _coerce_item(self, node: ast.Expr, item: TypedExpr, target: SqlType) -> TypedExpr:
+        """Convert one list item, typed as `item`, to the list's common type."""
+        from ksqlpy.execution.casts import converter
+
+        if item.type == target or item.type == NULL:
+            return cast_to(item, target)
+        if isinstance(node, ast.Literal) and item.type == STRING and target != STRING:
+            literal = self._string_literal_type(target, str(node.value))[1]
+            return Const(target, converter(literal.type, target)(literal.value))
+        if isinstance(node, ast.Literal) and target == STRING:
+            return Const(STRING, converter(item.type, STRING)(node.value))
+        if isinstance(node, ast.ArrayConstructor) and isinstance(target, ArrayType):
+            items = tuple(self._coerce_item(i, self.type(i), target.element) for i in node.items)
+            return Op(target, "array", items)
+        if isinstance(node, ast.MapConstructor) and isinstance(target, MapType):
+            entries: list[TypedExpr] = []
+            for key_node, value_node in node.entries:
+                entries.append(self._coerce_item(key_node, self.type(key_node), target.key))
+                entries.append(self._coerce_item(value_node, self.type(value_node), target.value))
+            return Op(target, "map", tuple(entries))
+        if isinstance(node, ast.StructConstructor) and isinstance(target, StructType):
+            values = tuple(
+                self._coerce_item(value, self.type(value), target.field(name) or NULL) for name, value in node.fields
+            )
+            return Op(target, "struct", values, tuple(name for name, _ in node.fields))
+        return cast_to(item, target)
 
     def _like(self, e: ast.Like) -> TypedExpr:
         operand, pattern = self.type(e.operand), self.type(e.pattern)
@@ -437,15 +512,14 @@ class ExpressionTyper:
     # -- constructors
 
     def _array(self, e: ast.ArrayConstructor) -> TypedExpr:
-        items = [self.type(i) for i in e.items]
-        if items and all(i.type == NULL for i in items):
+        element, items = self._coerce_list(e.items)
+        if items and element == NULL:
             raise StatementError(
                 "Cannot construct an array with all NULL elements "
                 "(see https://github.com/confluentinc/ksql/issues/4239). As a workaround, you may cast a "
                 "NULL value to the desired type."
             )
-        element = _unify_branches([i.type for i in items]) if items else STRING
-        return Op(ArrayType(element), "array", tuple(cast_to(i, element) for i in items))
+        return Op(ArrayType(element if items else STRING), "array", tuple(items))
 
     def _map(self, e: ast.MapConstructor) -> TypedExpr:
         if not e.entries:
@@ -453,16 +527,15 @@ class ExpressionTyper:
                 "Map constructor cannot be empty. Please supply at least one key value pair "
                 "(see https://github.com/confluentinc/ksql/issues/4239)."
             )
-        keys = [self.type(k) for k, _ in e.entries]
-        values = [self.type(v) for _, v in e.entries]
-        if all(k.type == NULL for k in keys):
+        key_type, keys = self._coerce_list([k for k, _ in e.entries])
+        value_type, values = self._coerce_list([v for _, v in e.entries])
+        if key_type == NULL:
             raise StatementError("Cannot construct a map with all NULL keys")
-        if all(v.type == NULL for v in values):
+        if value_type == NULL:
             raise StatementError("Cannot construct a map with all NULL values")
-        key_type, value_type = _unify_branches([k.type for k in keys]), _unify_branches([v.type for v in values])
         args: list[TypedExpr] = []
         for k, v in zip(keys, values, strict=True):
-            args += [cast_to(k, key_type), cast_to(v, value_type)]
+            args += [k, v]
         return Op(MapType(key_type, value_type), "map", tuple(args))
 
     # -- functions
@@ -480,7 +553,8 @@ class ExpressionTyper:
             else:
                 typed = self.type(arg)
                 typed_args.append(typed)
-                arg_specs.append(typed.type)
+                is_text = isinstance(arg, ast.Literal) and typed.type == STRING
+                arg_specs.append(STRING_LITERAL if is_text else typed.type)
         bound = self.registry.resolve(e.name, arg_specs)
         args: list[TypedExpr] = []
         for i, (arg, maybe_typed) in enumerate(zip(e.args, typed_args, strict=True)):
@@ -489,9 +563,22 @@ class ExpressionTyper:
                 args.append(self._lambda(arg, bound.lambda_param_types[i]))
             elif bound.arg_types[i] == NULL:
                 args.append(maybe_typed)
+            elif arg_specs[i] == STRING_LITERAL and bound.arg_types[i] in _TEMPORAL:
+                assert isinstance(maybe_typed, Const)
+                args.append(self._temporal_literal(str(maybe_typed.value), bound.arg_types[i]))
             else:
                 args.append(cast_to(maybe_typed, bound.arg_types[i]))
         return Op(bound.return_type, "call", tuple(args), bound)
+
+    @staticmethod
+    def _temporal_literal(text: str, target: SqlType) -> Const:
+        """A string literal read as the DATE, TIME or TIMESTAMP a function parameter expects."""
+        from ksqlpy.execution.casts import converter
+
+        try:
+            return Const(target, converter(STRING, target)(text))
+        except KsqlError as error:
+            raise StatementError(f"Cannot coerce '{text}' to {target}: {error}") from error
 
     def _lambda_typer(self, e: ast.Lambda) -> Callable[[list[SqlType]], SqlType]:
         def body_type(param_types: list[SqlType]) -> SqlType:
@@ -506,6 +593,51 @@ class ExpressionTyper:
         finally:
             self._lambda_vars.pop()
         return Op(body.type, "lambda", (body,), e.params)
+
+
+class _Mismatch(Exception):
+    """An item of a coerced list whose type cannot meet the list's type; reported for the whole item."""
+
+
+_CONSTRUCTORS = (ast.ArrayConstructor, ast.MapConstructor, ast.StructConstructor)
+_INTEGER_TEXT = re.compile(r"[+-]?\d+")
+_DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.\d*|\.\d+)")
+_DOUBLE_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _merge_struct_types(target: StructType, source: StructType) -> StructType:
+    """The struct type holding both: shared fields must agree (up to widening), the others are added."""
+    fields = dict(target.fields)
+    for name, field_type in source.fields:
+        known = fields.get(name)
+        if known is None or widens_to(field_type, known):
+            fields.setdefault(name, field_type)
+        elif widens_to(known, field_type):
+            fields[name] = field_type
+        else:
+            raise _Mismatch
+    return StructType(tuple(fields.items()))
+
+
+def _numeric_literal(text: str) -> Const | None:
+    """A number written in a string, typed as the same text would be typed as a SQL literal."""
+    text = text.strip()
+    if _INTEGER_TEXT.fullmatch(text):
+        value = int(text)
+        if -(2**31) <= value < 2**31:
+            return Const(INTEGER, value)
+        if -(2**63) <= value < 2**63:
+            return Const(BIGINT, value)
+        text += ".0"
+    if _DECIMAL_TEXT.fullmatch(text):
+        exact = Decimal(text)
+        digits, exponent = exact.as_tuple()[1:]
+        assert isinstance(exponent, int)
+        scale = max(-exponent, 0)
+        return Const(DecimalType(max(len(digits), scale, 1), scale), exact)
+    if _DOUBLE_TEXT.fullmatch(text):
+        return Const(DOUBLE, float(text))
+    return None
 
 
 def _is_rowtime(expr: TypedExpr) -> bool:

@@ -22,7 +22,7 @@ from ksqlpy.serialization.java_numbers import (
     parse_java_double,
     parse_java_integer,
 )
-from ksqlpy.text import decimal_to_plain_text, double_to_text
+from ksqlpy.text import decimal_to_plain_text, double_to_text, value_to_text
 from ksqlpy.types import (
     BIGINT,
     BOOLEAN,
@@ -372,9 +372,11 @@ def _array_writer(array_type: ArrayType) -> Writer:
 
 def _map_writer(map_type: MapType) -> Writer:
     element = _write_nullable(_writer_for(map_type.value))
+    key_type = map_type.key
 
     def write(value: Any) -> str:
-        entries = (_json_string(str(key)) + ":" + element(item) for key, item in value.items())
+        # JSON object keys are text; a NULL key is written as "null", as Java's String.valueOf does
+        entries = (_json_string(value_to_text(key, key_type)) + ":" + element(item) for key, item in value.items())
         return "{" + ",".join(entries) + "}"
 
     return write

@@ -129,3 +129,16 @@ def test_type_errors_name_the_problem() -> None:
         evaluate("nope + 1", x=(INTEGER, [1]))
     with pytest.raises(StatementError, match="Cannot compare"):
         evaluate("x > 'a'", x=(INTEGER, [1]))
+
+
+def test_null_arithmetic_inside_a_lambda_fails_the_whole_call() -> None:
+    # ksqlDB's generated Java unboxes lambda operands: one NULL element fails TRANSFORM, which yields NULL
+    result, errors = evaluate("TRANSFORM(a, x => x + 5)", a=(ArrayType(INTEGER), [[3, 6], [5, None], None]))
+    assert result == [[8, 11], None, None]
+    assert [row for row, _ in errors] == [1]
+
+
+def test_null_safe_operations_inside_a_lambda_stay_null_safe() -> None:
+    result, errors = evaluate("TRANSFORM(a, x => x IS NULL)", a=(ArrayType(INTEGER), [[1, None]]))
+    assert result == [[False, True]]
+    assert errors == []

@@ -280,3 +280,8 @@ class TestBatch:
         serde = value_serde(("A", INTEGER), ("B", DOUBLE), ("C", BOOLEAN), ("D", ArrayType(STRING)))
         payloads = [orjson.dumps({"a": i, "B": i / 3, "c": i % 2 == 0, "d": [i, str(i)]}) for i in range(50)]
         assert serde.deserialize_batch(payloads) == [serde.deserialize(p) for p in payloads]
+
+
+def test_a_null_map_key_is_written_as_null_text() -> None:
+    serde = value_serde(("M", MapType(STRING, INTEGER)))
+    assert serde.serialize([{"foo": 10, None: 10}]) == b'{"M":{"foo":10,"null":10}}'

@@ -10,7 +10,7 @@ _CATEGORY = "NULL"
 
 
 @scalar_function(
-    "COALESCE", params=[T, T], returns=T, variadic=True, null_on_null=False, category=_CATEGORY,
+    "COALESCE", params=[T, T], returns=T, variadic=True, null_on_null=False, category=_CATEGORY, declared_name="COALESCE",
     description="Returns the first argument that is not NULL, or NULL if all are.",
 )
 def coalesce(*values: Any) -> Any:
@@ -18,7 +18,7 @@ def coalesce(*values: Any) -> Any:
 
 
 @scalar_function(
-    "IFNULL", params=[T, T], returns=T, null_on_null=False, category=_CATEGORY,
+    "IFNULL", params=[T, T], returns=T, null_on_null=False, category=_CATEGORY, declared_name="IFNULL",
     description="Returns the first argument, or the second when the first is NULL.",
 )
 def ifnull(value: Any, alternative: Any) -> Any:
