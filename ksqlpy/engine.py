@@ -404,6 +404,12 @@ class Engine:
         """Plan a push query; the backend decides how to run it and deliver rows."""
         return self._planner().plan(statement.query)
 
+    def transient_pipeline(self, plan: QueryPlan, query_id: str) -> Pipeline:
+        """The operators of a planned push query; its bad records are logged under `query_id`."""
+        source = plan.source.source
+        log = self.backend.processing_logger(query_id, source.topic)
+        return Pipeline(plan, log, None, self._timestamp_parser(source))
+
     def source_for_topic(self, topic: str) -> DataSource | None:
         writers = [s for s in self.catalog.sources_on_topic(topic) if s.writers]
         candidates = writers or self.catalog.sources_on_topic(topic)
