@@ -8,11 +8,13 @@ Helpers are handed out as fixtures (conftest modules are not importable by name)
 - `unique_topic(base="t")`: a fresh topic name per call, unique across the session.
 - `produce_json(bootstrap, topic, records, partitions=1, key_format="KAFKA")`: creates the topic if needed and
   writes `records`; each one is a bare value or a `(key, value)` / `(key, value, timestamp_ms)` tuple.
-  Values are JSON-encoded (None = tombstone); str keys are written as UTF-8 text, other keys as JSON.
-- `consume_all(bootstrap, topic, expected_count=None, timeout=15.0, idle=1.0)`: reads every partition from
-  the beginning without a consumer group. With expected_count it returns as soon as that many records
-  arrived (or at `timeout`); without, once no record arrived for `idle` seconds. Tansu's watermarks are
-  off by a batch, so reading is the only reliable count. Returns ksqlpy.runtime.tools.ConsumedRecord
+  Values are JSON-encoded (None = tombstone); str keys are written as UTF-8 text, bytes keys as they are,
+  other keys as JSON.
+- `consume_all(bootstrap, topic, expected_count=None, timeout=15.0, idle=1.0)`: waits up to `timeout` for
+  the topic to exist, then reads every partition from the beginning without a consumer group. With
+  expected_count it returns as soon as that many records arrived (or once none arrived for `timeout`
+  seconds); without, once none arrived for `idle` seconds. Tansu's watermarks are off by a batch, so
+  reading is the only reliable count. Returns ksqlpy.runtime.tools.ConsumedRecord
   (key/value bytes, partition, offset, timestamp, headers; `.key_text`, `.json_value`).
 - `wait_until(condition, timeout=15.0, message="...")`: polls until condition() is truthy, else fails.
 """
@@ -28,13 +30,19 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
+from confluent_kafka import KafkaError
 
+from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
-from ksqlpy.runtime.tools import ConsumedRecord, ensure_topic, record_from_message
+from ksqlpy.runtime.tools import (
+    ConsumedRecord,
+    encode_text_or_json,
+    ensure_topic,
+    read_records,
+    topic_partition_ids,
+)
 
 
 @pytest.fixture(scope="session")
@@ -68,19 +76,10 @@ def unique_topic(request: pytest.FixtureRequest) -> Callable[..., str]:
     return make
 
 
-def _encode_key(key: Any) -> bytes | None:
-    if key is None:
-        return None
-    if isinstance(key, bytes):
-        return key
-    if isinstance(key, str):
-        return key.encode("utf-8")
-    return json.dumps(key).encode("utf-8")
-
-
 def produce_json_records(bootstrap: str, topic: str, records: Sequence[Any], partitions: int = 1) -> None:
-    ensure_topic(AdminClient({"bootstrap.servers": bootstrap}), topic, partitions)
-    producer = Producer({"bootstrap.servers": bootstrap, "partitioner": "murmur2_random"})
+    clients = KafkaClients(RuntimeConfig(bootstrap_servers=bootstrap))
+    ensure_topic(clients.admin(), topic, partitions)
+    producer = clients.producer()
     failures: list[KafkaError] = []
 
     def on_delivery(error: KafkaError | None, _message: Any) -> None:
@@ -92,21 +91,23 @@ def produce_json_records(bootstrap: str, topic: str, records: Sequence[Any], par
         if isinstance(record, tuple):
             key, value, timestamp = (*record, 0) if len(record) == 2 else record
         payload = None if value is None else json.dumps(value).encode("utf-8")
-        producer.produce(topic, value=payload, key=_encode_key(key), timestamp=timestamp, on_delivery=on_delivery)
+        encoded_key = key if key is None or isinstance(key, bytes) else encode_text_or_json(key)
+        producer.produce(topic, value=payload, key=encoded_key, timestamp=timestamp, on_delivery=on_delivery)
     remaining = producer.flush(15.0)
     assert remaining == 0, f"{remaining} records to {topic} were not delivered"
     assert not failures, f"delivery to {topic} failed: {failures}"
 
 
-def _topic_partitions(consumer: Consumer, topic: str, deadline: float) -> list[int]:
-    while True:
-        metadata = consumer.list_topics(topic, timeout=max(0.1, deadline - time.monotonic()))
-        described = metadata.topics.get(topic)
-        if described is not None and described.error is None and described.partitions:
-            return sorted(described.partitions)
-        if time.monotonic() >= deadline:
-            pytest.fail(f"topic {topic} does not exist")
-        time.sleep(0.1)
+def _topic_exists(clients: KafkaClients, topic: str) -> bool:
+    # A consumer's metadata request never auto-creates the topic (an AdminClient's does on Tansu).
+    consumer = clients.consumer(f"test-probe-{uuid.uuid4().hex}")
+    try:
+        topic_partition_ids(consumer, topic)
+        return True
+    except KsqlError:
+        return False
+    finally:
+        consumer.close()
 
 
 def consume_all_records(
@@ -116,33 +117,10 @@ def consume_all_records(
     timeout: float = 15.0,
     idle: float = 1.0,
 ) -> list[ConsumedRecord]:
-    deadline = time.monotonic() + timeout
-    # Manual assignment skips the consumer-group join, so reading starts at once.
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-reader-{uuid.uuid4().hex}",
-                         "enable.auto.commit": False, "isolation.level": "read_committed"})
-    try:
-        partitions = _topic_partitions(consumer, topic, deadline)
-        consumer.assign([TopicPartition(topic, partition, OFFSET_BEGINNING) for partition in partitions])
-        records: list[ConsumedRecord] = []
-        last_arrival = time.monotonic()
-        while time.monotonic() < deadline:
-            if expected_count is not None and len(records) >= expected_count:
-                break
-            if expected_count is None and time.monotonic() - last_arrival >= idle:
-                break
-            message = consumer.poll(0.1)
-            if message is None:
-                continue
-            error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                pytest.fail(f"consuming {topic} failed: {error}")
-            last_arrival = time.monotonic()
-            records.append(record_from_message(message))
-        return records
-    finally:
-        consumer.close()
+    clients = KafkaClients(RuntimeConfig(bootstrap_servers=bootstrap))
+    wait_until_true(lambda: _topic_exists(clients, topic), timeout, f"topic {topic} to exist")
+    idle_limit = idle if expected_count is None else timeout
+    return list(itertools.islice(read_records(clients, topic, True, idle_limit), expected_count))
 
 
 def wait_until_true(condition: Callable[[], Any], timeout: float = 15.0, message: str = "condition") -> Any:
