@@ -1,17 +1,37 @@
-"""The `ksqlpy` command line: one entry point dispatching to each tool's own argument parser."""
+"""The `ksqlpy` command line: one entry point dispatching to each tool's own argument parser.
+
+Imports are lazy so `ksqlpy --help` and `ksqlpy test` start without loading the Kafka client.
+"""
 
 from __future__ import annotations
 
+import argparse
+import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ksqlpy.runtime.app import KsqlpyApp
+    from ksqlpy.runtime.config import RuntimeConfig
 
 USAGE = """usage: ksqlpy <command> [options]
 
 commands:
+  run           run a file of statements against Kafka; persistent queries keep running until Ctrl-C
+  shell         an interactive statement prompt against Kafka
+  broker        run the embedded Kafka-compatible broker (in memory) in the foreground
+  produce       write JSON lines from stdin to a topic
+  consume       print a topic's records as JSON lines
   test          run statements over input records in memory and compare with expected output
   conformance   run ksqlDB's query-validation cases (JSON Lines) and report the pass rate
   version       print the version
 
+Without --bootstrap-servers (or KSQLPY_BOOTSTRAP_SERVERS, or bootstrap.servers in --config), run and shell
+start an embedded broker that keeps data in memory only.
 Run 'ksqlpy <command> --help' for a command's options."""
 
 
@@ -34,7 +54,149 @@ def _version(argv: list[str]) -> int:
     return 0
 
 
+def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap-servers", metavar="B", help="Kafka bootstrap servers (default: embedded broker)")
+    parser.add_argument("--config", metavar="FILE", help="name=value settings: ksql properties and librdkafka settings")
+    parser.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE",
+                        help="a ksql property or librdkafka setting (repeatable)")
+    parser.add_argument("--service-id", metavar="ID",
+                        help="processes with the same service id share the command log and the queries' work")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log query starts and partition assignments")
+
+
+def _configure_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="ksqlpy: %(message)s")
+
+
+def _config_from(args: argparse.Namespace) -> RuntimeConfig:
+    from ksqlpy.runtime.config import load_config
+
+    return load_config(args.bootstrap_servers, args.config, args.property, args.service_id)
+
+
+def _error(message: object) -> None:
+    print(f"Error: {message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a command the way Ctrl-C does, so both shut down cleanly."""
+
+    def interrupt(_signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ksqlpy run", description="Run the statements of FILE in order; "
+                                     "persistent queries then run until Ctrl-C / SIGTERM (or --until-idle).")
+    parser.add_argument("file", metavar="FILE.sql")
+    _add_connection_arguments(parser)
+    parser.add_argument("--until-idle", type=float, metavar="SECONDS",
+                        help="return once no input record has arrived for SECONDS")
+    args = parser.parse_args(argv)
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as error:
+        _error(f"cannot read {args.file}: {error.strerror}")
+        return 2
+    from ksqlpy.errors import KsqlError
+    from ksqlpy.runtime.app import KsqlpyApp
+    from ksqlpy.shell.render import StreamingTable, print_result
+
+    _configure_logging(args.verbose)
+    with _sigterm_as_interrupt():
+        try:
+            app = KsqlpyApp(_config_from(args)).start()
+        except KsqlError as error:
+            _error(error)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        try:
+            for result in app.execute_iter(text, StreamingTable(sys.stdout)):
+                print_result(result, sys.stdout)
+            if app.engine.queries:
+                count = len(app.engine.queries)
+                print(f"ksqlpy: {count} persistent quer{'y' if count == 1 else 'ies'} running; "
+                      "press Ctrl-C to stop.", file=sys.stderr, flush=True)
+                app.run_until(args.until_idle)
+            return 0
+        except KsqlError as error:
+            _error(error)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            _shutdown(app)
+
+
+def _shutdown(app: KsqlpyApp) -> None:
+    """Print each query's totals, then stop queries and broker; a second Ctrl-C here is ignored."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for line in app.summary_lines():
+            print(f"ksqlpy: {line}", file=sys.stderr)
+        app.close()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _shell(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ksqlpy shell", description="Interactive statement prompt; reads "
+                                     "statements from stdin when it is not a terminal.")
+    _add_connection_arguments(parser)
+    args = parser.parse_args(argv)
+    from ksqlpy.errors import KsqlError
+    from ksqlpy.shell.repl import run_shell
+
+    _configure_logging(args.verbose)
+    try:
+        with _sigterm_as_interrupt():
+            return run_shell(_config_from(args))
+    except KsqlError as error:
+        _error(error)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _broker(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ksqlpy broker", description="Run the embedded broker (Tansu, data in "
+                                     "memory only) in the foreground and print its bootstrap address.")
+    parser.add_argument("--port", type=int, help="loopback port to listen on (default: a free one)")
+    args = parser.parse_args(argv)
+    from ksqlpy.runtime.broker import run_broker_foreground
+
+    _configure_logging()
+    return run_broker_foreground(args.port)
+
+
+def _produce(argv: list[str]) -> int:
+    from ksqlpy.runtime.tools import main_produce
+
+    return main_produce(argv)
+
+
+def _consume(argv: list[str]) -> int:
+    from ksqlpy.runtime.tools import main_consume
+
+    return main_consume(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "run": _run,
+    "shell": _shell,
+    "broker": _broker,
+    "produce": _produce,
+    "consume": _consume,
     "test": _test,
     "conformance": _conformance,
     "version": _version,

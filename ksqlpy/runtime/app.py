@@ -1,0 +1,359 @@
+"""The ksqlpy application: broker (embedded or configured) -> clients -> Kafka backend -> engine, with the
+command log replayed at start-up and every successful DDL/DML statement appended to it.
+
+`ksqlpy run` and `ksqlpy shell` are thin front ends over KsqlpyApp.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
+
+from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.errors import KsqlError, StatementError
+from ksqlpy.runtime.command_log import CommandLog, command_key, is_recorded
+from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.syntax import ast
+from ksqlpy.syntax.parser import parse
+
+if TYPE_CHECKING:
+    from ksqlpy.runtime.backend import KafkaBackend
+    from ksqlpy.runtime.broker import EmbeddedBroker
+    from ksqlpy.runtime.clients import KafkaClients
+    from ksqlpy.types import SqlType
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROGRESS_INTERVAL_S = 1.0
+
+
+class StreamSink(Protocol):
+    """Where streamed output goes as it arrives: a push query's header and rows, PRINT's lines."""
+
+    def header(self, columns: list[str], types: list[SqlType]) -> None: ...
+
+    def row(self, values: list[Any]) -> None: ...
+
+    def line(self, text: str) -> None: ...
+
+
+class CollectingSink:
+    """Keeps streamed output for the StatementResult when the caller gave no sink of its own."""
+
+    def __init__(self) -> None:
+        self.rows: list[list[Any]] = []
+        self.lines: list[str] = []
+
+    def header(self, columns: list[str], types: list[SqlType]) -> None:
+        pass
+
+    def row(self, values: list[Any]) -> None:
+        self.rows.append(values)
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+
+
+class KsqlpyApp:
+    """One ksqlpy process: call start() (or use as a context manager), then execute() and run_until()."""
+
+    def __init__(self, config: RuntimeConfig, status: TextIO | None = None) -> None:
+        self.config = config
+        self.status = status if status is not None else sys.stderr
+        self.broker: EmbeddedBroker | None = None
+        self._clients: KafkaClients | None = None
+        self._backend: KafkaBackend | None = None
+        self._engine: Engine | None = None
+        self._command_log: CommandLog | None = None
+        # Replayed commands not yet matched by a statement of this run: what "already recorded" means.
+        self._unmatched_replayed: Counter[str] = Counter()
+        self.replay_failures: list[str] = []
+        self._transient_ids = itertools.count()
+        self._closed = False
+
+    # -- lifecycle
+
+    def start(self) -> KsqlpyApp:
+        from ksqlpy.runtime.backend import KafkaBackend
+        from ksqlpy.runtime.clients import KafkaClients
+
+        try:
+            if self.config.bootstrap_servers is None:
+                self._start_embedded_broker()
+            self._clients = KafkaClients(self.config)
+            self._backend = KafkaBackend(self._clients, self.config)
+            self._engine = Engine(self._backend, self.config.properties)
+            self._command_log = CommandLog(self._clients, self.config.service_id)
+            self._replay()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _start_embedded_broker(self) -> None:
+        from ksqlpy.runtime.broker import EmbeddedBroker
+
+        self.broker = EmbeddedBroker()
+        self.config.bootstrap_servers = self.broker.start()
+        self.status.write(
+            f"ksqlpy: no bootstrap servers configured; started an embedded broker at {self.config.bootstrap_servers}.\n"
+            "ksqlpy: it keeps data IN MEMORY ONLY: topics, records and queries are lost when ksqlpy exits.\n"
+        )
+        self.status.flush()
+
+    def _replay(self) -> None:
+        """Re-execute every recorded command with the properties it ran with. Query ids come from the
+        engine's counter, so each query gets the id (and consumer group) it had before and resumes from
+        its committed offsets."""
+        commands = self.command_log.replay()
+        session = dict(self.engine.properties)
+        for command in commands:
+            self.engine.properties = dict(command.properties)
+            try:
+                for statement in parse(command.statement):
+                    self.engine.execute_statement(statement)
+            except KsqlError as error:
+                # A log can hold a statement twice (two processes racing); the copy fails like it did then.
+                self.replay_failures.append(f"{command.statement}: {error}")
+                log.info("command log: %r did not re-apply: %s", command.statement, error)
+            self._unmatched_replayed[command_key(command.statement, command.properties)] += 1
+        self.engine.properties = session
+        if commands:
+            self.status.write(
+                f"ksqlpy: recovered {len(commands)} statement(s) from {self.command_log.topic}; "
+                f"{len(self.engine.queries)} persistent quer{'y' if len(self.engine.queries) == 1 else 'ies'} running.\n"
+            )
+            self.status.flush()
+
+    def close(self) -> None:
+        """Stop every query cleanly (finish the batch, commit, close), then the embedded broker; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            if self._backend is not None:
+                self._backend.close()
+            if self._command_log is not None:
+                self._command_log.close()
+        finally:
+            if self.broker is not None:
+                self.broker.stop()
+
+    def __enter__(self) -> KsqlpyApp:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise KsqlError("ksqlpy is not started")
+        return self._engine
+
+    @property
+    def backend(self) -> KafkaBackend:
+        if self._backend is None:
+            raise KsqlError("ksqlpy is not started")
+        return self._backend
+
+    @property
+    def clients(self) -> KafkaClients:
+        if self._clients is None:
+            raise KsqlError("ksqlpy is not started")
+        return self._clients
+
+    @property
+    def command_log(self) -> CommandLog:
+        if self._command_log is None:
+            raise KsqlError("ksqlpy is not started")
+        return self._command_log
+
+    # -- statements
+
+    def execute(self, text: str, sink: StreamSink | None = None) -> list[StatementResult]:
+        """Run a script's statements in order; raises at the first failing one (after running those before)."""
+        return list(self.execute_iter(text, sink))
+
+    def execute_iter(self, text: str, sink: StreamSink | None = None) -> Iterator[StatementResult]:
+        """Like execute(), one result at a time, so callers can show each before the next runs."""
+        for statement in parse(text):
+            yield self.execute_statement(statement, sink)
+
+    def execute_statement(self, statement: ast.Statement, sink: StreamSink | None = None) -> StatementResult:
+        if isinstance(statement, ast.RunScript):
+            return self._run_script(statement, sink)
+        if isinstance(statement, ast.SelectStatement):
+            return self._push_query(statement, sink)
+        if isinstance(statement, ast.Print):
+            return self._print(statement, sink)
+        if not is_recorded(statement):
+            result = self.engine.execute_statement(statement)
+            if isinstance(statement, ast.Show) and statement.what == "QUERIES":
+                self._add_query_progress(result)
+            return result
+        text = statement_text(statement)
+        properties = dict(self.engine.properties)
+        key = command_key(text, properties)
+        if self._unmatched_replayed[key] > 0:
+            self._unmatched_replayed[key] -= 1
+            return self._already_recorded(text)
+        result = self.engine.execute_statement(statement)
+        self.command_log.append(text, properties)
+        return result
+
+    def _already_recorded(self, text: str) -> StatementResult:
+        normalized = " ".join(text.split())
+        running = [q.query_id for q in self.engine.queries.values() if " ".join(q.statement_text.split()) == normalized]
+        if running:
+            return StatementResult(text, f"Already running as query {running[0]} (recorded in the command log).",
+                                   query_id=running[0])
+        return StatementResult(text, "Already recorded in the command log: not executed again.")
+
+    def _run_script(self, statement: ast.RunScript, sink: StreamSink | None) -> StatementResult:
+        try:
+            script = Path(statement.path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise StatementError(f"Cannot read script {statement.path}: {error.strerror}") from error
+        results = self.execute(script, sink)
+        return StatementResult(statement.text, "\n".join(r.message for r in results if r.message))
+
+    def _push_query(self, statement: ast.SelectStatement, sink: StreamSink | None) -> StatementResult:
+        if statement.query.emit != "CHANGES":
+            raise StatementError("Pull queries are not supported: add EMIT CHANGES to run a push query")
+        plan = self.engine.plan_transient(statement)
+        pipeline = self.engine.transient_pipeline(plan, f"transient_{next(self._transient_ids)}")
+        columns = [c.name for c in plan.output.columns]
+        collector = CollectingSink()
+        target = sink if sink is not None else collector
+        target.header(columns, [c.type for c in plan.output.columns])
+        delivered = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row)
+        message = "Limit Reached" if plan.limit is not None and delivered >= plan.limit else "Query terminated"
+        return StatementResult(statement.text, message, columns=columns if sink is None else [], rows=collector.rows)
+
+    def _print(self, statement: ast.Print, sink: StreamSink | None) -> StatementResult:
+        from ksqlpy.runtime.tools import print_topic
+
+        collector = CollectingSink()
+        target = sink if sink is not None else collector
+        lines = print_topic(self.clients, statement.topic, statement.from_beginning, statement.interval,
+                            statement.limit)
+        _stream(lines, target.line)
+        return StatementResult(statement.text, "\n".join(collector.lines))
+
+    def _add_query_progress(self, result: StatementResult) -> None:
+        """SHOW QUERIES with each query's live state and this process's counts from the backend."""
+        statuses = self.backend.query_status()
+        result.columns = [*result.columns, "Records In", "Records Out", "Lag"]
+        for row in result.rows:
+            status = statuses.get(row[0])
+            if status is None:
+                row.extend([None, None, None])
+            else:
+                row[1] = status.state
+                row.extend([status.records_in, status.records_out, status.total_lag])
+
+    # -- running
+
+    def run_until(self, idle_seconds: float | None = None) -> None:
+        """Block while persistent queries run: until Ctrl-C / SIGTERM, or with `idle_seconds` until no
+        input record has arrived for that long (and at least that long has passed)."""
+        stop = threading.Event()
+        previous = _install_sigterm(stop)
+        progress = ProgressLine(self.status)
+        started = time.monotonic()
+        try:
+            while not stop.wait(min(PROGRESS_INTERVAL_S, idle_seconds or PROGRESS_INTERVAL_S)):
+                progress.show(self.progress_text())
+                if idle_seconds is not None:
+                    last_activity = max(started, self.backend.last_input_time())
+                    if time.monotonic() - last_activity >= idle_seconds:
+                        break
+        except KeyboardInterrupt:
+            pass
+        finally:
+            progress.clear()
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+    def progress_text(self) -> str:
+        parts = []
+        for query_id, status in sorted(self.backend.query_status().items()):
+            parts.append(f"{query_id} in={status.records_in} out={status.records_out} lag={status.total_lag}")
+        return " | ".join(parts) or "no persistent queries"
+
+    def summary_lines(self) -> list[str]:
+        """One line per persistent query with its totals in this process (printed when `ksqlpy run` ends)."""
+        return [
+            f"query {query_id}: state={status.state} records_in={status.records_in} records_out={status.records_out}"
+            for query_id, status in sorted(self.backend.query_status().items())
+        ]
+
+
+def _stream(items: Iterator[T], deliver: Callable[[T], None]) -> int:
+    """Deliver items until the stream ends or Ctrl-C cancels it (which cancels the query, not the caller);
+    the generator is closed either way, which closes its consumer. Returns how many were delivered."""
+    delivered = 0
+    try:
+        for item in items:
+            deliver(item)
+            delivered += 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+    return delivered
+
+
+def statement_text(statement: ast.Statement) -> str:
+    """Every concrete statement node carries its source text; the base class does not declare it."""
+    return str(getattr(statement, "text", ""))
+
+
+class ProgressLine:
+    """A single status line rewritten in place on a terminal; silent when the stream is not a terminal."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self._shown = False
+
+    def show(self, text: str) -> None:
+        if self.enabled:
+            self.stream.write("\r\x1b[2K" + text)
+            self.stream.flush()
+            self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[2K")
+            self.stream.flush()
+            self._shown = False
+
+
+SignalHandler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _install_sigterm(stop: threading.Event) -> SignalHandler:
+    """SIGTERM means a clean stop, like Ctrl-C; only the main thread may install handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    return signal.signal(signal.SIGTERM, request_stop)

@@ -1,0 +1,148 @@
+"""The command log: every successful DDL/DML statement, with its session properties, kept in a Kafka topic.
+
+On start-up the log is replayed to rebuild the catalog and restart persistent queries, so metadata
+survives restarts and every process sharing a service id sees the same statements. Records are
+`{"statement": text, "properties": {...}}` JSON values keyed by a sequence number.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+
+from ksqlpy.errors import KsqlError
+from ksqlpy.runtime.tools import ensure_topic
+from ksqlpy.syntax import ast
+
+if TYPE_CHECKING:
+    from confluent_kafka import Producer
+
+    from ksqlpy.runtime.clients import KafkaClients
+
+log = logging.getLogger(__name__)
+
+FLUSH_TIMEOUT_S = 15.0
+# Tansu's watermarks cannot be trusted, so the end of the log is "partition EOF, then nothing for a while".
+QUIET_AFTER_EOF_S = 0.3
+# How long replay waits for the first fetch (or anything at all) before deciding the log is exhausted.
+REPLAY_IDLE_TIMEOUT_S = 5.0
+
+# Statements that change what exists or runs; everything else is a read or only changes the session.
+RECORDED_STATEMENTS: tuple[type[ast.Statement], ...] = (
+    ast.CreateSource,
+    ast.CreateAsSelect,
+    ast.InsertInto,
+    ast.DropSource,
+    ast.Terminate,
+    ast.CreateType,
+    ast.DropType,
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    statement: str
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def command_topic(service_id: str) -> str:
+    return f"_ksqlpy_{service_id}_command_topic"
+
+
+def is_recorded(statement: ast.Statement) -> bool:
+    return isinstance(statement, RECORDED_STATEMENTS)
+
+
+def command_key(statement_text: str, properties: dict[str, Any]) -> str:
+    """Identity of a command for "already recorded" checks: whitespace-insensitive text plus properties."""
+    normalized = " ".join(statement_text.split())
+    return normalized + "\0" + orjson.dumps(properties, option=orjson.OPT_SORT_KEYS, default=str).decode()
+
+
+class CommandLog:
+    def __init__(self, clients: KafkaClients, service_id: str) -> None:
+        self.clients = clients
+        self.topic = command_topic(service_id)
+        self._producer: Producer | None = None
+        self._next_sequence = 0
+        self._topic_ready = False
+
+    def ensure_topic(self) -> None:
+        """Create the single-partition command topic unless it exists; keep its records forever."""
+        if self._topic_ready:
+            return
+        ensure_topic(self.clients.admin(), self.topic, 1, {"retention.ms": "-1"})
+        self._topic_ready = True
+
+    def replay(self) -> list[Command]:
+        """Every command recorded so far, oldest first."""
+        self.ensure_topic()
+        # A throwaway group: replay never commits, so every process reads the whole log.
+        consumer = self.clients.consumer(f"_ksqlpy_replay_{uuid.uuid4().hex}", **{"enable.partition.eof": True})
+        commands: list[Command] = []
+        try:
+            consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
+            reached_eof = False
+            while True:
+                message = consumer.poll(QUIET_AFTER_EOF_S if reached_eof else REPLAY_IDLE_TIMEOUT_S)
+                if message is None:
+                    break
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        reached_eof = True
+                        continue
+                    raise KsqlError(f"Cannot read command topic {self.topic}: {error.str()}")
+                offset = message.offset() or 0
+                command = _decode(message.value())
+                if command is None:
+                    log.warning("skipping unreadable record at offset %d of %s", offset, self.topic)
+                else:
+                    commands.append(command)
+                self._next_sequence = max(self._next_sequence, offset + 1)
+        finally:
+            consumer.close()
+        return commands
+
+    def append(self, statement: str, properties: dict[str, Any]) -> None:
+        """Record one statement durably; raises KsqlError when the broker does not acknowledge it."""
+        self.ensure_topic()
+        if self._producer is None:
+            self._producer = self.clients.producer(**{"enable.idempotence": True, "acks": "all"})
+        failures: list[str] = []
+
+        def on_delivery(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        value = orjson.dumps({"statement": statement, "properties": properties}, default=str)
+        try:
+            self._producer.produce(self.topic, value=value, key=str(self._next_sequence), on_delivery=on_delivery)
+        except (KafkaException, BufferError) as error:
+            raise KsqlError(f"Cannot record statement in {self.topic}: {error}") from error
+        deadline = time.monotonic() + FLUSH_TIMEOUT_S
+        while self._producer.flush(max(0.0, deadline - time.monotonic())) > 0:
+            if time.monotonic() >= deadline:
+                raise KsqlError(f"Cannot record statement in {self.topic}: the broker did not acknowledge it")
+        if failures:
+            raise KsqlError(f"Cannot record statement in {self.topic}: {failures[0]}")
+        self._next_sequence += 1
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.flush(FLUSH_TIMEOUT_S)
+            self._producer = None
+
+
+def _decode(value: bytes | None) -> Command | None:
+    try:
+        decoded = orjson.loads(value or b"")
+        return Command(str(decoded["statement"]), dict(decoded.get("properties") or {}))
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+        return None

@@ -1,0 +1,1 @@
+"""`ksqlpy shell`: the interactive statement prompt and the text rendering of statement results."""

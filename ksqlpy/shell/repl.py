@@ -1,0 +1,111 @@
+"""`ksqlpy shell`: an interactive prompt over KsqlpyApp, or a statement reader when stdin is not a terminal."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+from ksqlpy.errors import KsqlError
+from ksqlpy.runtime.app import KsqlpyApp
+from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.shell.render import StreamingTable, print_result
+
+HISTORY_FILE = Path.home() / ".ksqlpy_history"
+PROMPT = "ksql> "
+CONTINUATION_PROMPT = "   > "
+EXIT_WORDS = {"exit", "quit", "exit;", "quit;"}
+BANNER = "ksqlpy shell: end statements with ';', leave with exit, quit or Ctrl-D; Ctrl-C cancels a running query."
+
+
+def statement_complete(text: str) -> bool:
+    """True when `text` ends with a ';' that is outside quotes, backticks and comments."""
+    last_significant = ""
+    quote: str | None = None
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote is not None:
+            if char == quote:
+                quote = None
+            last_significant = char
+        elif char in "'`\"":
+            quote = char
+            last_significant = char
+        elif text.startswith("--", index):
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline
+            continue
+        elif not char.isspace():
+            last_significant = char
+        index += 1
+    return quote is None and last_significant == ";"
+
+
+def chunk_statements(lines: Iterable[str]) -> Iterator[str]:
+    """Group input lines into complete statements (each ending with ';'); a trailing partial one is kept too."""
+    buffer: list[str] = []
+    for line in lines:
+        if not buffer and line.strip().lower() in EXIT_WORDS:
+            return
+        buffer.append(line.rstrip("\n"))
+        text = "\n".join(buffer)
+        if statement_complete(text):
+            yield text
+            buffer = []
+    remainder = "\n".join(buffer).strip()
+    if remainder:
+        yield remainder
+
+
+def run_statements(app: KsqlpyApp, text: str, out: TextIO, err: TextIO) -> bool:
+    """Execute and print; False when a statement failed (its error is printed, the shell carries on)."""
+    try:
+        for result in app.execute_iter(text, StreamingTable(out)):
+            print_result(result, out)
+    except KsqlError as error:
+        err.write(f"Error: {error}\n")
+        err.flush()
+        return False
+    return True
+
+
+def run_shell(config: RuntimeConfig, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
+    source = stdin if stdin is not None else sys.stdin
+    target = out if out is not None else sys.stdout
+    with KsqlpyApp(config) as app:
+        if source.isatty() and target.isatty():
+            return _interactive(app, target)
+        ok = True
+        for statement in chunk_statements(source):
+            ok = run_statements(app, statement, target, sys.stderr) and ok
+        return 0 if ok else 1
+
+
+def _interactive(app: KsqlpyApp, out: TextIO) -> int:
+    from prompt_toolkit import PromptSession
+    from prompt_toolkit.history import FileHistory
+
+    session: PromptSession[str] = PromptSession(history=FileHistory(str(HISTORY_FILE)))
+    out.write(BANNER + "\n")
+    buffer: list[str] = []
+    while True:
+        try:
+            line = session.prompt(CONTINUATION_PROMPT if buffer else PROMPT)
+        except KeyboardInterrupt:
+            buffer = []  # Ctrl-C at the prompt drops the statement being typed, as in a terminal
+            continue
+        except EOFError:
+            return 0
+        if not buffer and line.strip().lower() in EXIT_WORDS:
+            return 0
+        buffer.append(line)
+        text = "\n".join(buffer)
+        if not statement_complete(text):
+            continue
+        buffer = []
+        try:
+            run_statements(app, text, out, sys.stderr)
+        except KeyboardInterrupt:
+            out.write("\nCancelled.\n")
