@@ -1,0 +1,182 @@
+"""The engine's backend on a Kafka broker: topics through the admin client, one QueryWorker thread per query.
+
+Topics are created with the broker's default replication factor (replication_factor -1, which real clusters
+resolve from `default.replication.factor`); the `ksql.sink.replicas` property overrides it. No topic
+configs are set: retention and cleanup follow the broker's defaults, as for ksqlDB's sink topics.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from ksqlpy.engine import PersistentQuery
+from ksqlpy.errors import KsqlError
+from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record
+from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.runtime.processing_log import ProcessingLog
+from ksqlpy.runtime.push import run_push_query
+from ksqlpy.runtime.worker import QueryStatus, QueryWorker, describe_error, produce_all
+
+logger = logging.getLogger(__name__)
+
+REPLICAS_PROPERTY = "ksql.sink.replicas"
+BROKER_DEFAULT_REPLICAS = -1
+ADMIN_TIMEOUT = 15.0
+# How long stop_query/close wait for a worker to finish its batch, commit and close.
+WORKER_STOP_TIMEOUT = 30.0
+
+
+class KafkaBackend:
+    def __init__(self, clients: KafkaClients, config: RuntimeConfig) -> None:
+        self.clients = clients
+        self.config = config
+        # Distinguishes this process's transactional ids from those of other processes sharing the queries.
+        self.instance_id = uuid.uuid4().hex[:12]
+        self._admin: AdminClient = clients.admin()
+        self._producer = clients.producer()
+        self._processing_log = ProcessingLog(self._producer, self.create_topic)
+        self._workers: dict[str, QueryWorker] = {}
+        self._lock = threading.Lock()
+        self._last_input = time.monotonic()
+
+    # -- topics
+
+    def create_topic(self, name: str, partitions: int) -> None:
+        """Create the topic unless it exists, then wait until the broker's metadata shows it."""
+        replicas = int(self.config.properties.get(REPLICAS_PROPERTY, BROKER_DEFAULT_REPLICAS))
+        futures = self._admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=replicas)],
+            operation_timeout=ADMIN_TIMEOUT,
+            request_timeout=ADMIN_TIMEOUT,
+        )
+        try:
+            futures[name].result()
+        except KafkaException as error:
+            if _code(error) != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise KsqlError(f"Could not create topic {name}: {describe_error(error)}") from error
+        self._wait_for(name, present=True)
+
+    def topic_partitions(self, name: str) -> int | None:
+        return self._topic_sizes().get(name)
+
+    def delete_topic(self, name: str) -> None:
+        futures = self._admin.delete_topics([name], operation_timeout=ADMIN_TIMEOUT, request_timeout=ADMIN_TIMEOUT)
+        try:
+            futures[name].result()
+        except KafkaException as error:
+            if _code(error) != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise KsqlError(f"Could not delete topic {name}: {describe_error(error)}") from error
+        self._wait_for(name, present=False)
+
+    def list_topics(self, include_internal: bool = False) -> dict[str, int]:
+        """Topics and their partition counts; names starting with '_' (internal) only when asked."""
+        return {
+            name: size for name, size in self._topic_sizes().items() if include_internal or not name.startswith("_")
+        }
+
+    def _topic_sizes(self) -> dict[str, int]:
+        # Always the full listing: asking the metadata for one named topic auto-creates it on some brokers.
+        try:
+            metadata = self._admin.list_topics(timeout=ADMIN_TIMEOUT)
+        except KafkaException as error:
+            raise KsqlError(f"Could not list topics: {describe_error(error)}") from error
+        return {name: len(topic.partitions) for name, topic in metadata.topics.items() if topic.error is None}
+
+    def _wait_for(self, name: str, present: bool, timeout: float = ADMIN_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
+        while (name in self._topic_sizes()) != present:
+            if time.monotonic() > deadline:
+                state = "appear" if present else "disappear"
+                raise KsqlError(f"Topic {name} did not {state} in the broker's metadata within {timeout:.0f} s")
+            time.sleep(0.1)
+
+    # -- records
+
+    def write(self, topic: str, records: list[Record]) -> None:
+        """Produce and wait for acknowledgement; the producer partitions by key as ksqlDB's would."""
+        failures = produce_all(self._producer, topic, records)
+        remaining = self._producer.flush(ADMIN_TIMEOUT)
+        if failures:
+            raise KsqlError(f"Could not write to {topic}: {failures[0].str()}")
+        if remaining:
+            raise KsqlError(f"Could not write to {topic}: the broker did not acknowledge {remaining} records")
+
+    def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
+        return self._processing_log.logger(query_id, topic)
+
+    # -- queries
+
+    def start_query(self, query: PersistentQuery) -> None:
+        properties = {**self.config.properties, **query.plan.properties}
+        worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id)
+        with self._lock:
+            previous = self._workers.pop(query.query_id, None)
+            self._workers[query.query_id] = worker
+        if previous is not None:
+            self._retire(previous)
+        query.state = "RUNNING"
+        worker.start()
+        logger.info(
+            "query %s started (group %s, %s)",
+            query.query_id, worker.group_id, "exactly-once" if worker.exactly_once else "at-least-once",
+        )
+
+    def stop_query(self, query_id: str) -> None:
+        with self._lock:
+            worker = self._workers.pop(query_id, None)
+        if worker is not None:
+            self._retire(worker)
+
+    def _retire(self, worker: QueryWorker) -> None:
+        worker.stop(WORKER_STOP_TIMEOUT)
+        self._last_input = max(self._last_input, worker.last_input)
+
+    def query_status(self) -> dict[str, QueryStatus]:
+        with self._lock:
+            workers = list(self._workers.values())
+        return {worker.query_id: worker.status() for worker in workers}
+
+    def last_input_time(self) -> float:
+        """Monotonic time a record was last consumed (or a query joined its group), for --until-idle."""
+        with self._lock:
+            workers = list(self._workers.values())
+        return max([self._last_input, *(worker.last_input for worker in workers)])
+
+    def push_query(
+        self,
+        plan: QueryPlan,
+        pipeline: Pipeline,
+        properties: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[list[Any]]:
+        """Stream a transient query's rows; session properties override the configured ones."""
+        merged = {**self.config.properties, **(properties or {})}
+        return run_push_query(self.clients, plan, pipeline, merged, limit, cancel)
+
+    def close(self) -> None:
+        """Stop every query (each finishes its batch, commits and closes), then flush what is left to write."""
+        with self._lock:
+            workers = list(self._workers.values())
+            self._workers.clear()
+        for worker in workers:
+            worker.stop(0)  # signal all first, so they shut down in parallel
+        for worker in workers:
+            self._retire(worker)
+        self._processing_log.flush(ADMIN_TIMEOUT)
+        self._producer.flush(ADMIN_TIMEOUT)
+
+
+def _code(error: KafkaException) -> int | None:
+    inner = error.args[0] if error.args else None
+    return inner.code() if isinstance(inner, KafkaError) else None

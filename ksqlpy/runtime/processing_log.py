@@ -1,0 +1,79 @@
+"""The processing log: records a query could not handle, as JSON entries on the `ksqlpy_processing_log` topic."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import orjson
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
+from ksqlpy.errors import KsqlError
+from ksqlpy.execution.pipeline import ProcessingLogger, Record
+
+PROCESSING_LOG_TOPIC = "ksqlpy_processing_log"
+
+logger = logging.getLogger(__name__)
+
+
+def processing_log_entry(query_id: str, topic: str, record: Record | None, reason: str) -> dict[str, object]:
+    return {
+        "query_id": query_id,
+        "topic": topic,
+        "partition": record.partition if record is not None else None,
+        "offset": record.offset if record is not None else None,
+        "reason": reason,
+        "timestamp": int(time.time() * 1000),
+    }
+
+
+class ProcessingLog:
+    """One producer shared by every query's logger; the topic is created (one partition) on the first entry.
+
+    Entries are also written to the `logging` module, so they are visible even when the broker is not.
+    Producing is asynchronous: workers call flush() at the end of each batch.
+    """
+
+    def __init__(self, producer: Producer, create_topic: Callable[[str, int], None]) -> None:
+        self._producer = producer
+        self._create_topic = create_topic
+        self._topic_ready = False
+        self._lock = threading.Lock()
+
+    def logger(self, query_id: str, topic: str) -> ProcessingLogger:
+        def log(record: Record | None, reason: str) -> None:
+            self.write(processing_log_entry(query_id, topic, record, reason))
+
+        return log
+
+    def write(self, entry: dict[str, object]) -> None:
+        logger.warning(
+            "processing log: query %s, topic %s, partition %s, offset %s: %s",
+            entry["query_id"], entry["topic"], entry["partition"], entry["offset"], entry["reason"],
+        )
+        self._ensure_topic()
+        try:
+            self._producer.produce(PROCESSING_LOG_TOPIC, value=orjson.dumps(entry), on_delivery=_report_failure)
+        except (BufferError, KafkaException) as error:
+            logger.error("could not write to %s: %s", PROCESSING_LOG_TOPIC, error)
+        self._producer.poll(0)
+
+    def flush(self, timeout: float = 5.0) -> None:
+        self._producer.flush(timeout)
+
+    def _ensure_topic(self) -> None:
+        with self._lock:
+            if self._topic_ready:
+                return
+            try:
+                self._create_topic(PROCESSING_LOG_TOPIC, 1)
+                self._topic_ready = True
+            except (KsqlError, KafkaException) as error:  # the entry is still logged locally; retried next time
+                logger.error("could not create %s: %s", PROCESSING_LOG_TOPIC, error)
+
+
+def _report_failure(error: KafkaError | None, _message: Message) -> None:
+    if error is not None:
+        logger.error("could not write to %s: %s", PROCESSING_LOG_TOPIC, error)

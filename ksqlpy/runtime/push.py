@@ -1,0 +1,80 @@
+"""Transient push queries (SELECT ... EMIT CHANGES): stream a query's rows from the broker until LIMIT or cancel."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
+
+from ksqlpy.errors import KsqlError
+from ksqlpy.execution.pipeline import Pipeline
+from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.worker import (
+    BATCH_SIZE,
+    POLL_TIMEOUT,
+    LatestStart,
+    describe_error,
+    query_property,
+    to_record,
+)
+
+logger = logging.getLogger(__name__)
+
+METADATA_TIMEOUT = 10.0
+
+
+def run_push_query(
+    clients: KafkaClients,
+    plan: QueryPlan,
+    pipeline: Pipeline,
+    properties: Mapping[str, Any],
+    limit: int | None = None,
+    cancel: threading.Event | None = None,
+) -> Iterator[list[Any]]:
+    """Yield the query's output rows (its output columns, key columns included) as they arrive.
+
+    Reads every partition of the source from the start ('earliest') or from now ('latest', the default,
+    as in ksqlDB), as set by auto.offset.reset. Nothing is committed: each run starts afresh. Partitions are
+    assigned directly rather than through a group join, so the first rows come without a rebalance delay.
+    `limit` defaults to the query's LIMIT; closing the iterator closes the consumer.
+    """
+    topic = plan.source.source.topic
+    remaining = limit if limit is not None else plan.limit
+    from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
+    consumer = clients.consumer(f"_ksqlpy_transient_{uuid.uuid4().hex}", **{"enable.partition.eof": not from_start})
+    try:
+        try:
+            metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
+        except KafkaException as error:
+            raise KsqlError(f"Could not read topic {topic}: {describe_error(error)}") from error
+        found = metadata.topics.get(topic)
+        if found is None or found.error is not None or not found.partitions:
+            raise KsqlError(f"Topic {topic} does not exist")
+        start = OFFSET_BEGINNING if from_start else OFFSET_END
+        consumer.assign([TopicPartition(topic, partition, start) for partition in sorted(found.partitions)])
+        latest_start = LatestStart(set() if from_start else set(found.partitions))
+        while remaining != 0 and not (cancel is not None and cancel.is_set()):
+            records = []
+            for message in consumer.consume(BATCH_SIZE, POLL_TIMEOUT):
+                if latest_start.keep(message):
+                    records.append(to_record(message))
+                    continue
+                failure = message.error()
+                if failure is not None and failure.code() != KafkaError._PARTITION_EOF:
+                    logger.warning("push query on %s: %s", topic, failure.str())
+            if not records:
+                continue
+            columns, _meta = pipeline.run(records)
+            for row in zip(*columns, strict=True):
+                yield list(row)
+                if remaining is not None:
+                    remaining -= 1
+                    if remaining == 0:
+                        return
+    finally:
+        consumer.close()

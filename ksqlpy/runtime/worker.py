@@ -1,0 +1,554 @@
+"""One persistent query on the broker: a thread that consumes a batch, runs the pipeline, produces, then commits.
+
+At-least-once (the default): the consumed offsets are committed only after every produced record is
+acknowledged; a failed delivery rewinds the consumer to the start of the batch and retries it.
+Exactly-once (processing.guarantee = exactly_once / exactly_once_v2): each batch's output and its input
+offsets are committed in one Kafka transaction; a failed transaction is aborted and the batch retried.
+Broker outages are retried with exponential back-off; only a fatal client error stops the query (state ERROR).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from ksqlpy.engine import PersistentQuery
+from ksqlpy.execution.pipeline import Record
+from ksqlpy.runtime.clients import KafkaClients
+
+logger = logging.getLogger(__name__)
+
+BATCH_SIZE = 5000
+POLL_TIMEOUT = 0.2
+MAX_BACKOFF = 5.0
+# How long stop() keeps waiting for an unreachable broker to acknowledge a batch before giving up on it
+# (the batch is then not committed, so it is processed again on restart: nothing is lost).
+STOP_GRACE = 10.0
+# Kafka Streams' exactly-once default: a crashed instance's open transaction blocks read_committed readers
+# for at most this long.
+TRANSACTION_TIMEOUT_MS = 10000
+CLIENT_CALL_TIMEOUT = 10.0
+EXACTLY_ONCE = frozenset({"exactly_once", "exactly_once_v2"})
+RUNNING, ERROR, NOT_RUNNING = "RUNNING", "ERROR", "NOT_RUNNING"
+PROBE_TIMEOUT = 2.0
+# Commit failures caused by a rebalance: the partitions now belong to another member, which reprocesses
+# the uncommitted records (at-least-once).
+LOST_OWNERSHIP = frozenset(
+    {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
+)
+
+
+def query_property(properties: Mapping[str, Any], name: str, default: str) -> str:
+    """A query property as set by SET (`name`) or in the server config (`ksql.streams.name`)."""
+    for candidate in (name, f"ksql.streams.{name}"):
+        if candidate in properties:
+            return str(properties[candidate]).strip().lower()
+    return default
+
+
+def consumer_group_id(service_id: str, query_id: str) -> str:
+    return f"_ksqlpy_{service_id}query_{query_id}"
+
+
+@dataclass
+class QueryStatus:
+    """A snapshot for SHOW QUERIES and the progress line; lag is best-effort and never negative."""
+
+    state: str
+    records_in: int = 0
+    records_out: int = 0
+    offsets: dict[int, int] = field(default_factory=dict)  # committed offset per source partition
+    lag: dict[int, int] = field(default_factory=dict)
+    error: str | None = None
+    partitions: list[int] = field(default_factory=list)  # source partitions this process is assigned
+
+    @property
+    def total_lag(self) -> int:
+        return sum(self.lag.values())
+
+
+class TransientFailure(Exception):
+    """The batch was not committed and the consumer was rewound to its start; retry after a pause."""
+
+
+class QueryFailure(Exception):
+    """Retrying cannot help (e.g. the sink rejects a record outright): the query stops in state ERROR."""
+
+
+class Backoff:
+    def __init__(self, first: float = 0.1, cap: float = MAX_BACKOFF) -> None:
+        self.first = first
+        self.cap = cap
+        self.current = 0.0
+
+    def next(self) -> float:
+        self.current = self.first if self.current == 0.0 else min(self.cap, self.current * 2)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+def to_record(message: Message) -> Record:
+    # A consumed message always has a topic, partition and offset, and its headers are a list of pairs.
+    headers = cast("list[tuple[str, bytes | None]] | None", message.headers())
+    return Record(
+        key=cast("bytes | None", message.key()),
+        value=cast("bytes | None", message.value()),
+        timestamp=message.timestamp()[1],
+        headers=tuple(headers) if headers else (),
+        partition=cast(int, message.partition()),
+        offset=cast(int, message.offset()),
+        topic=cast(str, message.topic()),
+    )
+
+
+class LatestStart:
+    """Drops records that were already in a partition when reading began at 'latest'.
+
+    Some brokers (Tansu) answer "where does this partition end" with the start of its last batch, so a
+    consumer told to begin at the end may begin a few records early. The fetch's end-of-partition event
+    (enable.partition.eof) marks where "now" really is; on brokers that answer correctly it comes at once.
+    """
+
+    def __init__(self, partitions: set[int] | None = None) -> None:
+        self.pending: set[int] = set(partitions or ())
+
+    def keep(self, message: Message) -> bool:
+        """Whether a message is a record to process (errors, including end-of-partition, are not)."""
+        error = message.error()
+        partition = cast(int, message.partition())
+        if error is not None:
+            if error.code() == KafkaError._PARTITION_EOF:
+                self.pending.discard(partition)
+            return False
+        return partition not in self.pending
+
+
+def produce_record(
+    producer: Producer,
+    topic: str,
+    record: Record,
+    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
+) -> None:
+    """Produce one record, letting the producer's (murmur2) partitioner place it by key as ksqlDB's would."""
+    while True:
+        try:
+            producer.produce(
+                topic,
+                key=record.key,
+                value=record.value,
+                timestamp=record.timestamp,
+                headers=list(record.headers) or None,
+                on_delivery=on_delivery,
+            )
+            return
+        except BufferError:  # the local queue is full: let deliveries drain it
+            producer.poll(0.1)
+
+
+def produce_all(producer: Producer, topic: str, records: list[Record]) -> list[KafkaError]:
+    """Produce records; the returned list fills with delivery failures as the producer is flushed."""
+    failures: list[KafkaError] = []
+
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures.append(error)
+
+    for record in records:
+        produce_record(producer, topic, record, on_delivery)
+    return failures
+
+
+class QueryWorker(threading.Thread):
+    def __init__(
+        self,
+        query: PersistentQuery,
+        clients: KafkaClients,
+        service_id: str,
+        properties: Mapping[str, Any],
+        instance_id: str | None = None,
+    ) -> None:
+        super().__init__(name=f"ksqlpy-{query.query_id}", daemon=True)
+        self.query = query
+        self.clients = clients
+        self.source_topic = query.plan.source.source.topic
+        self.sink_topic = query.sink.topic
+        self.group_id = consumer_group_id(service_id, query.query_id)
+        self.exactly_once = query_property(properties, "processing.guarantee", "at_least_once") in EXACTLY_ONCE
+        self.offset_reset = query_property(properties, "auto.offset.reset", "latest")
+        # Each process running the query needs its own transactional id; zombies are fenced through the
+        # consumer group generation carried by send_offsets_to_transaction.
+        self.transactional_id = f"_ksqlpy_{service_id}{query.query_id}_{instance_id or uuid.uuid4().hex[:12]}"
+        self.last_input = time.monotonic()
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._status = QueryStatus(RUNNING)
+        self._consumer: Consumer | None = None
+        self._producer: Producer | None = None
+        self._transactions_ready = False
+        self._pending_commit: dict[int, int] = {}  # delivered but not yet committed (at-least-once)
+        self._latest_start = LatestStart()
+        self._last_warning = ("", 0.0)
+        # Set by the clients' error callback: librdkafka reports lost brokers and fatal errors there.
+        self._broker_down = False
+        self._fatal_error: KafkaError | None = None
+
+    # -- the thread's public face
+
+    @property
+    def query_id(self) -> str:
+        return self.query.query_id
+
+    def status(self) -> QueryStatus:
+        with self._lock:
+            return QueryStatus(
+                self._status.state,
+                self._status.records_in,
+                self._status.records_out,
+                dict(self._status.offsets),
+                dict(self._status.lag),
+                self._status.error,
+                list(self._status.partitions),
+            )
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Finish the current batch, commit, close the clients and wait for the thread."""
+        self._stopping.set()
+        if self.is_alive():
+            self.join(timeout)
+
+    # -- the loop
+
+    def run(self) -> None:
+        backoff = Backoff()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._open()
+                    self._step()
+                    backoff.reset()
+                except QueryFailure as error:
+                    self._fail(str(error))
+                    return
+                except (KafkaException, TransientFailure) as error:
+                    kafka_error = error.args[0] if isinstance(error, KafkaException) else None
+                    if isinstance(kafka_error, KafkaError) and kafka_error.fatal():
+                        self._fail(f"fatal Kafka error: {kafka_error.str()}")
+                        return
+                    delay = backoff.next()
+                    reason = str(error) if isinstance(error, TransientFailure) else f"Kafka error: {describe_error(error)}"
+                    logger.warning("query %s: %s, retrying in %.1f s", self.query_id, reason, delay)
+                    self._stopping.wait(delay)
+        except Exception as error:
+            logger.exception("query %s failed", self.query_id)
+            self._fail(f"{type(error).__name__}: {error}")
+        finally:
+            self._close()
+
+    def _open(self) -> None:
+        if self._consumer is None:
+            settings: dict[str, Any] = {
+                "auto.offset.reset": self.offset_reset,
+                "enable.partition.eof": self.offset_reset == "latest",
+            }
+            if self.exactly_once:
+                settings["isolation.level"] = "read_committed"
+            consumer = self.clients.consumer(self.group_id, **settings)
+            consumer.subscribe([self.source_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            self._consumer = consumer
+        if self._producer is None:
+            settings = (
+                {"transactional.id": self.transactional_id, "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS}
+                if self.exactly_once
+                else {"enable.idempotence": True}
+            )
+            self._producer = self.clients.producer(error_cb=self._on_client_error, **settings)
+        if self.exactly_once and not self._transactions_ready:
+            self._producer.init_transactions(CLIENT_CALL_TIMEOUT)
+            self._transactions_ready = True
+
+    def _step(self) -> None:
+        assert self._consumer is not None and self._producer is not None
+        self._producer.poll(0)  # serves the error callback
+        if self._fatal_error is not None:
+            raise KafkaException(self._fatal_error)
+        if self._broker_down:
+            self._probe_broker()
+        records: list[Record] = []
+        for message in self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT):
+            if self._latest_start.keep(message):
+                records.append(to_record(message))
+                continue
+            error = message.error()
+            if error is None or error.code() == KafkaError._PARTITION_EOF:
+                continue  # a record from before the query started, or the end of a partition
+            if error.fatal():
+                raise KafkaException(error)
+            self._warn_once(f"query {self.query_id}: consumer error on {self.source_topic}: {error.str()}")
+        if records:
+            self._process(records)
+        if self._pending_commit:
+            self._commit_pending()
+        self._update_lag()
+
+    def _on_client_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._fatal_error = error
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._broker_down = True
+
+    def _probe_broker(self) -> None:
+        """A metadata request answers only once a broker is back; until then the loop backs off."""
+        assert self._consumer is not None
+        try:
+            self._consumer.list_topics(timeout=PROBE_TIMEOUT)
+        except KafkaException as error:
+            raise TransientFailure(f"broker unreachable ({describe_error(error)})") from error
+        self._broker_down = False
+        logger.info("query %s: broker reachable again", self.query_id)
+
+    def _process(self, records: list[Record]) -> None:
+        self.last_input = time.monotonic()
+        starts: dict[int, int] = {}
+        ends: dict[int, int] = {}
+        for record in records:
+            starts.setdefault(record.partition, record.offset)
+            ends[record.partition] = record.offset + 1
+        outputs = self.query.pipeline.process(records)
+        if self.exactly_once:
+            self._commit_in_transaction(outputs, starts, ends)
+        else:
+            self._deliver(outputs, starts)
+            self._pending_commit.update(ends)
+        with self._lock:
+            self._status.records_in += len(records)
+            self._status.records_out += len(outputs)
+            if self.exactly_once:
+                self._status.offsets.update(ends)
+
+    # -- at-least-once
+
+    def _deliver(self, outputs: list[Record], starts: dict[int, int]) -> None:
+        producer = self._producer
+        assert producer is not None
+        try:
+            failures = self._produce(producer, outputs)
+        except KafkaException:
+            self._rewind(starts)
+            raise
+        self._flush(producer)
+        if failures:
+            self._rewind(starts)
+            raise TransientFailure(f"{len(failures)} records not delivered to {self.sink_topic}: {failures[0].str()}")
+
+    def _produce(self, producer: Producer, outputs: list[Record]) -> list[KafkaError]:
+        try:
+            return produce_all(producer, self.sink_topic, outputs)
+        except KafkaException as error:
+            if error.args[0].retriable():
+                raise
+            raise QueryFailure(f"cannot write to {self.sink_topic}: {describe_error(error)}") from error
+
+    def _flush(self, producer: Producer) -> None:
+        backoff = Backoff(first=0.5)
+        waited = 0.0
+        while True:
+            wait = backoff.next()
+            remaining = producer.flush(wait)
+            if remaining == 0:
+                return
+            waited += wait
+            if self._stopping.is_set() and waited >= STOP_GRACE:
+                raise TransientFailure(f"{remaining} records still unacknowledged at shutdown; the batch is not committed")
+            logger.warning(
+                "query %s: broker unreachable, %d records awaiting acknowledgement, retrying in %.1f s",
+                self.query_id, remaining, backoff.current,
+            )
+
+    def _commit_pending(self, partitions: set[int] | None = None) -> None:
+        consumer = self._consumer
+        if consumer is None or not self._pending_commit:
+            return
+        chosen = {p: o for p, o in self._pending_commit.items() if partitions is None or p in partitions}
+        if not chosen:
+            return
+        offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(chosen.items())]
+        try:
+            consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if kafka_error.code() in LOST_OWNERSHIP:
+                # Nothing to retry: whoever owns the partitions now resumes from the last commit.
+                logger.warning(
+                    "query %s: could not commit after a rebalance (%s); records may be processed again",
+                    self.query_id, kafka_error.str(),
+                )
+                for partition in chosen:
+                    self._pending_commit.pop(partition, None)
+                return
+            raise
+        for partition, offset in chosen.items():
+            if self._pending_commit.get(partition) == offset:
+                del self._pending_commit[partition]
+        with self._lock:
+            self._status.offsets.update(chosen)
+
+    # -- exactly-once
+
+    def _commit_in_transaction(self, outputs: list[Record], starts: dict[int, int], ends: dict[int, int]) -> None:
+        producer, consumer = self._producer, self._consumer
+        assert producer is not None and consumer is not None
+        offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(ends.items())]
+        try:
+            producer.begin_transaction()
+            self._produce(producer, outputs)
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), CLIENT_CALL_TIMEOUT)
+            self._commit_transaction(producer)
+        except QueryFailure:
+            self._abort_transaction(producer)
+            raise
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if kafka_error.fatal():
+                raise
+            self._abort_transaction(producer)
+            self._rewind(starts)
+            raise TransientFailure(f"transaction aborted: {kafka_error.str()}") from error
+
+    def _commit_transaction(self, producer: Producer) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                producer.commit_transaction(CLIENT_CALL_TIMEOUT)
+                return
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if not kafka_error.retriable() or self._stopping.is_set():
+                    raise
+                delay = backoff.next()
+                logger.warning(
+                    "query %s: broker unreachable while committing a transaction (%s), retrying in %.1f s",
+                    self.query_id, kafka_error.str(), delay,
+                )
+                time.sleep(delay)
+
+    def _abort_transaction(self, producer: Producer) -> None:
+        try:
+            producer.abort_transaction(CLIENT_CALL_TIMEOUT)
+        except KafkaException as error:
+            # The producer is unusable; a fresh one re-initialises the transactional id, which aborts
+            # whatever the old one left open.
+            logger.warning("query %s: could not abort transaction (%s); recreating the producer", self.query_id,
+                           describe_error(error))
+            self._producer = None
+            self._transactions_ready = False
+
+    # -- shared
+
+    def _rewind(self, starts: dict[int, int]) -> None:
+        """Move the consumer back to the first record of a batch that was not committed."""
+        consumer = self._consumer
+        assert consumer is not None
+        try:
+            for partition, offset in starts.items():
+                consumer.seek(TopicPartition(self.source_topic, partition, offset))
+        except KafkaException as error:
+            # Seeking needs the partition assigned; a fresh consumer resumes from the committed offsets,
+            # which at this point are the batch's start.
+            logger.warning("query %s: could not rewind (%s); reopening the consumer", self.query_id, describe_error(error))
+            self._close_consumer()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.last_input = time.monotonic()  # joining the group counts as activity for --until-idle
+        with self._lock:
+            self._status.partitions = sorted({*self._status.partitions, *(tp.partition for tp in partitions)})
+        if self.offset_reset == "latest":
+            # Only partitions without a committed offset start at 'latest'.
+            try:
+                committed = consumer.committed(partitions, timeout=CLIENT_CALL_TIMEOUT)
+            except KafkaException as error:
+                logger.warning("query %s: could not read committed offsets (%s)", self.query_id, describe_error(error))
+            else:
+                self._latest_start.pending.update(tp.partition for tp in committed if tp.offset < 0)
+        logger.info("query %s: assigned partitions %s", self.query_id, sorted(tp.partition for tp in partitions))
+
+    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        revoked = {tp.partition for tp in partitions}
+        if not self.exactly_once:
+            try:
+                self._commit_pending(revoked)
+            except KafkaException as error:
+                logger.warning("query %s: commit on revoke failed (%s)", self.query_id, describe_error(error))
+        for partition in revoked:
+            self._pending_commit.pop(partition, None)
+        self._latest_start.pending -= revoked
+        with self._lock:
+            for partition in revoked:
+                self._status.lag.pop(partition, None)
+            self._status.partitions = [p for p in self._status.partitions if p not in revoked]
+
+    def _update_lag(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        lag: dict[int, int] = {}
+        for tp in consumer.assignment():
+            # Cached from fetch responses: no broker round trip. Some brokers (Tansu) under-report the high
+            # watermark, so lag is best-effort and clamped at zero.
+            _low, high = consumer.get_watermark_offsets(tp, cached=True)
+            committed = self._status.offsets.get(tp.partition)
+            if high >= 0 and committed is not None:
+                lag[tp.partition] = max(0, high - committed)
+        with self._lock:
+            self._status.lag.update(lag)
+
+    def _warn_once(self, message: str, every: float = 30.0) -> None:
+        now = time.monotonic()
+        if message != self._last_warning[0] or now - self._last_warning[1] >= every:
+            logger.warning("%s", message)
+            self._last_warning = (message, now)
+
+    def _fail(self, message: str) -> None:
+        logger.error("query %s stopped: %s", self.query_id, message)
+        self.query.state = ERROR
+        with self._lock:
+            self._status.state = ERROR
+            self._status.error = message
+
+    def _close(self) -> None:
+        if not self.exactly_once and self._consumer is not None:
+            try:
+                self._commit_pending()
+            except KafkaException as error:
+                logger.warning("query %s: final commit failed (%s)", self.query_id, describe_error(error))
+        self._close_consumer()
+        if self._producer is not None:
+            self._producer.flush(CLIENT_CALL_TIMEOUT)
+            self._producer = None
+        with self._lock:
+            if self._status.state != ERROR:
+                self._status.state = NOT_RUNNING
+
+    def _close_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        self._pending_commit.clear()
+        if consumer is not None:
+            try:
+                consumer.close()
+            except (KafkaException, RuntimeError) as error:
+                logger.warning("query %s: closing the consumer failed (%s)", self.query_id, describe_error(error))
+
+
+def describe_error(error: BaseException) -> str:
+    """The broker's words for a KafkaException, else the exception's own text."""
+    if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):
+        return str(error.args[0].str())
+    return str(error)
+
