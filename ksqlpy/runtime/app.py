@@ -6,6 +6,7 @@ command log replayed at start-up and every successful DDL/DML statement appended
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import signal
@@ -147,6 +148,9 @@ class KsqlpyApp:
                 self._command_log.close()
         finally:
             if self.broker is not None:
+                # Clients still alive when their broker goes away log disconnections: destroy them first.
+                self._backend = self._engine = self._command_log = self._clients = None
+                gc.collect()
                 self.broker.stop()
 
     def __enter__(self) -> KsqlpyApp:

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from prompt_toolkit import PromptSession
+
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
@@ -76,18 +78,20 @@ def run_shell(config: RuntimeConfig, stdin: TextIO | None = None, out: TextIO | 
     target = out if out is not None else sys.stdout
     with KsqlpyApp(config) as app:
         if source.isatty() and target.isatty():
-            return _interactive(app, target)
+            return interactive(app, target)
         ok = True
         for statement in chunk_statements(source):
             ok = run_statements(app, statement, target, sys.stderr) and ok
         return 0 if ok else 1
 
 
-def _interactive(app: KsqlpyApp, out: TextIO) -> int:
-    from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
+def interactive(app: KsqlpyApp, out: TextIO, session: PromptSession[str] | None = None) -> int:
+    """The prompt loop: statements may span lines until a ';'; Ctrl-C drops the typed statement or cancels
+    a running query, Ctrl-D / exit / quit leave."""
+    if session is None:
+        from prompt_toolkit.history import FileHistory
 
-    session: PromptSession[str] = PromptSession(history=FileHistory(str(HISTORY_FILE)))
+        session = PromptSession(history=FileHistory(str(HISTORY_FILE)))
     out.write(BANNER + "\n")
     buffer: list[str] = []
     while True:

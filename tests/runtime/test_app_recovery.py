@@ -4,6 +4,7 @@ and the command log itself."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from app_process import KsqlpyRun, write_sql
 
+from ksqlpy.runtime.app import ProgressLine
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.command_log import Command, CommandLog, command_topic, is_recorded
 from ksqlpy.syntax.parser import parse
@@ -160,3 +162,19 @@ def test_command_log_replays_appended_commands_in_order(clients: KafkaClients, s
 )
 def test_which_statements_are_recorded(statement: str, recorded: bool) -> None:
     assert is_recorded(parse(statement + ";")[0]) is recorded
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_rewrites_itself_on_a_terminal_only() -> None:
+    terminal, pipe = _Terminal(), io.StringIO()
+    for stream in (terminal, pipe):
+        line = ProgressLine(stream)
+        line.show("Q in=1 out=1 lag=0")
+        line.show("Q in=2 out=2 lag=0")
+        line.clear()
+    assert terminal.getvalue() == "\r\x1b[2KQ in=1 out=1 lag=0\r\x1b[2KQ in=2 out=2 lag=0\r\x1b[2K"
+    assert pipe.getvalue() == ""
