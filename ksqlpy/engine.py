@@ -6,6 +6,7 @@ the Kafka runtime in production. The engine itself never touches records except 
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -23,11 +24,14 @@ from ksqlpy.planning.planner import (
     OUTPUT_TOPIC_PREFIX_PROPERTY,
     QueryPlanner,
     build_source,
+    check_column_name,
+    check_wrap_single_value,
     resolve_formats,
     resolve_type,
+    timestamp_column,
     validate_serdes,
 )
-from ksqlpy.schema import LogicalSchema, Namespace
+from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 from ksqlpy.types import BIGINT, STRING, SqlType, widens_to
@@ -133,7 +137,7 @@ class Engine:
                 f"Cannot add {statement.kind.lower()} '{statement.name}': A {existing.kind_word} with the same "
                 "name already exists"
             )
-        plan = self._planner().plan(statement.query, statement.name)
+        plan = self._planner().plan(statement.query, statement.name, statement.properties)
         input_source = plan.source.source
         sink = self._sink_source(statement, plan, input_source)
         query_id = f"CSAS_{statement.name}_{next(self._query_counter)}"
@@ -146,6 +150,7 @@ class Engine:
         key_spec, value_spec = resolve_formats(props, self.properties, (input_source.key, input_source.value))
         if plan.output.key and key_spec.format == "NONE":
             key_spec = SerdeSpec(str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")))
+        check_wrap_single_value(props, plan.output)
         validate_serdes(plan.output, key_spec, value_spec)
         prefix = str(self.properties.get(OUTPUT_TOPIC_PREFIX_PROPERTY, ""))
         topic = str(props.get("KAFKA_TOPIC", prefix + statement.name))
@@ -159,12 +164,10 @@ class Engine:
             value=value_spec,
             partitions=partitions,
             statement_text=statement.text,
+            is_derived=True,
         )
-        if "TIMESTAMP" in props:
-            name = str(props["TIMESTAMP"]).upper()
-            column = plan.output.find(name)
-            if column is None:
-                raise StatementError(f"The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")
+        name = timestamp_column(props, {c.name: c.type for c in plan.output})
+        if name is not None:
             plan.timestamp_column = plan.output.index(name)
             sink.timestamp_column = name
         return sink
@@ -219,7 +222,10 @@ class Engine:
     def _execute_InsertValues(self, statement: ast.InsertValues) -> StatementResult:
         target = self.catalog.find(statement.target)
         if target is None:
-            raise StatementError(f"Cannot insert values into an unknown stream/table: {statement.target}")
+            raise StatementError(
+                f"Cannot insert values into an unknown stream/table: `{statement.target}`"
+                + self._case_hint(statement.target)
+            )
         if target.is_source:
             raise StatementError(f"Cannot insert values into read-only {target.kind_word}: {target.name}")
         writable = [c for c in target.schema.columns if c.namespace is not Namespace.HEADERS]
@@ -251,6 +257,35 @@ class Engine:
         self.backend.write(target.topic, [Record(key, value, timestamp)])
         return StatementResult(statement.text, "")
 
+    def _execute_AlterSource(self, statement: ast.AlterSource) -> StatementResult:
+        source = self.catalog.find(statement.name)
+        kind = statement.kind.lower()
+        if source is None:
+            raise StatementError(f"Source {statement.name} does not exist.")
+        if source.kind != statement.kind:
+            raise StatementError(
+                f"Incompatible data source type is {source.kind}, but statement was ALTER {statement.kind}"
+            )
+        if source.is_source:
+            raise StatementError(
+                f"Cannot alter {kind} '{source.name}': ALTER operations are not supported on source {kind}s."
+            )
+        if source.is_derived:
+            raise StatementError("ALTER command is not supported for CREATE ... AS statements.")
+        added: list[Column] = []
+        for definition in statement.columns:
+            if source.schema.find(definition.name) or any(c.name == definition.name for c in added):
+                raise StatementError(
+                    f"Cannot add column `{definition.name}` to schema. A column with the same name already exists."
+                )
+            check_column_name(definition.name)
+            added.append(Column(definition.name, resolve_type(definition.type, self.catalog)))
+        schema = LogicalSchema.of([*source.schema.key, *source.schema.value, *added, *source.schema.headers])
+        validate_serdes(schema, source.key, source.value)
+        # queries already running keep the schema they were planned with
+        self.catalog.add(dataclasses.replace(source, schema=schema), replace=True)
+        return StatementResult(statement.text, f"{source.kind.title()} {source.name} altered.")
+
     # -- lifecycle
 
     def _execute_DropSource(self, statement: ast.DropSource) -> StatementResult:
@@ -259,6 +294,8 @@ class Engine:
             if statement.if_exists:
                 return StatementResult(statement.text, f"{statement.kind.title()} {statement.name} does not exist.")
             raise StatementError(f"{statement.kind.title()} {statement.name} does not exist")
+        if statement.delete_topic and source.is_source:
+            raise StatementError(f"Cannot delete topic for read-only source: {source.name}")
         readers = sorted(q for q in source.readers if q in self.queries)
         writers = sorted(q for q in source.writers if q in self.queries)
         if readers or writers:
@@ -409,6 +446,13 @@ class Engine:
         source = plan.source.source
         log = self.backend.processing_logger(query_id, source.topic)
         return Pipeline(plan, log, None, self._timestamp_parser(source))
+
+    def _case_hint(self, name: str) -> str:
+        """A hint naming a source that differs only in case, which only a quoted name can reach."""
+        similar = sorted(s for s in self.catalog.sources if s.upper() == name.upper() and s != name)
+        if not similar:
+            return ""
+        return f'\nDid you mean "{similar[0]}"? Hint: wrap the source name in double quotes to make it case-sensitive.'
 
     def source_for_topic(self, topic: str) -> DataSource | None:
         writers = [s for s in self.catalog.sources_on_topic(topic) if s.writers]

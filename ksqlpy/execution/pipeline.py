@@ -39,8 +39,8 @@ class Record:
 
 ProcessingLogger = Callable[[Record | None, str], None]
 TimestampParser = Callable[[str], int]
-# ROWTIME, ROWPARTITION, ROWOFFSET, then the hidden input index and tombstone flag
-META_COLUMNS = 5
+# ROWTIME, ROWPARTITION, ROWOFFSET, then hidden: input index, tombstone flag, record timestamp and partition
+META_COLUMNS = 7
 
 
 def key_serde(source: DataSource) -> RecordSerde:
@@ -74,8 +74,12 @@ class SourceDecoder:
             self.timestamp_is_text = source.schema.columns[self.timestamp_index].type == STRING
 
     def decode(self, records: Sequence[Record]) -> list[list[Any]]:
-        """Columns of the decodable records, followed by ROWTIME, ROWPARTITION, ROWOFFSET and two hidden
-        columns: each row's index in `records` and whether it was a tombstone (NULL value)."""
+        """Columns of the decodable records, followed by ROWTIME, ROWPARTITION, ROWOFFSET and four hidden
+        columns: each row's index in `records`, whether it was a tombstone (NULL value), and the record's
+        timestamp and partition.
+
+        As in ksqlDB, where the pseudo columns travel in the value, a tombstone has NULL pseudo columns
+        (PARTITION BY ROWTIME keys it by NULL) while its record timestamp is kept for the output."""
         rows: list[list[Any]] = []
         for index, record in enumerate(records):
             tombstone = record.value is None
@@ -96,7 +100,8 @@ class SourceDecoder:
                 if extracted is None:
                     continue
                 rowtime = extracted
-            row += (rowtime, record.partition, record.offset, index, tombstone)
+            pseudo = (None, None, None) if tombstone else (rowtime, record.partition, record.offset)
+            row += (*pseudo, index, tombstone, rowtime, record.partition)
             rows.append(row)
         if not rows:
             return [[] for _ in range(self.width + META_COLUMNS)]
@@ -159,7 +164,7 @@ class Pipeline:
 
     def run(self, records: Sequence[Record]) -> tuple[list[list[Any]], list[list[Any]]]:
         """Decode and transform: the output columns, and per output row its metadata columns
-        (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag)."""
+        (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag, record timestamp, record partition)."""
         columns = self.decoder.decode(records)
         meta = columns[self.rowtime_index :]
         size = len(meta[0])
@@ -197,7 +202,7 @@ class Pipeline:
         columns, meta = self.run(records)
         if self.sink is None or not meta[0]:
             return []
-        rowtimes, partitions, _, origins, tombstones = meta
+        _, _, _, origins, tombstones, rowtimes, partitions = meta
         timestamp_column = self.plan.timestamp_column
         out: list[Record] = []
         for row_index, row in enumerate(zip(*columns, strict=True)):

@@ -34,6 +34,7 @@ class DataSource:
     partitions: int = 1
     statement_text: str = ""
     is_source: bool = False  # CREATE SOURCE STREAM/TABLE: read-only
+    is_derived: bool = False  # the sink of CREATE ... AS SELECT: its schema follows the query
     # Query ids writing into this source (CSAS / INSERT INTO) and reading from it.
     writers: set[str] = field(default_factory=set)
     readers: set[str] = field(default_factory=set)

@@ -78,6 +78,21 @@ class Op(TypedExpr):
     detail: Any = field(default=None, compare=False)
 
 
+def same_expression(left: TypedExpr, right: TypedExpr) -> bool:
+    """Whether two typed expressions compute the same thing; unlike ==, this compares `Op.detail` too
+    (the field a dereference reads, the function a call runs)."""
+    return _identity(left) == _identity(right)
+
+
+def _identity(expr: TypedExpr) -> Any:
+    if not isinstance(expr, Op):
+        return expr
+    detail = expr.detail
+    if expr.op == "call":
+        detail = (detail.overload.name, tuple(detail.arg_types))
+    return (expr.op, expr.type, detail, tuple(_identity(a) for a in expr.args))
+
+
 def cast_to(expr: TypedExpr, target: SqlType) -> TypedExpr:
     if expr.type == target:
         return expr
@@ -104,9 +119,13 @@ class Scope:
         self.columns = list(columns)
         self.aliases = set(aliases)
 
-    def resolve(self, name: str, source: str | None) -> ScopeColumn | None:
-        if source is not None and source not in self.aliases:
+    def check_source(self, source: str) -> None:
+        if source not in self.aliases:
             raise StatementError(f"'{source}' is not a valid stream/table name or alias.")
+
+    def resolve(self, name: str, source: str | None) -> ScopeColumn | None:
+        if source is not None:
+            self.check_source(source)
         matches = [c for c in self.columns if c.name == name and (source is None or c.source == source)]
         if len({c.index for c in matches}) > 1 and source is None:
             sources = ", ".join(sorted(str(c.source) for c in matches))
@@ -129,12 +148,18 @@ _ARITHMETIC_OPS = {"+": "add", "-": "sub", "*": "mul", "/": "div", "%": "mod"}
 _TEMPORAL = (TIMESTAMP, DATE, TIME)
 
 
-def render(expr: ast.Expr) -> str:
-    """Text of an AST expression in ksqlDB's style, for messages and generated column names."""
-    return _Renderer().render(expr)
+def render(expr: ast.Expr, qualifier: str | None = None) -> str:
+    """Text of an AST expression in ksqlDB's style, for messages and generated column names.
+
+    With a `qualifier`, unqualified column references are written as `qualifier.NAME`.
+    """
+    return _Renderer(qualifier).render(expr)
 
 
 class _Renderer:
+    def __init__(self, qualifier: str | None = None) -> None:
+        self.qualifier = qualifier
+
     def render(self, e: ast.Expr) -> str:
         if isinstance(e, ast.Literal):
             if e.value is None:
@@ -145,7 +170,8 @@ class _Renderer:
                 return "true" if e.value else "false"
             return str(e.value)
         if isinstance(e, ast.ColumnRef):
-            return f"{e.source}.{e.name}" if e.source else e.name
+            source = e.source or self.qualifier
+            return f"{source}.{e.name}" if source else e.name
         if isinstance(e, ast.Dereference):
             return f"{self.render(e.base)}->{e.field}"
         if isinstance(e, ast.Subscript):

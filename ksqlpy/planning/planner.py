@@ -9,7 +9,14 @@ from typing import Any
 from ksqlpy.errors import StatementError
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.catalog import PSEUDO_COLUMNS, WINDOW_BOUND_COLUMNS, Catalog, DataSource, SerdeSpec
-from ksqlpy.planning.expressions import ExpressionTyper, Scope, ScopeColumn, TypedExpr
+from ksqlpy.planning.expressions import (
+    ExpressionTyper,
+    Scope,
+    ScopeColumn,
+    TypedExpr,
+    render,
+    same_expression,
+)
 from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.serialization.base import FormatOptions
@@ -50,6 +57,15 @@ _SOURCE_PROPERTIES = {
     "RETENTION_MS",
     "SOURCE_CONNECTOR",
 }
+# WITH properties that configure the key or value format, with the config name ksqlDB's checks report
+_FORMAT_CONFIGS = {
+    "VALUE_DELIMITER": ("VALUE", "delimiter"),
+    "KEY_DELIMITER": ("KEY", "delimiter"),
+    "VALUE_SCHEMA_FULL_NAME": ("VALUE", "fullSchemaName"),
+    "VALUE_AVRO_SCHEMA_FULL_NAME": ("VALUE", "fullSchemaName"),
+    "KEY_SCHEMA_FULL_NAME": ("KEY", "fullSchemaName"),
+}
+_FORMATS_WITH_CONFIG = {"delimiter": {"DELIMITED"}, "fullSchemaName": {"AVRO", "PROTOBUF", "JSON_SR"}}
 DEFAULT_KEY_FORMAT_PROPERTY = "ksql.persistence.default.format.key"
 DEFAULT_VALUE_FORMAT_PROPERTY = "ksql.persistence.default.format.value"
 OUTPUT_TOPIC_PREFIX_PROPERTY = "ksql.output.topic.name.prefix"
@@ -126,10 +142,20 @@ def resolve_formats(
         wrap_single_value=False,
         is_key=True,
     )
-    for name, fmt_name in (("VALUE_DELIMITER", value_format), ("KEY_DELIMITER", key_format)):
-        if name in properties and fmt_name != "DELIMITED":
-            raise StatementError(f"{fmt_name} does not support the following configs: [delimiter]")
+    for side, fmt_name in (("VALUE", value_format), ("KEY", key_format)):
+        unsupported = sorted(
+            {config for prop, (prop_side, config) in _FORMAT_CONFIGS.items()
+             if prop in properties and prop_side == side and fmt_name not in _FORMATS_WITH_CONFIG[config]}
+        )
+        if unsupported:
+            raise StatementError(f"{fmt_name} does not support the following configs: [{', '.join(unsupported)}]")
     return SerdeSpec(key_format, key_options), SerdeSpec(value_format, value_options)
+
+
+def check_wrap_single_value(properties: Mapping[str, Any], schema: LogicalSchema) -> None:
+    """An explicit WRAP_SINGLE_VALUE only makes sense when the value has exactly one column."""
+    if "WRAP_SINGLE_VALUE" in properties and len(schema.value) != 1:
+        raise StatementError("'WRAP_SINGLE_VALUE' is only valid for single-field value schemas")
 
 
 def _wrap_single_value(properties: Mapping[str, Any], value_format: str, session: Mapping[str, Any]) -> bool:
@@ -208,7 +234,7 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     columns: list[Column] = []
     seen: set[str] = set()
     for definition in statement.columns:
-        _check_column_name(definition.name)
+        check_column_name(definition.name)
         if definition.name in seen:
             raise StatementError(f"Duplicate column names: {definition.name}")
         seen.add(definition.name)
@@ -231,6 +257,7 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     # key columns first, then value, then headers: the order every batch follows
     ordered = sorted(columns, key=lambda c: {Namespace.KEY: 0, Namespace.VALUE: 1, Namespace.HEADERS: 2}[c.namespace])
     schema = LogicalSchema.of(ordered)
+    check_wrap_single_value(props, schema)
     validate_serdes(schema, key_spec, value_spec)
     timestamp_column = _timestamp_column(props, schema)
     partitions = int(props.get("PARTITIONS", 1))
@@ -249,7 +276,7 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     )
 
 
-def _check_column_name(name: str) -> None:
+def check_column_name(name: str) -> None:
     if name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS:
         raise StatementError(f"'{name}' is a reserved column name. You cannot use it as a name for a column.")
 
@@ -265,18 +292,22 @@ def _check_header_type(definition: ast.ColumnDef, column_type: SqlType) -> None:
 
 
 def _timestamp_column(props: Mapping[str, Any], schema: LogicalSchema) -> str | None:
+    return timestamp_column(props, {c.name: c.type for c in schema})
+
+
+def timestamp_column(props: Mapping[str, Any], column_types: Mapping[str, SqlType]) -> str | None:
+    """The column named by the TIMESTAMP property, checked to exist and to hold a timestamp."""
     raw = props.get("TIMESTAMP")
     if raw is None:
         return None
     name = str(raw).upper() if not str(raw).startswith("`") else str(raw).strip("`")
-    column = schema.find(name)
-    if column is None:
+    column_type = column_types.get(name)
+    if column_type is None:
         raise StatementError(f"The TIMESTAMP column set in the WITH clause does not exist in the schema: '{name}'")
-    allowed = (BIGINT, TIMESTAMP) if "TIMESTAMP_FORMAT" not in props else (STRING,)
-    if column.type not in allowed:
-        expected = "STRING" if "TIMESTAMP_FORMAT" in props else "BIGINT or TIMESTAMP"
+    if column_type not in (BIGINT, TIMESTAMP) and not (column_type == STRING and "TIMESTAMP_FORMAT" in props):
         raise StatementError(
-            f"Timestamp column, `{name}`, should be {expected} but was {column.type}"
+            f"Timestamp column, `{name}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format "
+            "specified."
         )
     return name
 
@@ -299,8 +330,11 @@ class QueryPlanner:
         self.registry = registry
         self.session = session
 
-    def plan(self, query: ast.Query, sink_name: str | None = None) -> QueryPlan:
-        """Plan a query; `sink_name` is the stream a persistent query writes to (None for transient ones)."""
+    def plan(
+        self, query: ast.Query, sink_name: str | None = None, sink_properties: Mapping[str, Any] | None = None
+    ) -> QueryPlan:
+        """Plan a query; `sink_name` is the stream a persistent query writes to (None for transient ones)
+        and `sink_properties` its WITH clause, checked against the projection."""
         if not isinstance(query.from_, ast.SourceRef):
             raise StatementError("Joins are not supported yet")
         if query.group_by or query.window is not None or query.having is not None:
@@ -321,7 +355,7 @@ class QueryPlanner:
             typer = ExpressionTyper(Scope(scope.columns, aliases), self.registry, "WHERE")
             steps.append(FilterStep(_where(typer, query.where)))
         typer = ExpressionTyper(scope, self.registry)
-        project = self._project(query, source, columns, typer, sink_name)
+        project = self._project(query, source, columns, typer, sink_name, sink_properties or {})
         steps.append(project)
         return QueryPlan(
             source=SourceStep(source, columns),
@@ -338,8 +372,12 @@ class QueryPlanner:
         columns: tuple[Column, ...],
         typer: ExpressionTyper,
         sink_name: str | None,
+        sink_properties: Mapping[str, Any],
     ) -> ProjectStep:
-        partition_exprs = [typer.type(p) for p in query.partition_by]
+        partition_typer = ExpressionTyper(typer.scope, self.registry, "PARTITION BY")
+        partition_exprs = [partition_typer.type(p) for p in query.partition_by]
+        if len(query.partition_by) > 1 and any(_is_null_literal(p) for p in query.partition_by):
+            raise StatementError("Cannot PARTITION BY multiple columns including NULL")
         star_columns = list(columns[: len(source.schema.columns)])
         if query.partition_by:
             # PARTITION BY re-keys before projecting: the old key columns move to the end of the value
@@ -352,11 +390,16 @@ class QueryPlanner:
         generated = (f"KSQL_COL_{n}" for n in itertools.count() if f"KSQL_COL_{n}" not in taken)
         for item in query.select:
             if item.is_star:
+                if item.star_source is not None:
+                    typer.scope.check_source(item.star_source)
                 for column in star_columns:
                     node = ast.ColumnRef(column.name)
                     items.append((column.name, typer.type(node), node))
                 continue
             assert item.expr is not None
+            if isinstance(item.expr, ast.Dereference) and item.expr.field == "*":
+                items.extend(_struct_fields(typer, item.expr.base))
+                continue
             typed = self._select_expression(typer, item.expr)
             if item.alias is not None:
                 name = item.alias
@@ -374,6 +417,8 @@ class QueryPlanner:
                 name = next(generated)
             taken.add(name)
             items.append((name, typed, item.expr))
+        # ksqlDB checks the sink's timestamp column before which columns form the key
+        timestamp_column(sink_properties, {name: typed.type for name, typed, _ in items})
         return self._assign_keys(query, source, items, partition_exprs, sink_name)
 
     @staticmethod
@@ -397,16 +442,31 @@ class QueryPlanner:
         keys: list[tuple[str, TypedExpr]] = []
         used: set[int] = set()
         if query.partition_by:
+            missing: list[str] = []
             for position, (typed, node) in enumerate(zip(partition_exprs, query.partition_by, strict=True)):
-                if isinstance(node, ast.Literal) and node.value is None:
+                if _is_null_literal(node):
                     continue
-                match = next((i for i, it in enumerate(items) if it[1] == typed and i not in used), None)
-                if match is not None:
-                    used.add(match)
-                    keys.append((items[match][0], typed))
-                else:
-                    name = node.name if isinstance(node, ast.ColumnRef) else f"KSQL_COL_{position}"
+                matches = [i for i, item in enumerate(items) if same_expression(item[1], typed) and i not in used]
+                name = node.name if isinstance(node, ast.ColumnRef) else f"KSQL_COL_{position}"
+                if not matches:
+                    missing.append(render(node, source.name))
                     keys.append((name, typed))
+                    continue
+                if sink_name is not None and len(matches) > 1:
+                    shown = name if isinstance(node, ast.ColumnRef) else items[matches[0]][0]
+                    raise StatementError(
+                        f"The projection contains a key column (`{shown}`) more than once, aliased as: "
+                        f"{' and '.join(items[i][0] for i in matches)}."
+                    )
+                used.add(matches[0])
+                keys.append((items[matches[0]][0], typed))
+            # `SELECT *` takes the partitioning expressions into the key by itself
+            if missing and sink_name is not None and not any(item.is_star for item in query.select):
+                plural = "s" if len(missing) > 1 else ""
+                raise StatementError(
+                    f"The query used to build `{sink_name}` must include the partitioning expression{plural} "
+                    f"{' and '.join(missing)} in its projection (eg, SELECT {', '.join(missing)}...)."
+                )
         else:
             source_keys = [c.name for c in source.schema.key]
             for key_name in source_keys:
@@ -443,6 +503,22 @@ class QueryPlanner:
         if duplicates:
             raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
         return ProjectStep(tuple(t for _, t in keys + values), tuple(columns))
+
+
+def _struct_fields(typer: ExpressionTyper, base: ast.Expr) -> list[tuple[str, TypedExpr, ast.Expr | None]]:
+    """`base->*`: one column per field of a struct, named after the field."""
+    struct = typer.type(base)
+    if not isinstance(struct.type, StructType):
+        raise StatementError(f"Expected STRUCT type for {render(base)}->*, got {struct.type}")
+    fields: list[tuple[str, TypedExpr, ast.Expr | None]] = []
+    for name, _ in struct.type.fields:
+        node = ast.Dereference(base, name)
+        fields.append((name, typer.type(node), node))
+    return fields
+
+
+def _is_null_literal(node: ast.Expr) -> bool:
+    return isinstance(node, ast.Literal) and node.value is None
 
 
 def _unique(name: str, taken: set[str]) -> str:

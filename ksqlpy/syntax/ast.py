@@ -393,6 +393,17 @@ class DropSource(Statement):
 
 
 @dataclass(frozen=True)
+class AlterSource(Statement):
+    """ALTER STREAM|TABLE name ADD [COLUMN] col type [, ...]: adds value columns to a declared source."""
+
+    kind: str  # 'STREAM' or 'TABLE'
+    name: str
+    columns: tuple[ColumnDef, ...]
+    text: str = _text()
+    pos: Position | None = _pos()
+
+
+@dataclass(frozen=True)
 class Terminate(Statement):
     query_id: str | None  # None means ALL
     text: str = _text()

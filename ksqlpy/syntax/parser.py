@@ -352,6 +352,15 @@ class _AstBuilder(Transformer[Token, Any]):
         return ast.DropSource(kind=kind, name=name, if_exists=_flag(if_exists), delete_topic=_flag(delete_topic),
                               text=self._text(meta), pos=_position(meta))
 
+    def alter_source(self, meta: Meta, children: list[Any]) -> ast.AlterSource:
+        kind, name, *columns = children
+        return ast.AlterSource(kind=kind, name=name, columns=tuple(columns), text=self._text(meta),
+                               pos=_position(meta))
+
+    def alter_option(self, meta: Meta, children: list[Any]) -> ast.ColumnDef:
+        name, sql_type = children
+        return ast.ColumnDef(name=name, type=sql_type, pos=_position(meta))
+
     def terminate_query(self, meta: Meta, children: list[Any]) -> ast.Terminate:
         return ast.Terminate(query_id=children[0], text=self._text(meta), pos=_position(meta))
 

@@ -472,7 +472,7 @@ def test_unexpected_end_of_input() -> None:
 @pytest.mark.parametrize(("text", "message", "column"), [
     ("SELECT # FROM s", "unexpected character '#'", 8),
     ("SELECT 'open FROM s", "unterminated quoted text starting with '", 8),
-    ("ALTER STREAM s ADD COLUMN c INT", "mismatched input 'ALTER'", 1),
+    ("UPSERT INTO s VALUES (1)", "mismatched input 'UPSERT'", 1),
     ("CREATE STREAM s (k STRING (KEY)) WITH (kafka_topic='t')", "missing integer at 'KEY'", 28),
 ])
 def test_lexical_and_statement_errors(text: str, message: str, column: int) -> None:
@@ -528,3 +528,12 @@ def test_typical_statement_parses_quickly() -> None:
         parse(text)
     mean_ms = (time.perf_counter() - started) / runs * 1000
     assert mean_ms < 25, f"parsing a typical CSAS took {mean_ms:.2f} ms"
+
+
+def test_alter_adds_columns() -> None:
+    statement = one("ALTER STREAM s ADD COLUMN c INT, ADD d STRUCT<x STRING>")
+    assert statement == ast.AlterSource(
+        kind="STREAM", name="S",
+        columns=(ast.ColumnDef("C", types.INTEGER), ast.ColumnDef("D", types.StructType((("X", types.STRING),)))),
+    )
+    assert isinstance(one("alter table t add `x` bigint"), ast.AlterSource)

@@ -1,0 +1,67 @@
+"""DDL and INSERT VALUES rules enforced by the engine: ALTER, read-only source streams, name hints."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ksqlpy.driver import InMemoryDriver
+from ksqlpy.errors import StatementError
+
+INPUT = "CREATE STREAM input (k STRING KEY, a INT) WITH (kafka_topic='in', format='JSON');"
+
+
+def error_of(driver: InMemoryDriver, statement: str) -> str:
+    with pytest.raises(StatementError) as raised:
+        driver.execute(statement)
+    return str(raised.value)
+
+
+def test_alter_adds_value_columns_that_later_queries_see() -> None:
+    driver = InMemoryDriver()
+    driver.execute(INPUT + "ALTER STREAM input ADD COLUMN b STRING, ADD c BIGINT;")
+    driver.execute("CREATE STREAM output AS SELECT k, a, b, c FROM input;")
+    driver.produce("in", b'"x"', b'{"A": 1, "B": "two", "C": 3}', 0)
+    driver.process()
+    assert [json.loads(r.value or b"") for r in driver.records("OUTPUT")] == [{"A": 1, "B": "two", "C": 3}]
+
+
+def test_alter_rejects_existing_columns_unknown_sources_and_wrong_kinds() -> None:
+    driver = InMemoryDriver()
+    driver.execute(INPUT)
+    assert "A column with the same name already exists" in error_of(driver, "ALTER STREAM input ADD COLUMN a INT;")
+    assert error_of(driver, "ALTER STREAM nope ADD COLUMN b INT;") == "Source NOPE does not exist."
+    assert "statement was ALTER TABLE" in error_of(driver, "ALTER TABLE input ADD COLUMN b INT;")
+
+
+def test_alter_is_not_allowed_on_source_streams_or_query_sinks() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE SOURCE STREAM input (k STRING KEY, a INT) WITH (kafka_topic='in', format='JSON');")
+    assert error_of(driver, "ALTER STREAM input ADD COLUMN b INT;") == (
+        "Cannot alter stream 'INPUT': ALTER operations are not supported on source streams."
+    )
+    driver = InMemoryDriver()
+    driver.execute(INPUT + "CREATE STREAM output AS SELECT * FROM input;")
+    assert error_of(driver, "ALTER STREAM output ADD COLUMN b INT;") == (
+        "ALTER command is not supported for CREATE ... AS statements."
+    )
+
+
+def test_topic_of_a_source_stream_cannot_be_deleted() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE SOURCE STREAM input (k STRING KEY, a INT) WITH (kafka_topic='in', format='JSON');")
+    assert error_of(driver, "DROP STREAM input DELETE TOPIC;") == "Cannot delete topic for read-only source: INPUT"
+    driver.execute("DROP STREAM input;")
+
+
+def test_insert_into_unknown_source_hints_at_a_name_that_differs_in_case() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE STREAM \"input\" (id INT KEY, val STRING) WITH (kafka_topic='t', value_format='JSON');")
+    assert error_of(driver, "INSERT INTO input (id, val) VALUES (1, 'hello');") == (
+        "Cannot insert values into an unknown stream/table: `INPUT`\nDid you mean \"input\"? Hint: wrap the "
+        "source name in double quotes to make it case-sensitive."
+    )
+    assert error_of(driver, "INSERT INTO other (id) VALUES (1);") == (
+        "Cannot insert values into an unknown stream/table: `OTHER`"
+    )
