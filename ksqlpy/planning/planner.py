@@ -26,6 +26,7 @@ from ksqlpy.types import (
     BIGINT,
     BYTES,
     INTEGER,
+    NULL,
     STRING,
     TIMESTAMP,
     ArrayType,
@@ -240,11 +241,13 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
         seen.add(definition.name)
         if definition.primary_key and statement.kind == "STREAM":
             raise StatementError(
-                f"Column `{definition.name}` is a 'PRIMARY KEY' column: please use 'KEY' for streams."
+                f"{_located(definition.pos)}Column `{definition.name}` is a 'PRIMARY KEY' column: please use 'KEY' "
+                "for streams."
             )
         if definition.key and not definition.primary_key and statement.kind == "TABLE":
             raise StatementError(
-                f"Column `{definition.name}` is a 'KEY' column: please use 'PRIMARY KEY' for tables."
+                f"{_located(definition.pos)}Column `{definition.name}` is a 'KEY' column: please use 'PRIMARY KEY' "
+                "for tables."
             )
         column_type = resolve_type(definition.type, catalog)
         namespace = Namespace.VALUE
@@ -274,6 +277,11 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
         statement_text=statement.text,
         is_source=statement.is_source,
     )
+
+
+def _located(pos: ast.Position | None) -> str:
+    """The prefix ksqlDB puts on errors it finds while building the statement from its syntax tree."""
+    return f"Line: {pos.line}, Col: {pos.column}: " if pos is not None else ""
 
 
 def check_column_name(name: str) -> None:
@@ -401,6 +409,11 @@ class QueryPlanner:
                 items.extend(_struct_fields(typer, item.expr.base))
                 continue
             typed = self._select_expression(typer, item.expr)
+            if typed.type == NULL:
+                raise StatementError(
+                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS "
+                    "VARCHAR)."
+                )
             if item.alias is not None:
                 name = item.alias
                 if name in PSEUDO_COLUMNS:

@@ -131,3 +131,21 @@ def test_schema_name_configs_need_a_schema_registry_format() -> None:
         driver.execute("CREATE STREAM s (a INT) WITH (kafka_topic='t', format='JSON', value_schema_full_name='x.Y');")
     with pytest.raises(StatementError, match=r"KAFKA does not support the following configs: \[fullSchemaName\]"):
         driver.execute("CREATE STREAM s (a INT) WITH (kafka_topic='t', value_format='JSON', key_schema_full_name='K');")
+
+
+def test_key_kind_errors_name_the_column_position() -> None:
+    driver = InMemoryDriver()
+    with pytest.raises(StatementError) as raised:
+        driver.execute("CREATE STREAM INPUT (ID INT PRIMARY KEY, NAME STRING) WITH (kafka_topic='i', format='JSON');")
+    assert str(raised.value) == "Line: 1, Col: 22: Column `ID` is a 'PRIMARY KEY' column: please use 'KEY' for streams."
+    with pytest.raises(StatementError, match="Line: 2, Col: 3: Column `ID` is a 'KEY' column"):
+        driver.execute("CREATE TABLE t (\n  ID INT KEY) WITH (kafka_topic='i', format='JSON');")
+
+
+def test_a_projected_null_needs_a_type() -> None:
+    assert statement_error("CREATE STREAM output AS SELECT id, null AS nothing FROM input;") == (
+        "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS VARCHAR)."
+    )
+    assert run("CREATE STREAM output AS SELECT id, CAST(null AS STRING) AS nothing FROM input;", (1, {}, 0)) == [
+        (1, {"NOTHING": None}, 0)
+    ]
