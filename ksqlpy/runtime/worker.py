@@ -4,7 +4,8 @@ At-least-once (the default): the consumed offsets are committed only after every
 acknowledged; a failed delivery rewinds the consumer to the start of the batch and retries it.
 Exactly-once (processing.guarantee = exactly_once / exactly_once_v2): each batch's output and its input
 offsets are committed in one Kafka transaction; a failed transaction is aborted and the batch retried.
-Broker outages are retried with exponential back-off; only a fatal client error stops the query (state ERROR).
+Broker outages are retried with exponential back-off; only a fatal client error or a record the sink rejects
+outright stops the query (state ERROR).
 """
 
 from __future__ import annotations
