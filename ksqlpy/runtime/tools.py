@@ -51,6 +51,13 @@ NO_DATA_FORMAT = "¯\\_(ツ)_/¯ - no data processed"
 
 def ensure_topic(admin: AdminClient, name: str, partitions: int = 1, config: dict[str, str] | None = None) -> bool:
     """Create `name` unless it exists; True when this call created it."""
+    # Asking first avoids the broker's "already exists" answer, after which Tansu 0.6 no longer shuts down
+    # on SIGTERM. The full listing is used because a metadata request naming a topic auto-creates it there.
+    try:
+        if name in admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
+            return False
+    except KafkaException as error:
+        raise KsqlError(f"Cannot list topics: {error}") from error
     # replication_factor=-1 lets the broker pick its default, which suits both one-node and real clusters.
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config or {})],

@@ -6,7 +6,7 @@ Helpers are handed out as fixtures (conftest modules are not importable by name)
   when it cannot start: these are required integration tests).
 - `clients`: KafkaClients for that broker.
 - `unique_topic(base="t")`: a fresh topic name per call, unique across the session.
-- `produce_json(bootstrap, topic, records, partitions=1, key_format="KAFKA")`: creates the topic if needed and
+- `produce_json(bootstrap, topic, records, partitions=1)`: creates the topic if needed and
   writes `records`; each one is a bare value or a `(key, value)` / `(key, value, timestamp_ms)` tuple.
   Values are JSON-encoded (None = tombstone); str keys are written as UTF-8 text, bytes keys as they are,
   other keys as JSON.

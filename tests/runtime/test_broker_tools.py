@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,7 +58,7 @@ def test_session_broker_answers_metadata(clients: KafkaClients) -> None:
 
 def test_embedded_broker_starts_and_stops_cleanly(caplog: pytest.LogCaptureFixture) -> None:
     broker = EmbeddedBroker()
-    with caplog.at_level("WARNING", logger="ksqlpy.runtime.broker"):
+    with caplog.at_level("INFO", logger="ksqlpy.runtime.broker"):
         bootstrap = broker.start(timeout=20)
     port = _port_of(bootstrap)
     assert bootstrap == f"127.0.0.1:{port}" == broker.bootstrap_servers
@@ -98,6 +99,16 @@ def test_missing_binary_is_a_clear_error() -> None:
 def test_broker_that_dies_at_start_up_is_reported() -> None:
     with pytest.raises(KsqlError, match="exited during start-up"):
         EmbeddedBroker(binary="/bin/false").start(timeout=5)
+
+
+def test_broker_that_never_answers_times_out(tmp_path: Path) -> None:
+    silent = tmp_path / "silent-broker"
+    silent.write_text("#!/bin/sh\nexec sleep 30\n")
+    silent.chmod(0o755)
+    broker = EmbeddedBroker(binary=str(silent))
+    with pytest.raises(KsqlError, match=r"did not become ready .* within 1s"):
+        broker.start(timeout=1)
+    assert not broker.running
 
 
 def test_broker_command_prints_address_and_stops_on_sigterm() -> None:
