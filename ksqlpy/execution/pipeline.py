@@ -38,6 +38,7 @@ class Record:
 
 
 ProcessingLogger = Callable[[Record | None, str], None]
+_SERIALIZE_ERRORS = (SerdeError, KsqlError, ValueError, TypeError)
 TimestampParser = Callable[[str], int]
 # ROWTIME, ROWPARTITION, ROWOFFSET, then hidden: input index, tombstone flag, record timestamp and partition
 META_COLUMNS = 7
@@ -54,9 +55,19 @@ def value_serde(source: DataSource) -> RecordSerde:
 
 
 class SourceDecoder:
-    """Raw records of one source -> columns (key, value, header columns, ROWTIME, ROWPARTITION, ROWOFFSET)."""
+    """Raw records of one source -> columns (key, value, header columns, ROWTIME, ROWPARTITION, ROWOFFSET).
 
-    def __init__(self, source: DataSource, log: ProcessingLogger, parse_timestamp: TimestampParser | None) -> None:
+    Only the value columns the query reads are decoded (when the format can skip fields); the others are
+    left as a shared placeholder that no compiled expression ever reads.
+    """
+
+    def __init__(
+        self,
+        source: DataSource,
+        log: ProcessingLogger,
+        parse_timestamp: TimestampParser | None,
+        needed: set[int] | None = None,
+    ) -> None:
         self.source = source
         self.log = log
         self.key_serde = key_serde(source)
@@ -65,47 +76,79 @@ class SourceDecoder:
         self.passes_tombstones = source.kind == "STREAM"
         self.header_columns = [c for c in source.schema.columns if c.namespace is Namespace.HEADERS]
         self.width = len(source.schema.columns)
-        self.null_key = [None] * len(source.schema.key)
-        self.null_value = [None] * len(source.schema.value)
+        self.key_width = len(source.schema.key)
         self.timestamp_index: int | None = None
         self.parse_timestamp = parse_timestamp
         if source.timestamp_column is not None:
             self.timestamp_index = source.schema.index(source.timestamp_column)
             self.timestamp_is_text = source.schema.columns[self.timestamp_index].type == STRING
+        value_width = len(source.schema.value)
+        # positions (within the value columns) decoded, in the order the value serde returns them
+        self.value_positions = list(range(value_width))
+        if needed is not None:
+            wanted = {i - self.key_width for i in needed if self.key_width <= i < self.key_width + value_width}
+            if self.timestamp_index is not None and self.timestamp_index >= self.key_width:
+                wanted.add(self.timestamp_index - self.key_width)
+            projected = self.value_serde.project(sorted(wanted)) if len(wanted) < value_width else None
+            if projected is not None:
+                self.value_serde = projected
+                self.value_positions = sorted(wanted)
+        self.value_width = value_width
 
     def decode(self, records: Sequence[Record]) -> list[list[Any]]:
         """Columns of the decodable records, followed by ROWTIME, ROWPARTITION, ROWOFFSET and four hidden
         columns: each row's index in `records`, whether it was a tombstone (NULL value), and the record's
-        timestamp and partition.
+        timestamp and partition (a tombstone's pseudo columns are NULL, its record timestamp is kept)."""
+        keys = self.key_serde.deserialize_columns([r.key for r in records])
+        values = self.value_serde.deserialize_columns([r.value for r in records])
+        size = len(records)
+        rowtimes = [r.timestamp for r in records]
+        if self.timestamp_index is not None:
+            if self.timestamp_index < self.key_width:
+                raw_times = keys.columns[self.timestamp_index]
+            else:
+                raw_times = values.columns[self.value_positions.index(self.timestamp_index - self.key_width)]
+            rowtimes = self._extract_timestamps(raw_times, records, {*keys.errors, *values.errors})
+        for index, error in {**keys.errors, **values.errors}.items():
+            self.log(records[index], f"Failed to deserialize record: {error}")
+        tombstones = [not present for present in values.present]
+        dropped = {*keys.errors, *values.errors, *(i for i, t in enumerate(rowtimes) if t is None)}
+        if not self.passes_tombstones:
+            dropped.update(i for i, t in enumerate(tombstones) if t)
+        columns: list[list[Any]] = list(keys.columns)
+        placeholder: list[Any] = [None] * size
+        value_columns: list[list[Any]] = [placeholder] * self.value_width
+        for decoded, position in zip(values.columns, self.value_positions, strict=True):
+            value_columns[position] = decoded
+        columns += value_columns
+        if self.header_columns:
+            header_rows = [self._header_values(r) for r in records]
+            columns += [[row[j] for row in header_rows] for j in range(len(self.header_columns))]
+        partitions = [r.partition for r in records]
+        offsets = [r.offset for r in records]
+        pseudo: list[list[Any]]
+        if any(tombstones):
+            # As in ksqlDB, where the pseudo columns travel in the value, a tombstone has NULL pseudo columns.
+            pseudo = [
+                [None if t else v for v, t in zip(column, tombstones, strict=True)]
+                for column in (rowtimes, partitions, offsets)
+            ]
+        else:
+            pseudo = [rowtimes, partitions, offsets]
+        columns += [*pseudo, list(range(size)), tombstones, rowtimes, partitions]
+        if dropped:
+            keep = [i for i in range(size) if i not in dropped]
+            columns = [[column[i] for i in keep] for column in columns]
+        return columns
 
-        As in ksqlDB, where the pseudo columns travel in the value, a tombstone has NULL pseudo columns
-        (PARTITION BY ROWTIME keys it by NULL) while its record timestamp is kept for the output."""
-        rows: list[list[Any]] = []
-        for index, record in enumerate(records):
-            tombstone = record.value is None
-            if tombstone and not self.passes_tombstones:
-                continue
-            try:
-                key = self.key_serde.deserialize(record.key)
-                value = self.value_serde.deserialize(record.value)
-            except SerdeError as error:
-                self.log(record, f"Failed to deserialize record: {error}")
-                continue
-            row = [*(key if key is not None else self.null_key), *(value if value is not None else self.null_value)]
-            if self.header_columns:
-                row.extend(self._header_values(record))
-            rowtime = record.timestamp
-            if self.timestamp_index is not None:
-                extracted = self._extract_timestamp(row[self.timestamp_index], record)
-                if extracted is None:
-                    continue
-                rowtime = extracted
-            pseudo = (None, None, None) if tombstone else (rowtime, record.partition, record.offset)
-            row += (*pseudo, index, tombstone, rowtime, record.partition)
-            rows.append(row)
-        if not rows:
-            return [[] for _ in range(self.width + META_COLUMNS)]
-        return [list(column) for column in zip(*rows, strict=True)]
+    def _extract_timestamps(self, raw_times: list[Any], records: Sequence[Record], failed: set[int]) -> list[Any]:
+        """ROWTIME from the TIMESTAMP column; None marks a row dropped for a missing or invalid time."""
+        if not self.timestamp_is_text and all(type(t) is int and t >= 0 for t in raw_times):
+            return raw_times
+        return [
+            None if index in failed else self._extract_timestamp(raw, records[index])
+            for index, raw in enumerate(raw_times)
+        ]
 
     def _header_values(self, record: Record) -> list[Any]:
         values: list[Any] = []
@@ -147,7 +190,6 @@ class Pipeline:
     ) -> None:
         self.plan = plan
         self.log = log
-        self.decoder = SourceDecoder(plan.source.source, log, parse_timestamp)
         self.rowtime_index = len(plan.source.source.schema.columns)
         self.steps: list[tuple[str, list[CompiledExpression]]] = []
         for step in plan.steps:
@@ -155,12 +197,25 @@ class Pipeline:
                 self.steps.append(("filter", [CompiledExpression(step.predicate)]))
             elif isinstance(step, ProjectStep):
                 self.steps.append(("project", [CompiledExpression(e) for e in step.expressions]))
+        read = self._source_columns_read()
+        self.decoder = SourceDecoder(plan.source.source, log, parse_timestamp, read)
+        self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
         self.sink = sink
         self.key_width = len(plan.output.key)
         if sink is not None:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
             self.partitions = max(1, sink.partitions)
+
+    def _source_columns_read(self) -> set[int]:
+        """Input columns that any step reads before the first projection replaces them."""
+        read: set[int] = set()
+        for kind, exprs in self.steps:
+            for expr in exprs:
+                read.update(expr.input_columns)
+            if kind == "project":
+                break
+        return read
 
     def run(self, records: Sequence[Record]) -> tuple[list[list[Any]], list[list[Any]]]:
         """Decode and transform: the output columns, and per output row its metadata columns
@@ -181,7 +236,14 @@ class Pipeline:
                 tombstones = meta[4]  # a filter never passes a record without a value
                 keep = [i for i, flag in enumerate(mask) if flag is True and not tombstones[i]]
                 if len(keep) != size:
-                    columns = [[column[i] for i in keep] for column in columns]
+                    if meta_in_columns:  # source columns no step reads stay placeholders
+                        placeholder: list[Any] = [None] * len(keep)
+                        columns = [
+                            [column[i] for i in keep] if index in self.live_inputs else placeholder
+                            for index, column in enumerate(columns)
+                        ]
+                    else:
+                        columns = [[column[i] for i in keep] for column in columns]
                     if meta_in_columns:
                         meta = columns[self.rowtime_index :]
                     else:
@@ -203,29 +265,53 @@ class Pipeline:
         if self.sink is None or not meta[0]:
             return []
         _, _, _, origins, tombstones, rowtimes, partitions = meta
-        timestamp_column = self.plan.timestamp_column
+        size = len(origins)
+        keys = self._encode_keys(columns[: self.key_width], [records[i] for i in origins], size)
+        values = self._encode_values(columns[self.key_width :], tombstones, size)
+        timestamps = rowtimes if self.plan.timestamp_column is None else columns[self.plan.timestamp_column]
         out: list[Record] = []
-        for row_index, row in enumerate(zip(*columns, strict=True)):
-            origin = records[origins[row_index]]
-            try:
-                key = self._encode_key(row[: self.key_width], origin)
-                value = None if tombstones[row_index] else self.sink_value_serde.serialize(row[self.key_width :])
-            except (SerdeError, KsqlError, ValueError, TypeError) as error:
-                self.log(origin, f"Failed to serialize record: {error}")
+        last_partition = self.partitions - 1
+        for row, (key, value, timestamp, origin_index) in enumerate(zip(keys, values, timestamps, origins, strict=True)):
+            origin = records[origin_index]
+            if isinstance(key, Exception) or isinstance(value, Exception):
+                self.log(origin, f"Failed to serialize record: {key if isinstance(key, Exception) else value}")
                 continue
-            timestamp = rowtimes[row_index] if timestamp_column is None else row[timestamp_column]
             if timestamp is None or timestamp < 0:
                 self.log(origin, f"Invalid output timestamp {timestamp}: the record was dropped")
                 continue
-            partition = partitions[row_index]
+            partition = partitions[row]
             if self.plan.key_changed:
                 partition = zlib.crc32(key or b"") % self.partitions
-            out.append(Record(key, value, int(timestamp), origin.headers, min(partition, self.partitions - 1)))
+            out.append(Record(key, value, int(timestamp), origin.headers, min(partition, last_partition)))
         return out
 
-    def _encode_key(self, values: Sequence[Any], origin: Record) -> bytes | None:
+    def _encode_values(self, columns: list[list[Any]], tombstones: list[bool], size: int) -> list[Any]:
+        """Serialized values, one per row; a row that cannot be written holds its exception instead."""
+        try:
+            values: list[Any] = self.sink_value_serde.serialize_columns(columns, size)
+        except _SERIALIZE_ERRORS:
+            values = []
+            for row in zip(*columns, strict=True) if columns else [()] * size:
+                try:
+                    values.append(self.sink_value_serde.serialize(row))
+                except _SERIALIZE_ERRORS as error:
+                    values.append(error)
+        if any(tombstones):
+            values = [None if tombstone else value for value, tombstone in zip(values, tombstones, strict=True)]
+        return values
+
+    def _encode_keys(self, columns: list[list[Any]], origins: list[Record], size: int) -> list[Any]:
         if not self.key_width:
-            return None
+            return [None] * size
+        keys: list[Any] = []
+        for row, origin in zip(zip(*columns, strict=True), origins, strict=True):
+            try:
+                keys.append(self._encode_key(row, origin))
+            except _SERIALIZE_ERRORS as error:
+                keys.append(error)
+        return keys
+
+    def _encode_key(self, values: Sequence[Any], origin: Record) -> bytes | None:
         if all(v is None for v in values) and (self.key_width == 1 or (origin.key is None and not self.plan.key_changed)):
             return None
         return self.sink_key_serde.serialize(values)

@@ -25,8 +25,8 @@ class KafkaClients:
         self.config = config
 
     def consumer(self, group_id: str, **settings: Any) -> Consumer:
-        merged = {**CONSUMER_DEFAULTS, **self.config.client_settings(), "group.id": group_id}
-        merged.update({k: str(v) if not isinstance(v, bool) else v for k, v in settings.items()})
+        merged: dict[str, Any] = {**CONSUMER_DEFAULTS, **self.config.client_settings(), "group.id": group_id}
+        merged.update(settings)  # values pass through as given: callbacks such as error_cb included
         return Consumer(merged)
 
     def producer(self, **settings: Any) -> Producer:
@@ -35,4 +35,5 @@ class KafkaClients:
         return Producer(merged)
 
     def admin(self) -> AdminClient:
-        return AdminClient(self.config.client_settings())
+        settings: dict[str, Any] = dict(self.config.client_settings())
+        return AdminClient(settings)

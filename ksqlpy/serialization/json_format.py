@@ -7,6 +7,7 @@ import binascii
 import json
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +15,7 @@ import orjson
 
 from ksqlpy.errors import SerdeError
 from ksqlpy.schema import Column
-from ksqlpy.serialization.base import FormatOptions, RecordSerde
+from ksqlpy.serialization.base import DecodedColumns, FormatOptions, RecordSerde
 from ksqlpy.serialization.java_numbers import (
     fit_decimal,
     integer_bounds,
@@ -47,6 +48,8 @@ Writer = Callable[[Any], str]
 
 _MISSING = object()
 _INTEGRAL_TYPES = (INTEGER, BIGINT, DATE, TIME, TIMESTAMP)
+# Parsed ints in these ranges already are the column's value (the column-wise fast path checks only this).
+_INTEGRAL_BOUNDS: dict[SqlType, tuple[int, int]] = {INTEGER: (-(2**31), 2**31), BIGINT: (-(2**63), 2**63)}
 
 
 class _CoercionError(Exception):
@@ -257,11 +260,11 @@ class _FieldReader:
     def __init__(self, names: Sequence[str], types: Sequence[SqlType]) -> None:
         self._names = tuple(names)
         coercers = [_coercer_for(sql_type) for sql_type in types]
-        self._columns = [(_READY_TYPES.get(sql_type, _NeverMatches), coerce)
+        self.columns = [(_READY_TYPES.get(sql_type, _NeverMatches), coerce)
                          for sql_type, coerce in zip(types, coercers, strict=True)]
         self._layouts: dict[tuple[str, ...], list[str | None]] = {}
 
-    def _keys_for(self, document: dict[str, Any]) -> list[str | None]:
+    def keys_for(self, document: dict[str, Any]) -> list[str | None]:
         layout = tuple(document)
         keys = self._layouts.get(layout)
         if keys is None:
@@ -274,12 +277,12 @@ class _FieldReader:
 
     def __call__(self, document: dict[str, Any]) -> list[Any]:
         get = document.get
-        raw = [get(key) for key in self._keys_for(document)]  # type: ignore[arg-type]  # None finds nothing
+        raw = [get(key) for key in self.keys_for(document)]  # type: ignore[arg-type]  # None finds nothing
         try:
             return [value if type(value) is ready else (None if value is None else coerce(value))
-                    for value, (ready, coerce) in zip(raw, self._columns, strict=True)]
+                    for value, (ready, coerce) in zip(raw, self.columns, strict=True)]
         except _CoercionError:
-            for name, value, (_, coerce) in zip(self._names, raw, self._columns, strict=True):
+            for name, value, (_, coerce) in zip(self._names, raw, self.columns, strict=True):
                 try:
                     if value is not None:
                         coerce(value)
@@ -415,6 +418,26 @@ def _writer_for(sql_type: SqlType) -> Writer:
     raise TypeError(f"JSON cannot carry type {sql_type}")
 
 
+def _prepare_doubles(column: Sequence[Any]) -> list[Any]:
+    # Within [1e-3, 1e7) Python's shortest repr is Java's Double.toString; elsewhere Java uses E notation.
+    fragment, write = orjson.Fragment, _write_double
+    return [
+        v if v is None or 1e-3 <= abs(v) < 1e7 or (v == 0.0 and math.copysign(1.0, v) > 0) else fragment(write(v))
+        for v in column
+    ]
+
+
+def _column_preparer(sql_type: SqlType) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """Turns a column into values orjson writes exactly as ksqlDB would: natives pass, the rest as fragments."""
+    if sql_type in _INTEGRAL_TYPES or sql_type in (STRING, BOOLEAN):
+        return lambda column: column
+    if sql_type == DOUBLE:
+        return _prepare_doubles
+    write = _writer_for(sql_type)
+    fragment = orjson.Fragment
+    return lambda column: [None if v is None else fragment(write(v)) for v in column]
+
+
 def logical_json_text(document: Any) -> str:
     """Compact JSON text of an untyped document (dicts, lists, str, int, Decimal, float, bool, None).
 
@@ -469,6 +492,9 @@ class JsonSerde(RecordSerde):
         self._write_single = _writer_for(types[0]) if self._unwrapped else None
         self._field_writers = [(_json_string(name) + ":", _write_nullable(_writer_for(sql_type)))
                                for name, sql_type in zip(names, types, strict=True)]
+        self._names = names
+        self._types = types
+        self._preparers = [_column_preparer(sql_type) for sql_type in types]
 
     def _row(self, document: Any) -> list[Any] | None:
         if document is None:
@@ -528,6 +554,61 @@ class JsonSerde(RecordSerde):
                 append(error)
         return out
 
+    def deserialize_columns(self, payloads: Sequence[bytes | None]) -> DecodedColumns:
+        if self._always_exact or self._single is not None:
+            return super().deserialize_columns(payloads)
+        loads = orjson.loads
+        documents: list[dict[str, Any] | None] = []
+        slow: set[int] = set()  # rows that need the full row-by-row path (odd layouts, coercions, errors)
+        for index, payload in enumerate(payloads):
+            document: Any = None
+            if payload is not None:
+                try:
+                    document = loads(payload)
+                except orjson.JSONDecodeError:
+                    slow.add(index)
+                if type(document) is not dict:
+                    slow.add(index)
+                    document = None
+            documents.append(document)
+        first = next((d for d in documents if d is not None), None)
+        keys = self._read_fields.keys_for(first) if first is not None else []
+        columns: list[list[Any]] = []
+        for key, (ready, _), column_type in zip(keys, self._read_fields.columns, self._types, strict=True):
+            if key is None:
+                column = [None] * len(documents)
+                slow.update(i for i, d in enumerate(documents) if d is not None)
+            else:
+                column = [d.get(key, _MISSING) if d is not None else None for d in documents]
+                bounds = _INTEGRAL_BOUNDS.get(column_type)
+                if bounds is not None:
+                    low, high = bounds
+                    slow.update(
+                        i for i, v in enumerate(column) if v is not None and (type(v) is not int or not low <= v < high)
+                    )
+                else:
+                    slow.update(i for i, v in enumerate(column) if v is not None and type(v) is not ready)
+            columns.append(column)
+        present = [p is not None for p in payloads]
+        errors: dict[int, SerdeError] = {}
+        for index in slow:
+            try:
+                row = self.deserialize(payloads[index])
+            except SerdeError as error:
+                errors[index] = error
+                row = None
+            for column, value in zip(columns, row or [None] * len(columns), strict=True):
+                column[index] = value
+        return DecodedColumns(columns, present, errors)
+
+    def serialize_columns(self, columns: Sequence[Sequence[Any]], size: int) -> list[bytes | None]:
+        if self._write_single is not None:
+            write = self._write_single
+            return [None if v is None else write(v).encode("utf-8") for v in columns[0]]
+        prepared = [prepare(column) for prepare, column in zip(self._preparers, columns, strict=True)]
+        dumps, names = orjson.dumps, self._names
+        return [dumps(dict(zip(names, row, strict=True))) for row in zip(*prepared, strict=True)]
+
     def serialize(self, values: Sequence[Any] | None) -> bytes | None:
         if values is None:
             return None
@@ -537,6 +618,12 @@ class JsonSerde(RecordSerde):
         fields = ",".join(label + write(value)
                           for (label, write), value in zip(self._field_writers, values, strict=True))
         return ("{" + fields + "}").encode("utf-8")
+
+    def project(self, indexes: Sequence[int]) -> RecordSerde | None:
+        if self._unwrapped or self.options.is_key:
+            return None
+        # Fields are looked up by name, so a subset of an object's columns is read the same way.
+        return JsonSerde([self.columns[i] for i in indexes], replace(self.options, wrap_single_value=True))
 
     def from_logical(self, logical: Any) -> bytes | None:
         return None if logical is None else logical_json_text(logical).encode("utf-8")

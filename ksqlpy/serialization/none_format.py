@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ksqlpy.serialization.base import RecordSerde
+from ksqlpy.serialization.base import DecodedColumns, RecordSerde
 
 __all__ = ["VoidSerde"]
 
@@ -17,6 +17,9 @@ class VoidSerde(RecordSerde):
 
     def deserialize(self, payload: bytes | None) -> list[Any] | None:
         return None if payload is None else []
+
+    def deserialize_columns(self, payloads: Sequence[bytes | None]) -> DecodedColumns:
+        return DecodedColumns([], [p is not None for p in payloads], {})
 
     def serialize(self, values: Sequence[Any] | None) -> bytes | None:
         return None
