@@ -139,14 +139,16 @@ def _run(argv: list[str]) -> int:
 
 
 def _shutdown(app: KsqlpyApp) -> None:
-    """Print each query's totals, then stop queries and broker; a second Ctrl-C here is ignored."""
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Print each query's totals, then stop queries and broker; another Ctrl-C or SIGTERM cannot cut the
+    clean shutdown short (SIGKILL still can)."""
+    previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         for line in app.summary_lines():
             print(f"ksqlpy: {line}", file=sys.stderr)
         app.close()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _shell(argv: list[str]) -> int:

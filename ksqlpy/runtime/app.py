@@ -78,7 +78,6 @@ class KsqlpyApp:
         self._command_log: CommandLog | None = None
         # Replayed commands not yet matched by a statement of this run: what "already recorded" means.
         self._unmatched_replayed: Counter[str] = Counter()
-        self.replay_failures: list[str] = []
         self._transient_ids = itertools.count()
         self._closed = False
 
@@ -118,6 +117,7 @@ class KsqlpyApp:
         its committed offsets."""
         commands = self.command_log.replay()
         session = dict(self.engine.properties)
+        failures = 0
         for command in commands:
             self.engine.properties = dict(command.properties)
             try:
@@ -125,14 +125,15 @@ class KsqlpyApp:
                     self.engine.execute_statement(statement)
             except KsqlError as error:
                 # A log can hold a statement twice (two processes racing); the copy fails like it did then.
-                self.replay_failures.append(f"{command.statement}: {error}")
+                failures += 1
                 log.info("command log: %r did not re-apply: %s", command.statement, error)
             self._unmatched_replayed[command_key(command.statement, command.properties)] += 1
         self.engine.properties = session
         if commands:
             self.status.write(
                 f"ksqlpy: recovered {len(commands)} statement(s) from {self.command_log.topic}; "
-                f"{len(self.engine.queries)} persistent quer{'y' if len(self.engine.queries) == 1 else 'ies'} running.\n"
+                f"{len(self.engine.queries)} persistent quer{'y' if len(self.engine.queries) == 1 else 'ies'} running"
+                + (f" ({failures} recorded statement(s) did not re-apply; -v shows why).\n" if failures else ".\n")
             )
             self.status.flush()
 
@@ -147,10 +148,10 @@ class KsqlpyApp:
             if self._command_log is not None:
                 self._command_log.close()
         finally:
+            # Clients still alive when their broker goes away log disconnections: destroy them now.
+            self._backend = self._engine = self._command_log = self._clients = None
+            gc.collect()
             if self.broker is not None:
-                # Clients still alive when their broker goes away log disconnections: destroy them first.
-                self._backend = self._engine = self._command_log = self._clients = None
-                gc.collect()
                 self.broker.stop()
 
     def __enter__(self) -> KsqlpyApp:
