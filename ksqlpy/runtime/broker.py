@@ -21,7 +21,9 @@ from ksqlpy.errors import KsqlError
 
 LOGGER = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
-STOP_GRACE_SECONDS = 3.0
+# A healthy Tansu exits on SIGTERM within milliseconds, and in-memory storage has nothing to flush, so a
+# broker still running after this long is stuck (Tansu 0.6 sometimes is) and is killed.
+STOP_GRACE_SECONDS = 1.0
 FREE_PORT_ATTEMPTS = 3
 # How much of Tansu's own log to quote when it dies during start-up.
 LOG_TAIL_CHARS = 2000
