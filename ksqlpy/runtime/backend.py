@@ -25,7 +25,7 @@ from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.processing_log import ProcessingLog
 from ksqlpy.runtime.push import run_push_query
-from ksqlpy.runtime.worker import QueryStatus, QueryWorker, describe_error, produce_all
+from ksqlpy.runtime.worker import ONLY_ERROR_REPORTS, QueryStatus, QueryWorker, describe_error, produce_all
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class KafkaBackend:
         # Distinguishes this process's transactional ids from those of other processes sharing the queries.
         self.instance_id = uuid.uuid4().hex[:12]
         self._admin: AdminClient = clients.admin()
-        self._producer = clients.producer()
+        self._producer = clients.producer(**ONLY_ERROR_REPORTS)
         self._processing_log = ProcessingLog(self._producer, self.create_topic)
         self._workers: dict[str, QueryWorker] = {}
         self._lock = threading.Lock()

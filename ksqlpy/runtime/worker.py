@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -97,17 +97,22 @@ class Backoff:
         self.current = 0.0
 
 
+# Producer settings under which delivery callbacks fire only for failures.
+ONLY_ERROR_REPORTS = {"delivery.report.only.error": True}
+
+
 def to_record(message: Message) -> Record:
-    # A consumed message always has a topic, partition and offset, and its headers are a list of pairs.
-    headers = cast("list[tuple[str, bytes | None]] | None", message.headers())
+    # A consumed message always has a topic, partition and offset, and its headers are a list of pairs;
+    # positional arguments and no casts: this runs once per consumed record.
+    headers = message.headers()
     return Record(
-        key=cast("bytes | None", message.key()),
-        value=cast("bytes | None", message.value()),
-        timestamp=message.timestamp()[1],
-        headers=tuple(headers) if headers else (),
-        partition=cast(int, message.partition()),
-        offset=cast(int, message.offset()),
-        topic=cast(str, message.topic()),
+        message.key(),
+        message.value(),
+        message.timestamp()[1],
+        tuple(headers) if headers else (),  # type: ignore[arg-type]
+        message.partition(),  # type: ignore[arg-type]
+        message.offset(),  # type: ignore[arg-type]
+        message.topic(),  # type: ignore[arg-type]
     )
 
 
@@ -133,38 +138,31 @@ class LatestStart:
         return partition not in self.pending
 
 
-def produce_record(
-    producer: Producer,
-    topic: str,
-    record: Record,
-    on_delivery: Callable[[KafkaError | None, Message], None] | None = None,
-) -> None:
-    """Produce one record, letting the producer's (murmur2) partitioner place it by key as ksqlDB's would."""
-    while True:
-        try:
-            producer.produce(
-                topic,
-                key=record.key,
-                value=record.value,
-                timestamp=record.timestamp,
-                headers=list(record.headers) or None,
-                on_delivery=on_delivery,
-            )
-            return
-        except BufferError:  # the local queue is full: let deliveries drain it
-            producer.poll(0.1)
-
-
 def produce_all(producer: Producer, topic: str, records: list[Record]) -> list[KafkaError]:
-    """Produce records; the returned list fills with delivery failures as the producer is flushed."""
+    """Produce records, letting the producer's (murmur2) partitioner place each by key as ksqlDB's would.
+
+    The returned list fills with delivery failures as the producer is flushed. Producers made with
+    ONLY_ERROR_REPORTS call back for failed deliveries alone, which keeps Python off the per-record path.
+    """
     failures: list[KafkaError] = []
 
     def on_delivery(error: KafkaError | None, _message: Message) -> None:
         if error is not None:
             failures.append(error)
 
-    for record in records:
-        produce_record(producer, topic, record, on_delivery)
+    produce = producer.produce
+    index = 0
+    while index < len(records):
+        try:
+            for record in records[index:]:
+                if record.headers:
+                    produce(topic, record.value, record.key, timestamp=record.timestamp,
+                            headers=list(record.headers), on_delivery=on_delivery)
+                else:
+                    produce(topic, record.value, record.key, timestamp=record.timestamp, on_delivery=on_delivery)
+                index += 1
+        except BufferError:  # the local queue is full: let deliveries drain it, then go on
+            producer.poll(0.1)
     return failures
 
 
@@ -271,7 +269,7 @@ class QueryWorker(threading.Thread):
                 if self.exactly_once
                 else {"enable.idempotence": True}
             )
-            self._producer = self.clients.producer(error_cb=self._on_client_error, **settings)
+            self._producer = self.clients.producer(error_cb=self._on_client_error, **ONLY_ERROR_REPORTS, **settings)
         if self.exactly_once and not self._transactions_ready:
             self._producer.init_transactions(CLIENT_CALL_TIMEOUT)
             self._transactions_ready = True
