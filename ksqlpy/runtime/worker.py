@@ -28,6 +28,10 @@ logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
 POLL_TIMEOUT = 0.2
+# At-least-once: produced records are flushed, and the offsets behind them committed, at most this often
+# (Kafka Streams commits every 30 s; a short interval bounds what a crash replays). Waiting for every
+# batch's acknowledgements instead would stall the loop on each broker round trip.
+COMMIT_INTERVAL = 0.5
 MAX_BACKOFF = 5.0
 # How long stop() keeps waiting for an unreachable broker to acknowledge a batch before giving up on it
 # (the batch is then not committed, so it is processed again on restart: nothing is lost).
@@ -194,6 +198,11 @@ class QueryWorker(threading.Thread):
         self._producer: Producer | None = None
         self._transactions_ready = False
         self._pending_commit: dict[int, int] = {}  # delivered but not yet committed (at-least-once)
+        # Produced but not yet known to be delivered (at-least-once): where to rewind to, where to commit to.
+        self._unsettled_starts: dict[int, int] = {}
+        self._unsettled_ends: dict[int, int] = {}
+        self._unsettled_failures: list[list[KafkaError]] = []
+        self._last_settle = time.monotonic()
         self._latest_start = LatestStart()
         self._last_warning = ("", 0.0)
         # Set by the clients' error callback: librdkafka reports lost brokers and fatal errors there.
@@ -294,6 +303,8 @@ class QueryWorker(threading.Thread):
             self._warn_once(f"query {self.query_id}: consumer error on {self.source_topic}: {error.str()}")
         if records:
             self._process(records)
+        if self._unsettled_ends and (not records or time.monotonic() - self._last_settle >= COMMIT_INTERVAL):
+            self._settle()
         if self._pending_commit:
             self._commit_pending()
         self._update_lag()
@@ -326,7 +337,9 @@ class QueryWorker(threading.Thread):
             self._commit_in_transaction(outputs, starts, ends)
         else:
             self._deliver(outputs, starts)
-            self._pending_commit.update(ends)
+            for partition, offset in starts.items():
+                self._unsettled_starts.setdefault(partition, offset)
+            self._unsettled_ends.update(ends)
         with self._lock:
             self._status.records_in += len(records)
             self._status.records_out += len(outputs)
@@ -339,14 +352,30 @@ class QueryWorker(threading.Thread):
         producer = self._producer
         assert producer is not None
         try:
-            failures = self._produce(producer, outputs)
+            self._unsettled_failures.append(self._produce(producer, outputs))
         except KafkaException:
-            self._rewind(starts)
+            self._rewind({**starts, **self._unsettled_starts})
+            self._forget_unsettled()
             raise
+
+    def _settle(self) -> None:
+        """Wait until everything produced is acknowledged; only then may its input offsets be committed."""
+        producer = self._producer
+        assert producer is not None
         self._flush(producer)
+        failures = [failure for batch in self._unsettled_failures for failure in batch]
         if failures:
-            self._rewind(starts)
+            self._rewind(self._unsettled_starts)
+            self._forget_unsettled()
             raise TransientFailure(f"{len(failures)} records not delivered to {self.sink_topic}: {failures[0].str()}")
+        self._pending_commit.update(self._unsettled_ends)
+        self._forget_unsettled()
+
+    def _forget_unsettled(self) -> None:
+        self._unsettled_starts.clear()
+        self._unsettled_ends.clear()
+        self._unsettled_failures.clear()
+        self._last_settle = time.monotonic()
 
     def _produce(self, producer: Producer, outputs: list[Record]) -> list[KafkaError]:
         try:
@@ -483,9 +512,13 @@ class QueryWorker(threading.Thread):
         revoked = {tp.partition for tp in partitions}
         if not self.exactly_once:
             try:
+                if self._unsettled_ends:
+                    self._settle()
                 self._commit_pending(revoked)
             except KafkaException as error:
                 logger.warning("query %s: commit on revoke failed (%s)", self.query_id, describe_error(error))
+            except TransientFailure as error:
+                logger.warning("query %s: %s; the records are processed again by the new owner", self.query_id, error)
         for partition in revoked:
             self._pending_commit.pop(partition, None)
         self._latest_start.pending -= revoked
@@ -524,9 +557,14 @@ class QueryWorker(threading.Thread):
     def _close(self) -> None:
         if not self.exactly_once and self._consumer is not None:
             try:
+                if self._unsettled_ends and self._producer is not None:
+                    self._settle()
                 self._commit_pending()
             except KafkaException as error:
                 logger.warning("query %s: final commit failed (%s)", self.query_id, describe_error(error))
+            except TransientFailure as error:
+                logger.warning("query %s: not committed at shutdown (%s); it is processed again on restart",
+                               self.query_id, error)
         self._close_consumer()
         if self._producer is not None:
             self._producer.flush(CLIENT_CALL_TIMEOUT)
