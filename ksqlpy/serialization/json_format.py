@@ -6,9 +6,10 @@ import base64
 import binascii
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -418,6 +419,27 @@ def _writer_for(sql_type: SqlType) -> Writer:
     raise TypeError(f"JSON cannot carry type {sql_type}")
 
 
+def _field_column(documents: list[dict[str, Any] | None], key: str) -> list[Any]:
+    """One field of every document; _MISSING where a document lacks it."""
+    try:
+        return list(map(itemgetter(key), documents))  # type: ignore[arg-type]  # None rows raise: slow path
+    except (KeyError, TypeError):
+        return [d.get(key, _MISSING) if d is not None else None for d in documents]
+
+
+def _rows_needing_coercion(column: list[Any], ready: type, bounds: tuple[int, int] | None) -> Iterable[int]:
+    """Rows whose parsed value is not already the column's value (checked at C speed when all are)."""
+    kinds = set(map(type, column))
+    if bounds is not None:
+        low, high = bounds
+        if kinds == {int} and low <= min(column) and max(column) < high:
+            return ()
+        return (i for i, v in enumerate(column) if v is not None and (type(v) is not int or not low <= v < high))
+    if kinds <= {ready, type(None)}:
+        return ()
+    return (i for i, v in enumerate(column) if v is not None and type(v) is not ready)
+
+
 def _prepare_doubles(column: Sequence[Any]) -> list[Any]:
     # Within [1e-3, 1e7) Python's shortest repr is Java's Double.toString; elsewhere Java uses E notation.
     fragment, write = orjson.Fragment, _write_double
@@ -579,15 +601,8 @@ class JsonSerde(RecordSerde):
                 column = [None] * len(documents)
                 slow.update(i for i, d in enumerate(documents) if d is not None)
             else:
-                column = [d.get(key, _MISSING) if d is not None else None for d in documents]
-                bounds = _INTEGRAL_BOUNDS.get(column_type)
-                if bounds is not None:
-                    low, high = bounds
-                    slow.update(
-                        i for i, v in enumerate(column) if v is not None and (type(v) is not int or not low <= v < high)
-                    )
-                else:
-                    slow.update(i for i, v in enumerate(column) if v is not None and type(v) is not ready)
+                column = _field_column(documents, key)
+                slow.update(_rows_needing_coercion(column, ready, _INTEGRAL_BOUNDS.get(column_type)))
             columns.append(column)
         present = [p is not None for p in payloads]
         errors: dict[int, SerdeError] = {}
