@@ -20,5 +20,5 @@ cd "$shared"
 exec "$python" bench/peers.py \
   --workload "${WORKLOAD:-filter}" \
   --contender ceiling-raw \
-  --contender "ksqlpy=cmd:$python -m ksqlpy.cli run --bootstrap-servers {bootstrap} -p auto.offset.reset=earliest {sql_file}" \
+  --contender "ksqlpy=cmd:$python -m ksqlpy.cli run --bootstrap-servers {bootstrap} --service-id {group} -p auto.offset.reset=earliest {sql_file}" \
   "$@"
