@@ -108,15 +108,22 @@ class Engine:
 
     # -- DDL
 
-    def _execute_CreateSource(self, statement: ast.CreateSource) -> StatementResult:
+    def _name_taken(self, statement: ast.CreateSource | ast.CreateAsSelect) -> StatementResult | None:
+        """The no-op result of CREATE ... IF NOT EXISTS on a taken name; an error unless OR REPLACE."""
         existing = self.catalog.find(statement.name)
-        if existing is not None and statement.if_not_exists:
+        if existing is None or statement.or_replace:
+            return None
+        if statement.if_not_exists:
             return StatementResult(statement.text, f"{existing.kind.title()} {statement.name} already exists.")
-        if existing is not None and not statement.or_replace:
-            raise StatementError(
-                f"Cannot add {statement.kind.lower()} '{statement.name}': A {existing.kind_word} with the same "
-                "name already exists"
-            )
+        raise StatementError(
+            f"Cannot add {statement.kind.lower()} '{statement.name}': A {existing.kind_word} with the same "
+            "name already exists"
+        )
+
+    def _execute_CreateSource(self, statement: ast.CreateSource) -> StatementResult:
+        already = self._name_taken(statement)
+        if already is not None:
+            return already
         source = build_source(statement, self.catalog, self.properties)
         partitions = self.backend.topic_partitions(source.topic)
         if partitions is None:
@@ -129,14 +136,9 @@ class Engine:
     def _execute_CreateAsSelect(self, statement: ast.CreateAsSelect) -> StatementResult:
         if statement.kind == "TABLE":
             raise StatementError("CREATE TABLE AS SELECT is not supported yet")
-        existing = self.catalog.find(statement.name)
-        if existing is not None and statement.if_not_exists:
-            return StatementResult(statement.text, f"{existing.kind.title()} {statement.name} already exists.")
-        if existing is not None and not statement.or_replace:
-            raise StatementError(
-                f"Cannot add {statement.kind.lower()} '{statement.name}': A {existing.kind_word} with the same "
-                "name already exists"
-            )
+        already = self._name_taken(statement)
+        if already is not None:
+            return already
         plan = self._planner().plan(statement.query, statement.name, statement.properties)
         input_source = plan.source.source
         sink = self._sink_source(statement, plan, input_source)
