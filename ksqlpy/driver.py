@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ksqlpy.engine import Engine, PersistentQuery, StatementResult
-from ksqlpy.execution.pipeline import ProcessingLogger, Record, key_serde, value_serde
+from ksqlpy.execution.pipeline import ProcessingLogger, Record, RecordBatch, key_serde, value_serde
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.serialization.base import RecordSerde
 
@@ -64,7 +64,7 @@ class InMemoryDriver:
                     continue
                 self._positions[query_id] = len(topic.records)
                 progressed = True
-                self.write(query.sink.topic, query.pipeline.process(pending))
+                self.write(query.sink.topic, query.pipeline.process(RecordBatch.of(pending)).records())
 
     def records(self, topic: str) -> list[Record]:
         found = self._topics.get(topic)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import compress
 from typing import Any
 
 from ksqlpy.errors import KsqlError, SerdeError
@@ -35,6 +36,82 @@ class Record:
     offset: int = 0
     topic: str = ""
     window: tuple[int, int, str] | None = None
+
+
+Headers = tuple[tuple[str, bytes | None], ...]
+
+
+@dataclass(slots=True)
+class RecordBatch:
+    """Consumed records column by column, as a source adapter hands them to a pipeline.
+
+    Columns keep per-record work off the hot path: an adapter fills each with one C-level pass over its
+    client's messages, and the decoder reads them without building an object per record.
+    """
+
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    timestamps: list[int]
+    partitions: list[int]
+    offsets: list[int]
+    headers: list[Headers] | None = None  # None when no record in the batch has headers
+    topic: str = ""
+
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> RecordBatch:
+        headers = [r.headers for r in records]
+        return cls(
+            [r.key for r in records],
+            [r.value for r in records],
+            [r.timestamp for r in records],
+            [r.partition for r in records],
+            [r.offset for r in records],
+            headers if any(headers) else None,
+            records[0].topic if records else "",
+        )
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def record(self, index: int) -> Record:
+        """One record, for the processing log."""
+        return Record(
+            self.keys[index],
+            self.values[index],
+            self.timestamps[index],
+            self.headers[index] if self.headers is not None else (),
+            self.partitions[index],
+            self.offsets[index],
+            self.topic,
+        )
+
+
+@dataclass(slots=True)
+class OutputBatch:
+    """What a query writes to its sink, column by column; `partitions` is each record's suggested partition."""
+
+    keys: list[bytes | None]
+    values: list[bytes | None]
+    timestamps: list[int]
+    partitions: list[int]
+    headers: list[Headers] | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def rows(self) -> list[tuple[bytes | None, bytes | None, int, Headers]]:
+        """(value, key, timestamp, headers) per record: the order a producer takes them in."""
+        headers = self.headers or [()] * len(self.values)
+        return list(zip(self.values, self.keys, self.timestamps, headers, strict=True))
+
+    def records(self) -> list[Record]:
+        headers = self.headers or [()] * len(self.values)
+        return [
+            Record(key, value, timestamp, header, partition)
+            for key, value, timestamp, header, partition in zip(
+                self.keys, self.values, self.timestamps, headers, self.partitions, strict=True
+            )
+        ]
 
 
 ProcessingLogger = Callable[[Record | None, str], None]
@@ -95,25 +172,28 @@ class SourceDecoder:
                 self.value_positions = sorted(wanted)
         self.value_width = value_width
 
-    def decode(self, records: Sequence[Record]) -> list[list[Any]]:
+    def decode(self, batch: RecordBatch) -> list[list[Any]]:
         """Columns of the decodable records, followed by ROWTIME, ROWPARTITION, ROWOFFSET and four hidden
-        columns: each row's index in `records`, whether it was a tombstone (NULL value), and the record's
+        columns: each row's index in the batch, whether it was a tombstone (NULL value), and the record's
         timestamp and partition (a tombstone's pseudo columns are NULL, its record timestamp is kept)."""
-        keys = self.key_serde.deserialize_columns([r.key for r in records])
-        values = self.value_serde.deserialize_columns([r.value for r in records])
-        size = len(records)
-        rowtimes = [r.timestamp for r in records]
+        keys = self.key_serde.deserialize_columns(batch.keys)
+        values = self.value_serde.deserialize_columns(batch.values)
+        size = len(batch)
+        rowtimes: list[Any] = batch.timestamps
         if self.timestamp_index is not None:
             if self.timestamp_index < self.key_width:
                 raw_times = keys.columns[self.timestamp_index]
             else:
                 raw_times = values.columns[self.value_positions.index(self.timestamp_index - self.key_width)]
-            rowtimes = self._extract_timestamps(raw_times, records, {*keys.errors, *values.errors})
+            rowtimes = self._extract_timestamps(raw_times, batch, {*keys.errors, *values.errors})
         for index, error in {**keys.errors, **values.errors}.items():
-            self.log(records[index], f"Failed to deserialize record: {error}")
+            self.log(batch.record(index), f"Failed to deserialize record: {error}")
         tombstones = [not present for present in values.present]
-        dropped = {*keys.errors, *values.errors, *(i for i, t in enumerate(rowtimes) if t is None)}
-        if not self.passes_tombstones:
+        dropped = {*keys.errors, *values.errors}
+        if None in rowtimes:
+            dropped.update(i for i, t in enumerate(rowtimes) if t is None)
+        has_tombstones = True in tombstones
+        if has_tombstones and not self.passes_tombstones:
             dropped.update(i for i, t in enumerate(tombstones) if t)
         columns: list[list[Any]] = list(keys.columns)
         placeholder: list[Any] = [None] * size
@@ -122,12 +202,11 @@ class SourceDecoder:
             value_columns[position] = decoded
         columns += value_columns
         if self.header_columns:
-            header_rows = [self._header_values(r) for r in records]
+            header_rows = [self._header_values(h) for h in batch.headers or [()] * size]
             columns += [[row[j] for row in header_rows] for j in range(len(self.header_columns))]
-        partitions = [r.partition for r in records]
-        offsets = [r.offset for r in records]
+        partitions, offsets = batch.partitions, batch.offsets
         pseudo: list[list[Any]]
-        if any(tombstones):
+        if has_tombstones:
             # As in ksqlDB, where the pseudo columns travel in the value, a tombstone has NULL pseudo columns.
             pseudo = [
                 [None if t else v for v, t in zip(column, tombstones, strict=True)]
@@ -137,30 +216,30 @@ class SourceDecoder:
             pseudo = [rowtimes, partitions, offsets]
         columns += [*pseudo, list(range(size)), tombstones, rowtimes, partitions]
         if dropped:
-            keep = [i for i in range(size) if i not in dropped]
-            columns = [[column[i] for i in keep] for column in columns]
+            kept = [i not in dropped for i in range(size)]
+            columns = [list(compress(column, kept)) for column in columns]
         return columns
 
-    def _extract_timestamps(self, raw_times: list[Any], records: Sequence[Record], failed: set[int]) -> list[Any]:
+    def _extract_timestamps(self, raw_times: list[Any], batch: RecordBatch, failed: set[int]) -> list[Any]:
         """ROWTIME from the TIMESTAMP column; None marks a row dropped for a missing or invalid time."""
-        if not self.timestamp_is_text and all(type(t) is int and t >= 0 for t in raw_times):
+        if not self.timestamp_is_text and raw_times and set(map(type, raw_times)) == {int} and min(raw_times) >= 0:
             return raw_times
         return [
-            None if index in failed else self._extract_timestamp(raw, records[index])
+            None if index in failed else self._extract_timestamp(raw, batch, index)
             for index, raw in enumerate(raw_times)
         ]
 
-    def _header_values(self, record: Record) -> list[Any]:
+    def _header_values(self, headers: Headers) -> list[Any]:
         values: list[Any] = []
         for column in self.header_columns:
             if column.header_key is None:
-                values.append([{"KEY": k, "VALUE": v} for k, v in record.headers])
+                values.append([{"KEY": k, "VALUE": v} for k, v in headers])
             else:
-                matching = [v for k, v in record.headers if k == column.header_key]
+                matching = [v for k, v in headers if k == column.header_key]
                 values.append(matching[-1] if matching else None)
         return values
 
-    def _extract_timestamp(self, raw: Any, record: Record) -> int | None:
+    def _extract_timestamp(self, raw: Any, batch: RecordBatch, index: int) -> int | None:
         try:
             if raw is None:
                 raise ValueError("timestamp column is null")
@@ -170,10 +249,10 @@ class SourceDecoder:
             else:
                 timestamp = int(raw)
         except (ValueError, KsqlError) as error:
-            self.log(record, f"Failed to extract timestamp from column {self.source.timestamp_column}: {error}")
+            self.log(batch.record(index), f"Failed to extract timestamp from column {self.source.timestamp_column}: {error}")
             return None
         if timestamp < 0:
-            self.log(record, f"Invalid timestamp {timestamp}: timestamps must be non-negative")
+            self.log(batch.record(index), f"Invalid timestamp {timestamp}: timestamps must be non-negative")
             return None
         return timestamp
 
@@ -217,38 +296,39 @@ class Pipeline:
                 break
         return read
 
-    def run(self, records: Sequence[Record]) -> tuple[list[list[Any]], list[list[Any]]]:
+    def run(self, batch: RecordBatch) -> tuple[list[list[Any]], list[list[Any]]]:
         """Decode and transform: the output columns, and per output row its metadata columns
         (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag, record timestamp, record partition)."""
-        columns = self.decoder.decode(records)
+        columns = self.decoder.decode(batch)
         meta = columns[self.rowtime_index :]
         size = len(meta[0])
 
         def log_row(row: int, error: BaseException) -> None:
-            self.log(records[meta[3][row]], f"Error computing expression: {error}")
+            self.log(batch.record(meta[3][row]), f"Error computing expression: {error}")
 
         meta_in_columns = True  # until the first projection the metadata are ordinary input columns
         for kind, exprs in self.steps:
             if size == 0:
                 break
             if kind == "filter":
-                mask = exprs[0].evaluate(columns, size, log_row)
-                tombstones = meta[4]  # a filter never passes a record without a value
-                keep = [i for i, flag in enumerate(mask) if flag is True and not tombstones[i]]
-                if len(keep) != size:
+                # The mask holds True, False or None (NULL), so it can select rows as it is.
+                mask: list[Any] = exprs[0].evaluate(columns, size, log_row)
+                tombstones = meta[4]
+                if True in tombstones:  # a filter never passes a record without a value
+                    mask = [flag is True and not tombstone for flag, tombstone in zip(mask, tombstones, strict=True)]
+                kept = mask.count(True)
+                if kept != size:
                     if meta_in_columns:  # source columns no step reads stay placeholders
-                        placeholder: list[Any] = [None] * len(keep)
+                        placeholder: list[Any] = [None] * kept
                         columns = [
-                            [column[i] for i in keep] if index in self.live_inputs else placeholder
+                            list(compress(column, mask)) if index in self.live_inputs else placeholder
                             for index, column in enumerate(columns)
                         ]
-                    else:
-                        columns = [[column[i] for i in keep] for column in columns]
-                    if meta_in_columns:
                         meta = columns[self.rowtime_index :]
                     else:
-                        meta = [[column[i] for i in keep] for column in meta]
-                    size = len(keep)
+                        columns = [list(compress(column, mask)) for column in columns]
+                        meta = [list(compress(column, mask)) for column in meta]
+                    size = kept
             else:
                 columns = [e.evaluate(columns, size, log_row) for e in exprs]
                 meta_in_columns = False
@@ -256,62 +336,76 @@ class Pipeline:
             return [[] for _ in self.plan.output.columns], [[] for _ in range(META_COLUMNS)]
         return columns, meta
 
-    def _log_error(self, record: Record | None, error: BaseException) -> None:
-        self.log(record, f"Error computing expression: {error}")
-
-    def process(self, records: Sequence[Record]) -> list[Record]:
+    def process(self, batch: RecordBatch) -> OutputBatch:
         """Run the query on a batch of input records and encode what it writes to its sink."""
-        columns, meta = self.run(records)
+        columns, meta = self.run(batch)
         if self.sink is None or not meta[0]:
-            return []
+            return OutputBatch([], [], [], [])
         _, _, _, origins, tombstones, rowtimes, partitions = meta
         size = len(origins)
-        keys = self._encode_keys(columns[: self.key_width], [records[i] for i in origins], size)
-        values = self._encode_values(columns[self.key_width :], tombstones, size)
+        keys, key_errors = self._encode_keys(columns[: self.key_width], [batch.keys[i] for i in origins], size)
+        values, value_errors = self._encode_values(columns[self.key_width :], tombstones, size)
         timestamps = rowtimes if self.plan.timestamp_column is None else columns[self.plan.timestamp_column]
-        out: list[Record] = []
-        last_partition = self.partitions - 1
-        for row, (key, value, timestamp, origin_index) in enumerate(zip(keys, values, timestamps, origins, strict=True)):
-            origin = records[origin_index]
-            if isinstance(key, Exception) or isinstance(value, Exception):
-                self.log(origin, f"Failed to serialize record: {key if isinstance(key, Exception) else value}")
-                continue
-            if timestamp is None or timestamp < 0:
-                self.log(origin, f"Invalid output timestamp {timestamp}: the record was dropped")
-                continue
-            partition = partitions[row]
-            if self.plan.key_changed:
-                partition = zlib.crc32(key or b"") % self.partitions
-            out.append(Record(key, value, int(timestamp), origin.headers, min(partition, last_partition)))
-        return out
+        rejected: dict[int, str] = {}
+        for row, error in {**value_errors, **key_errors}.items():
+            rejected[row] = f"Failed to serialize record: {error}"
+        if None in timestamps or set(map(type, timestamps)) != {int} or min(timestamps) < 0:
+            timestamps = [None if t is None else int(t) for t in timestamps]
+            for row, timestamp in enumerate(timestamps):
+                if timestamp is None or timestamp < 0:
+                    rejected.setdefault(row, f"Invalid output timestamp {timestamp}: the record was dropped")
+        if self.plan.key_changed:
+            partitions = [zlib.crc32(key or b"") % self.partitions for key in keys]
+        elif max(partitions) >= self.partitions:
+            partitions = [min(partition, self.partitions - 1) for partition in partitions]
+        output = OutputBatch(
+            keys, values, timestamps, partitions,
+            None if batch.headers is None else [batch.headers[i] for i in origins],
+        )
+        if rejected:
+            for row, reason in sorted(rejected.items()):
+                self.log(batch.record(origins[row]), reason)
+            accepted = [row not in rejected for row in range(size)]
+            output = OutputBatch(
+                list(compress(keys, accepted)),
+                list(compress(values, accepted)),
+                list(compress(timestamps, accepted)),
+                list(compress(partitions, accepted)),
+                None if output.headers is None else list(compress(output.headers, accepted)),
+            )
+        return output
 
-    def _encode_values(self, columns: list[list[Any]], tombstones: list[bool], size: int) -> list[Any]:
-        """Serialized values, one per row; a row that cannot be written holds its exception instead."""
+    def _encode_values(self, columns: list[list[Any]], tombstones: list[bool], size: int) -> tuple[list[Any], dict[int, Exception]]:
+        """Serialized values, one per row, and the rows that cannot be written with the reason."""
+        errors: dict[int, Exception] = {}
         try:
             values: list[Any] = self.sink_value_serde.serialize_columns(columns, size)
         except _SERIALIZE_ERRORS:
             values = []
-            for row in zip(*columns, strict=True) if columns else [()] * size:
+            for row, fields in enumerate(zip(*columns, strict=True) if columns else [()] * size):
                 try:
-                    values.append(self.sink_value_serde.serialize(row))
+                    values.append(self.sink_value_serde.serialize(fields))
                 except _SERIALIZE_ERRORS as error:
-                    values.append(error)
-        if any(tombstones):
+                    values.append(None)
+                    errors[row] = error
+        if True in tombstones:
             values = [None if tombstone else value for value, tombstone in zip(values, tombstones, strict=True)]
-        return values
+        return values, errors
 
-    def _encode_keys(self, columns: list[list[Any]], origins: list[Record], size: int) -> list[Any]:
+    def _encode_keys(self, columns: list[list[Any]], origin_keys: list[bytes | None], size: int) -> tuple[list[Any], dict[int, Exception]]:
+        errors: dict[int, Exception] = {}
         if not self.key_width:
-            return [None] * size
+            return [None] * size, errors
         keys: list[Any] = []
-        for row, origin in zip(zip(*columns, strict=True), origins, strict=True):
+        for row, (fields, origin_key) in enumerate(zip(zip(*columns, strict=True), origin_keys, strict=True)):
             try:
-                keys.append(self._encode_key(row, origin))
+                keys.append(self._encode_key(fields, origin_key))
             except _SERIALIZE_ERRORS as error:
-                keys.append(error)
-        return keys
+                keys.append(None)
+                errors[row] = error
+        return keys, errors
 
-    def _encode_key(self, values: Sequence[Any], origin: Record) -> bytes | None:
-        if all(v is None for v in values) and (self.key_width == 1 or (origin.key is None and not self.plan.key_changed)):
+    def _encode_key(self, fields: Sequence[Any], origin_key: bytes | None) -> bytes | None:
+        if all(v is None for v in fields) and (self.key_width == 1 or (origin_key is None and not self.plan.key_changed)):
             return None
-        return self.sink_key_serde.serialize(values)
+        return self.sink_key_serde.serialize(fields)

@@ -104,7 +104,7 @@ class KafkaBackend:
 
     def write(self, topic: str, records: list[Record]) -> None:
         """Produce and wait for acknowledgement; the producer partitions by key as ksqlDB's would."""
-        failures = produce_all(self._producer, topic, records)
+        failures = produce_all(self._producer, topic, [(r.value, r.key, r.timestamp, r.headers) for r in records])
         remaining = self._producer.flush(ADMIN_TIMEOUT)
         if failures:
             raise KsqlError(f"Could not write to {topic}: {failures[0].str()}")

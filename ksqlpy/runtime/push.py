@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import Pipeline
@@ -18,9 +18,9 @@ from ksqlpy.runtime.worker import (
     BATCH_SIZE,
     POLL_TIMEOUT,
     LatestStart,
+    batch_of,
     describe_error,
     query_property,
-    to_record,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,17 +59,13 @@ def run_push_query(
         consumer.assign([TopicPartition(topic, partition, start) for partition in sorted(found.partitions)])
         latest_start = LatestStart(set() if from_start else set(found.partitions))
         while remaining != 0 and not (cancel is not None and cancel.is_set()):
-            records = []
-            for message in consumer.consume(BATCH_SIZE, POLL_TIMEOUT):
-                if latest_start.keep(message):
-                    records.append(to_record(message))
-                    continue
-                failure = message.error()
-                if failure is not None and failure.code() != KafkaError._PARTITION_EOF:
-                    logger.warning("push query on %s: %s", topic, failure.str())
-            if not records:
+            messages = latest_start.records(
+                consumer.consume(BATCH_SIZE, POLL_TIMEOUT),
+                lambda failure: logger.warning("push query on %s: %s", topic, failure.str()),
+            )
+            if not messages:
                 continue
-            columns, _meta = pipeline.run(records)
+            columns, _meta = pipeline.run(batch_of(messages, topic))
             for row in zip(*columns, strict=True):
                 yield list(row)
                 if remaining is not None:

@@ -14,14 +14,15 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ksqlpy.engine import PersistentQuery
-from ksqlpy.execution.pipeline import Record
+from ksqlpy.execution.pipeline import Headers, OutputBatch, RecordBatch
 from ksqlpy.runtime.clients import KafkaClients
 
 logger = logging.getLogger(__name__)
@@ -105,18 +106,23 @@ class Backoff:
 ONLY_ERROR_REPORTS = {"delivery.report.only.error": True}
 
 
-def to_record(message: Message) -> Record:
-    # A consumed message always has a topic, partition and offset, and its headers are a list of pairs;
-    # positional arguments and no casts: this runs once per consumed record.
-    headers = message.headers()
-    return Record(
-        message.key(),
-        message.value(),
-        message.timestamp()[1],
-        tuple(headers) if headers else (),  # type: ignore[arg-type]
-        message.partition(),  # type: ignore[arg-type]
-        message.offset(),  # type: ignore[arg-type]
-        message.topic(),  # type: ignore[arg-type]
+_second = itemgetter(1)
+
+
+def batch_of(messages: list[Message], topic: str) -> RecordBatch:
+    """Consumed messages (records only, no errors) as columns.
+
+    Each column is one C-level pass (map over the Message method), with no Python frame per record.
+    """
+    headers = list(map(Message.headers, messages))
+    return RecordBatch(
+        list(map(Message.key, messages)),
+        list(map(Message.value, messages)),
+        list(map(_second, map(Message.timestamp, messages))),
+        list(map(Message.partition, messages)),  # type: ignore[arg-type]
+        list(map(Message.offset, messages)),  # type: ignore[arg-type]
+        [tuple(h) if h else () for h in headers] if any(headers) else None,  # type: ignore[arg-type]
+        topic,
     )
 
 
@@ -131,6 +137,20 @@ class LatestStart:
     def __init__(self, partitions: set[int] | None = None) -> None:
         self.pending: set[int] = set(partitions or ())
 
+    def records(self, messages: list[Message], on_error: Callable[[KafkaError], None]) -> list[Message]:
+        """The messages that are records to process; other errors than end-of-partition go to `on_error`."""
+        if not self.pending and not any(map(Message.error, messages)):
+            return messages  # the common case, checked without a Python call per message
+        records = []
+        for message in messages:
+            if self.keep(message):
+                records.append(message)
+                continue
+            error = message.error()
+            if error is not None and error.code() != KafkaError._PARTITION_EOF:
+                on_error(error)
+        return records
+
     def keep(self, message: Message) -> bool:
         """Whether a message is a record to process (errors, including end-of-partition, are not)."""
         error = message.error()
@@ -142,8 +162,8 @@ class LatestStart:
         return partition not in self.pending
 
 
-def produce_all(producer: Producer, topic: str, records: list[Record]) -> list[KafkaError]:
-    """Produce records, letting the producer's (murmur2) partitioner place each by key as ksqlDB's would.
+def produce_all(producer: Producer, topic: str, rows: list[tuple[bytes | None, bytes | None, int, Headers]]) -> list[KafkaError]:
+    """Produce (value, key, timestamp, headers) rows, letting the producer's (murmur2) partitioner place each record by key as ksqlDB's would.
 
     The returned list fills with delivery failures as the producer is flushed. Producers made with
     ONLY_ERROR_REPORTS call back for failed deliveries alone, which keeps Python off the per-record path.
@@ -156,18 +176,31 @@ def produce_all(producer: Producer, topic: str, records: list[Record]) -> list[K
 
     produce = producer.produce
     index = 0
-    while index < len(records):
+    while index < len(rows):
         try:
-            for record in records[index:]:
-                if record.headers:
-                    produce(topic, record.value, record.key, timestamp=record.timestamp,
-                            headers=list(record.headers), on_delivery=on_delivery)
+            for value, key, timestamp, headers in rows[index:] if index else rows:
+                if headers:
+                    produce(topic, value, key, timestamp=timestamp, headers=list(headers), on_delivery=on_delivery)
                 else:
-                    produce(topic, record.value, record.key, timestamp=record.timestamp, on_delivery=on_delivery)
+                    produce(topic, value, key, timestamp=timestamp, on_delivery=on_delivery)
                 index += 1
         except BufferError:  # the local queue is full: let deliveries drain it, then go on
             producer.poll(0.1)
     return failures
+
+
+def offset_ranges(batch: RecordBatch) -> tuple[dict[int, int], dict[int, int]]:
+    """Per partition, the first offset in the batch and the offset after its last (a consumer returns each
+    partition's records in offset order)."""
+    partitions, offsets = batch.partitions, batch.offsets
+    if len(set(partitions)) == 1:
+        return {partitions[0]: offsets[0]}, {partitions[0]: offsets[-1] + 1}
+    starts: dict[int, int] = {}
+    ends: dict[int, int] = {}
+    for partition, offset in zip(partitions, offsets, strict=True):
+        starts.setdefault(partition, offset)
+        ends[partition] = offset + 1
+    return starts, ends
 
 
 class QueryWorker(threading.Thread):
@@ -290,24 +323,19 @@ class QueryWorker(threading.Thread):
             raise KafkaException(self._fatal_error)
         if self._broker_down:
             self._probe_broker()
-        records: list[Record] = []
-        for message in self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT):
-            if self._latest_start.keep(message):
-                records.append(to_record(message))
-                continue
-            error = message.error()
-            if error is None or error.code() == KafkaError._PARTITION_EOF:
-                continue  # a record from before the query started, or the end of a partition
-            if error.fatal():
-                raise KafkaException(error)
-            self._warn_once(f"query {self.query_id}: consumer error on {self.source_topic}: {error.str()}")
-        if records:
-            self._process(records)
-        if self._unsettled_ends and (not records or time.monotonic() - self._last_settle >= COMMIT_INTERVAL):
+        messages = self._latest_start.records(self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT), self._on_consumer_error)
+        if messages:
+            self._process(batch_of(messages, self.source_topic))
+        if self._unsettled_ends and (not messages or time.monotonic() - self._last_settle >= COMMIT_INTERVAL):
             self._settle()
         if self._pending_commit:
             self._commit_pending()
         self._update_lag()
+
+    def _on_consumer_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            raise KafkaException(error)
+        self._warn_once(f"query {self.query_id}: consumer error on {self.source_topic}: {error.str()}")
 
     def _on_client_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -325,14 +353,10 @@ class QueryWorker(threading.Thread):
         self._broker_down = False
         logger.info("query %s: broker reachable again", self.query_id)
 
-    def _process(self, records: list[Record]) -> None:
+    def _process(self, batch: RecordBatch) -> None:
         self.last_input = time.monotonic()
-        starts: dict[int, int] = {}
-        ends: dict[int, int] = {}
-        for record in records:
-            starts.setdefault(record.partition, record.offset)
-            ends[record.partition] = record.offset + 1
-        outputs = self.query.pipeline.process(records)
+        starts, ends = offset_ranges(batch)
+        outputs = self.query.pipeline.process(batch)
         if self.exactly_once:
             self._commit_in_transaction(outputs, starts, ends)
         else:
@@ -341,14 +365,14 @@ class QueryWorker(threading.Thread):
                 self._unsettled_starts.setdefault(partition, offset)
             self._unsettled_ends.update(ends)
         with self._lock:
-            self._status.records_in += len(records)
+            self._status.records_in += len(batch)
             self._status.records_out += len(outputs)
             if self.exactly_once:
                 self._status.offsets.update(ends)
 
     # -- at-least-once
 
-    def _deliver(self, outputs: list[Record], starts: dict[int, int]) -> None:
+    def _deliver(self, outputs: OutputBatch, starts: dict[int, int]) -> None:
         producer = self._producer
         assert producer is not None
         try:
@@ -377,9 +401,9 @@ class QueryWorker(threading.Thread):
         self._unsettled_failures.clear()
         self._last_settle = time.monotonic()
 
-    def _produce(self, producer: Producer, outputs: list[Record]) -> list[KafkaError]:
+    def _produce(self, producer: Producer, outputs: OutputBatch) -> list[KafkaError]:
         try:
-            return produce_all(producer, self.sink_topic, outputs)
+            return produce_all(producer, self.sink_topic, outputs.rows())
         except KafkaException as error:
             if error.args[0].retriable():
                 raise
@@ -431,7 +455,7 @@ class QueryWorker(threading.Thread):
 
     # -- exactly-once
 
-    def _commit_in_transaction(self, outputs: list[Record], starts: dict[int, int], ends: dict[int, int]) -> None:
+    def _commit_in_transaction(self, outputs: OutputBatch, starts: dict[int, int], ends: dict[int, int]) -> None:
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(ends.items())]
