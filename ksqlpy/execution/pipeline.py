@@ -188,7 +188,7 @@ class SourceDecoder:
             rowtimes = self._extract_timestamps(raw_times, batch, {*keys.errors, *values.errors})
         for index, error in {**keys.errors, **values.errors}.items():
             self.log(batch.record(index), f"Failed to deserialize record: {error}")
-        tombstones = [not present for present in values.present]
+        tombstones = [False] * size if False not in values.present else [not present for present in values.present]
         dropped = {*keys.errors, *values.errors}
         if None in rowtimes:
             dropped.update(i for i, t in enumerate(rowtimes) if t is None)

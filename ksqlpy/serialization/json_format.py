@@ -16,7 +16,7 @@ import orjson
 
 from ksqlpy.errors import SerdeError
 from ksqlpy.schema import Column
-from ksqlpy.serialization.base import DecodedColumns, FormatOptions, RecordSerde
+from ksqlpy.serialization.base import DecodedColumns, FormatOptions, RecordSerde, presence
 from ksqlpy.serialization.java_numbers import (
     fit_decimal,
     integer_bounds,
@@ -604,7 +604,7 @@ class JsonSerde(RecordSerde):
                 column = _field_column(documents, key)
                 slow.update(_rows_needing_coercion(column, ready, _INTEGRAL_BOUNDS.get(column_type)))
             columns.append(column)
-        present = [p is not None for p in payloads]
+        present = presence(payloads)
         errors: dict[int, SerdeError] = {}
         for index in slow:
             try:
