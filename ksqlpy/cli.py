@@ -26,6 +26,10 @@ commands:
   broker        run the embedded Kafka-compatible broker (in memory) in the foreground
   produce       write JSON lines from stdin to a topic
   consume       print a topic's records as JSON lines
+  demo          the anomaly-detection pipeline: simulated cars -> (MQTT ->) Kafka -> SQL -> alerts
+  simulate      publish generated connected-car sensor readings to MQTT or Kafka
+  mqtt-bridge   copy MQTT messages (vehicles/sensor/data/#) into a Kafka topic
+  train         train the anomaly-detection autoencoder from a Kafka topic and save a versioned artifact
   test          run statements over input records in memory and compare with expected output
   conformance   run ksqlDB's query-validation cases (JSON Lines) and report the pass rate
   version       print the version
@@ -193,12 +197,40 @@ def _consume(argv: list[str]) -> int:
     return main_consume(argv)
 
 
+def _demo(argv: list[str]) -> int:
+    from ksqlpy.demo import pipeline
+
+    return pipeline.main(argv)
+
+
+def _simulate(argv: list[str]) -> int:
+    from ksqlpy.demo import simulate
+
+    return simulate.main(argv)
+
+
+def _mqtt_bridge(argv: list[str]) -> int:
+    from ksqlpy.connect import mqtt
+
+    return mqtt.main(argv)
+
+
+def _train(argv: list[str]) -> int:
+    from ksqlpy.ml import train
+
+    return train.main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run,
     "shell": _shell,
     "broker": _broker,
     "produce": _produce,
     "consume": _consume,
+    "demo": _demo,
+    "simulate": _simulate,
+    "mqtt-bridge": _mqtt_bridge,
+    "train": _train,
     "test": _test,
     "conformance": _conformance,
     "version": _version,
