@@ -1,0 +1,1 @@
+"""Connected-car sensor simulation and the anomaly-detection autoencoder behind the ANOMALY UDFs."""
