@@ -65,6 +65,8 @@ def _add_connection_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a ksql property or librdkafka setting (repeatable)")
     parser.add_argument("--service-id", metavar="ID",
                         help="processes with the same service id share the command log and the queries' work")
+    parser.add_argument("--udfs-dir", action="append", default=[], metavar="DIR",
+                        help="a directory of UDF modules, watched for changes (repeatable; default: ./udfs)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log query starts and partition assignments")
 
@@ -76,7 +78,8 @@ def _configure_logging(verbose: bool = False) -> None:
 def _config_from(args: argparse.Namespace) -> RuntimeConfig:
     from ksqlpy.runtime.config import load_config
 
-    return load_config(args.bootstrap_servers, args.config, args.property, args.service_id)
+    return load_config(args.bootstrap_servers, args.config, args.property, args.service_id,
+                       udf_directories=args.udfs_dir)
 
 
 def _error(message: object) -> None:

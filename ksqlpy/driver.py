@@ -64,7 +64,10 @@ class InMemoryDriver:
                     continue
                 self._positions[query_id] = len(topic.records)
                 progressed = True
-                self.write(query.sink.topic, query.pipeline.process(RecordBatch.of(pending)).records())
+                output = query.pipeline.process(RecordBatch.of(pending))
+                self.write(query.sink.topic, output.records())
+                if output.dead_letters:
+                    self.write(query.pipeline.dead_letter_topic, output.dead_letters)
 
     def records(self, topic: str) -> list[Record]:
         found = self._topics.get(topic)

@@ -202,6 +202,9 @@ class Engine:
         self.backend.create_topic(sink.topic, sink.partitions)
         log = self.backend.processing_logger(query_id, source.topic)
         pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source))
+        if pipeline.udf_error_policy == "dlq":
+            self.backend.create_topic(pipeline.dead_letter_topic, source.partitions)
+        prepare_models(plan)
         query = PersistentQuery(query_id, plan, pipeline, sink, text)
         self.queries[query_id] = query
         source.readers.add(query_id)
@@ -376,10 +379,14 @@ class Engine:
             rows = [[q.query_id, q.state, q.sink.topic, q.statement_text] for q in self.queries.values()]
             return StatementResult(statement.text, columns=["Query ID", "Status", "Sink Topic", "Query String"], rows=rows)
         if what == "FUNCTIONS":
-            rows = [
-                [name, (self.registry.overloads(name)[0].category or "OTHER")] for name in self.registry.names()
-            ]
-            return StatementResult(statement.text, columns=["Function Name", "Category"], rows=rows)
+            rows = []
+            for name in self.registry.names():
+                first = self.registry.overloads(name)[0]
+                rows.append([name, first.category or "OTHER", first.kind.upper(),
+                             first.version if first.user_defined else "", first.author if first.user_defined else "",
+                             first.description])
+            return StatementResult(statement.text, columns=["Function Name", "Category", "Type", "Version", "Author",
+                                                            "Description"], rows=rows)
         if what == "PROPERTIES":
             rows = [[k, str(v)] for k, v in sorted(self.properties.items())]
             return StatementResult(statement.text, columns=["Property", "Value"], rows=rows)
@@ -416,12 +423,19 @@ class Engine:
         if not overloads:
             raise StatementError(f"Can't find any functions with the name '{statement.name}'")
         first = overloads[0]
-        message = (
-            f"Name        : {first.name}\nAuthor      : {first.author}\nVersion     : {first.version}\n"
-            f"Overview    : {first.description}\nType        : {first.kind.upper()}\nSource      : {first.source}"
-        )
+        details = {
+            "Name": first.name, "Author": first.author, "Version": first.version, "Overview": first.description,
+            "Type": first.kind.upper(), "Source": first.source,
+        }
+        for overload in overloads:
+            if overload.model is not None:
+                details.update(overload.model.describe())
+                break
+        message = "\n".join(f"{label:<12}: {value}" for label, value in details.items())
         rows = [
-            [o.signature_text(), str(o.returns) if isinstance(o.returns, SqlType) else "depends on arguments", o.description]
+            [o.signature_text(), str(o.returns) if isinstance(o.returns, SqlType) else "depends on arguments",
+             o.description + (f" (parameters: {', '.join(o.param_names)})" if o.param_names else "")
+             + (" [vectorized]" if o.vectorized else "")]
             for o in overloads
         ]
         return StatementResult(statement.text, message, columns=["Variation", "Returns", "Description"], rows=rows)
@@ -447,7 +461,16 @@ class Engine:
         """The operators of a planned push query; its bad records are logged under `query_id`."""
         source = plan.source.source
         log = self.backend.processing_logger(query_id, source.topic)
+        prepare_models(plan)
         return Pipeline(plan, log, None, self._timestamp_parser(source))
+
+    def functions_in_use(self) -> dict[int, list[str]]:
+        """The running persistent queries that call each function overload (keyed by the overload's id)."""
+        users: dict[int, list[str]] = {}
+        for query in list(self.queries.values()):
+            for overload in set(map(id, query.plan.functions())):
+                users.setdefault(overload, []).append(query.query_id)
+        return users
 
     def _case_hint(self, name: str) -> str:
         """A hint naming a source that differs only in case, which only a quoted name can reach."""
@@ -464,3 +487,10 @@ class Engine:
 
 def _raise_evaluation_error(_row: int, error: BaseException) -> None:
     raise KsqlError(f"Failed to insert values: {error}") from error
+
+
+def prepare_models(plan: QueryPlan) -> None:
+    """Start loading the models the query's UDFs declare, off the query's first batch."""
+    for overload in plan.functions():
+        if overload.model is not None:
+            overload.model.prepare()

@@ -27,3 +27,13 @@ class SerdeError(KsqlError):
 
 class EvaluationError(KsqlError):
     """An expression or function failed on a record's values at run time."""
+
+
+class UdfError(EvaluationError):
+    """A user-defined function raised: names the function and keeps the traceback for the processing log."""
+
+    def __init__(self, function: str, cause: BaseException, trace: str) -> None:
+        super().__init__(f"UDF {function} failed: {type(cause).__name__}: {cause}")
+        self.function = function
+        self.cause = cause
+        self.trace = trace

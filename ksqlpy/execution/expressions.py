@@ -5,19 +5,27 @@ so a batch costs one tight loop per expression and no tree walking per row. SQL 
 inlined. If any row raises (a failing function, a division by zero), the batch is re-evaluated row by
 row for that expression only: the failing rows yield NULL and are reported through `on_error`, exactly
 as ksqlDB nulls the failing column and logs the record to the processing log.
+
+User-defined functions are looked up once per batch, so a reloaded module takes over at the next batch.
+A vectorized UDF is hoisted out of the row loop: its arguments are evaluated as columns, it is called
+once for the batch, and its result is one more input column of the loop.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import traceback
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
+from itertools import compress
 from typing import Any
 
+from ksqlpy.errors import UdfError
 from ksqlpy.execution.casts import DECIMAL_CONTEXT, converter, to_decimal
+from ksqlpy.functions.registry import Overload
 from ksqlpy.planning.expressions import Const, InputRef, LambdaVar, Op, TypedExpr
-from ksqlpy.types import DOUBLE, ArrayType, DecimalType, SqlType, StructType
+from ksqlpy.types import BIGINT, BOOLEAN, DOUBLE, INTEGER, ArrayType, DecimalType, SqlType, StructType
 
 ErrorHandler = Callable[[int, BaseException], None]
 Column = Sequence[Any]
@@ -105,8 +113,95 @@ def _guarded(on_error: ErrorHandler, row: int, function: Callable[..., Any], *ar
         return None
 
 
+def udf_error(overload: Overload, error: BaseException) -> UdfError:
+    return UdfError(overload.name, error, "".join(traceback.format_exception(error)))
+
+
+def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, function: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return function(*args)
+    except Exception as error:
+        on_error(row, udf_error(overload, error))
+        return None
+
+
+# numpy dtypes of the columns a vectorized UDF receives; other SQL types arrive as lists
+_NUMPY_DTYPES: dict[SqlType, str] = {DOUBLE: "float64", BIGINT: "int64", INTEGER: "int64", BOOLEAN: "bool"}
+
+
+class VectorizedCall:
+    """One call of a vectorized UDF per batch: argument columns in, one result column out.
+
+    Rows with a NULL argument are left out of the call and give NULL. If the call raises, the rows are
+    retried one at a time, so only the failing rows are NULL (and reported).
+    """
+
+    def __init__(self, call: Op) -> None:
+        import numpy  # loaded with the first vectorized UDF, not with the shell
+
+        self.numpy = numpy
+        self.overload: Overload = call.detail.overload
+        self.args = [CompiledExpression(arg) for arg in call.args]
+        self.arg_dtypes = [_NUMPY_DTYPES.get(arg.type) for arg in call.args]
+        self.result_dtype = _NUMPY_DTYPES.get(call.type)
+
+    def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[Any]:
+        function = self.overload.impl  # the current version: a reload takes over at a batch boundary
+        values = [arg.evaluate(columns, size, on_error) for arg in self.args]
+        complete = [True] * size
+        for column in values:
+            if None in column:
+                complete = [c and v is not None for c, v in zip(complete, column, strict=True)]
+        rows = [i for i, c in enumerate(complete) if c] if False in complete else range(size)
+        if len(rows) != size:
+            values = [list(compress(column, complete)) for column in values]
+        if not rows:
+            return [None] * size
+        try:
+            results = self._call(function, values, len(rows))
+        except Exception:
+            results = [self._call_one(function, values, index, row, on_error) for index, row in enumerate(rows)]
+        if len(rows) == size:
+            return results
+        out: list[Any] = [None] * size
+        for row, result in zip(rows, results, strict=True):
+            out[row] = result
+        return out
+
+    def _call(self, function: Callable[..., Any], values: list[list[Any]], count: int) -> list[Any]:
+        arrays = [
+            values[i] if dtype is None else self.numpy.asarray(values[i], dtype=dtype)
+            for i, dtype in enumerate(self.arg_dtypes)
+        ]
+        result = function(*arrays)
+        if isinstance(result, self.numpy.ndarray):
+            if result.ndim != 1:
+                raise ValueError(f"returned an array of shape {result.shape}; expected one value per row")
+            if self.result_dtype is not None and result.dtype != self.result_dtype:
+                result = result.astype(self.result_dtype)
+            result = result.tolist()
+        else:
+            result = list(result)
+        if len(result) != count:
+            raise ValueError(f"returned {len(result)} values for {count} rows")
+        return result
+
+    def call_row(self, *args: Any) -> Any:
+        """The function on one row of arguments (a call inside a lambda body cannot be hoisted)."""
+        return self._call(self.overload.impl, [[arg] for arg in args], 1)[0]
+
+    def _call_one(self, function: Callable[..., Any], values: list[list[Any]], index: int, row: int,
+                  on_error: ErrorHandler) -> Any:
+        try:
+            return self._call(function, [[column[index]] for column in values], 1)[0]
+        except Exception as error:
+            on_error(row, udf_error(self.overload, error))
+            return None
+
+
 _RUNTIME: dict[str, Any] = {
     "_guarded": _guarded,
+    "_guarded_udf": _guarded_udf,
     "_int_div": _int_div,
     "_int_mod": _int_mod,
     "_double_div": _double_div,
@@ -126,11 +221,22 @@ _RUNTIME: dict[str, Any] = {
 class _CodeGen:
     """Builds one Python expression string per typed expression, with its constants in a namespace."""
 
-    def __init__(self, namespace: dict[str, Any] | None = None, guard_calls: bool = False) -> None:
-        """With `guard_calls`, a failing function call yields NULL by itself (the row-by-row recovery path)."""
+    def __init__(
+        self,
+        namespace: dict[str, Any] | None = None,
+        guard_calls: bool = False,
+        hoisted: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
+        """With `guard_calls`, a failing function call yields NULL by itself (the row-by-row recovery path);
+        `hoisted` shares the batch-level vectorized calls of the fast path with the recovery path."""
         self.namespace: dict[str, Any] = namespace if namespace is not None else dict(_RUNTIME)
         self.guard_calls = guard_calls
-        self.columns: set[int] = set()
+        self.columns: set[int] = set()  # read by the row loop
+        self.read_by_hoisted: set[int] = set()  # read by hoisted calls' arguments
+        # name -> code binding it once per batch: the current version of each user function
+        self.batch_bindings: dict[str, str] = {}
+        # a vectorized call's text -> (its loop variable, code computing its column once per batch)
+        self.hoisted: dict[str, tuple[str, str]] = hoisted if hoisted is not None else {}
         self._temps = 0
         self._lambda_frames: list[dict[str, str]] = []
 
@@ -308,16 +414,39 @@ class _CodeGen:
 
     def _op_call(self, e: Op) -> str:
         bound = e.detail
-        impl = self.constant(bound.implementation())
+        overload: Overload = bound.overload
+        holder = ""
+        if overload.vectorized:
+            if not self._lambda_frames:
+                return self._hoist(e)
+            impl = self.constant(VectorizedCall(e).call_row)  # inside a lambda: one row per call
+        elif overload.user_defined:
+            holder = self.constant(overload)
+            impl = f"f_{holder}"
+            self.batch_bindings[impl] = f"{holder}.impl"
+        else:
+            impl = self.constant(bound.implementation())
 
         def call(names: list[str]) -> str:
+            if self.guard_calls and holder:
+                return f"_guarded_udf(on_error, row, {holder}, {impl}, {', '.join(names)})"
             if self.guard_calls:
                 return f"_guarded(on_error, row, {impl}, {', '.join(names)})"
             return f"{impl}({', '.join(names)})"
 
-        if bound.overload.null_on_null:
+        if overload.null_on_null:
             return self.strict(e.args, call)
         return call([self.gen(a) for a in e.args])
+
+    def _hoist(self, e: Op) -> str:
+        """The call becomes a column computed before the row loop; the loop reads it as a variable."""
+        key = repr(e)
+        if key not in self.hoisted:  # the same call twice in one expression runs once
+            vectorized = VectorizedCall(e)
+            self.read_by_hoisted.update(c for arg in vectorized.args for c in arg.input_columns)
+            call = self.constant(vectorized)
+            self.hoisted[key] = (f"u{len(self.hoisted)}", f"{call}.evaluate(columns, size, on_error)")
+        return self.hoisted[key][0]
 
     def _op_lambda(self, e: Op) -> str:
         frame = {name: f"{self.temp()}_{i}" for i, name in enumerate(e.detail)}
@@ -337,11 +466,13 @@ class CompiledExpression:
         self.type: SqlType = expr.type
         gen = _CodeGen()
         body = gen.gen(expr)
-        guarded_body = _CodeGen(dict(gen.namespace), guard_calls=True)
-        recovery_body = guarded_body.gen(expr)
-        gen.namespace.update(guarded_body.namespace)
-        self.input_columns = sorted(gen.columns)
-        self.source = _batch_function_source(body, recovery_body, self.input_columns)
+        guarded = _CodeGen(dict(gen.namespace), guard_calls=True, hoisted=gen.hoisted)
+        recovery_body = guarded.gen(expr)
+        gen.namespace.update(guarded.namespace)
+        self.input_columns = sorted(gen.columns | gen.read_by_hoisted)
+        loop_inputs = [(f"v{i}", f"columns[{i}]") for i in sorted(gen.columns)] + list(gen.hoisted.values())
+        self.source = _batch_function_source(body, recovery_body, loop_inputs,
+                                             {**gen.batch_bindings, **guarded.batch_bindings})
         code = compile(self.source, "<ksqlpy expression>", "exec")
         exec(code, gen.namespace)  # generated from typed trees only, never from raw user text
         self._evaluate: BatchEvaluator = gen.namespace["evaluate"]
@@ -350,25 +481,26 @@ class CompiledExpression:
         return self._evaluate(columns, size, on_error)
 
 
-def _batch_function_source(body: str, recovery_body: str, inputs: list[int]) -> str:
-    bindings = "".join(f"    c{i} = columns[{i}]\n" for i in inputs)
+def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str, str]], bindings: dict[str, str]) -> str:
+    """`inputs` are (row variable, code of its column) pairs; `bindings` are evaluated once per batch."""
+    lines = "".join(f"    {name} = {code}\n" for name, code in bindings.items())
+    lines += "".join(f"    c{index} = {code}\n" for index, (_, code) in enumerate(inputs))
     if not inputs:
         loop = "for _ in range(size)"
         row = "range(size)"
         unpack = "_"
     elif len(inputs) == 1:
-        loop = f"for v{inputs[0]} in c{inputs[0]}"
-        row = f"c{inputs[0]}"
-        unpack = f"v{inputs[0]}"
+        loop = f"for {inputs[0][0]} in c0"
+        row = "c0"
+        unpack = inputs[0][0]
     else:
-        names = ", ".join(f"v{i}" for i in inputs)
-        zipped = ", ".join(f"c{i}" for i in inputs)
-        loop = f"for {names} in zip({zipped})"
+        unpack = ", ".join(name for name, _ in inputs)
+        zipped = ", ".join(f"c{index}" for index in range(len(inputs)))
+        loop = f"for {unpack} in zip({zipped})"
         row = f"zip({zipped})"
-        unpack = names
     return (
         "def evaluate(columns, size, on_error):\n"
-        f"{bindings}"
+        f"{lines}"
         "    try:\n"
         f"        return [{body} {loop}]\n"
         "    except Exception:\n"

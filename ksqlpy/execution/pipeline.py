@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any
 
-from ksqlpy.errors import KsqlError, SerdeError
+from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan
@@ -95,12 +95,14 @@ class OutputBatch:
     timestamps: list[int]
     partitions: list[int]
     headers: list[Headers] | None = None
+    # Input records a UDF failed on, for the dead-letter topic (udf.error.policy = dlq)
+    dead_letters: list[Record] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.values)
 
     def rows(self) -> list[tuple[bytes | None, bytes | None, int, Headers]]:
-        """(value, key, timestamp, headers) per record: the order a producer takes them in."""
+        """(value, key, timestamp, headers) per record: the order a producer takes them in, as columns."""
         headers = self.headers or [()] * len(self.values)
         return list(zip(self.values, self.keys, self.timestamps, headers, strict=True))
 
@@ -119,6 +121,10 @@ _SERIALIZE_ERRORS = (SerdeError, KsqlError, ValueError, TypeError)
 TimestampParser = Callable[[str], int]
 # ROWTIME, ROWPARTITION, ROWOFFSET, then hidden: input index, tombstone flag, record timestamp and partition
 META_COLUMNS = 7
+# What a failing UDF does to its row: NULL result (ksqlDB's behaviour), drop the row, stop the query, or
+# drop the row and send its input record to the dead-letter topic. Every failure is processing-logged.
+UDF_ERROR_POLICIES = ("null", "skip", "fail", "dlq")
+DEAD_LETTER_TOPIC_PROPERTY = "udf.error.dlq.topic"
 
 
 def key_serde(source: DataSource) -> RecordSerde:
@@ -281,6 +287,14 @@ class Pipeline:
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
         self.sink = sink
         self.key_width = len(plan.output.key)
+        self.udf_error_policy = plan.property("udf.error.policy", "null")
+        if self.udf_error_policy not in UDF_ERROR_POLICIES:
+            raise StatementError(
+                f"Invalid value for udf.error.policy: '{self.udf_error_policy}' "
+                f"(expected one of {', '.join(UDF_ERROR_POLICIES)})"
+            )
+        self.dead_letter_topic = str(plan.properties.get(DEAD_LETTER_TOPIC_PROPERTY) or
+                                     (f"{sink.topic}_dlq" if sink is not None else ""))
         if sink is not None:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
@@ -296,15 +310,25 @@ class Pipeline:
                 break
         return read
 
-    def run(self, batch: RecordBatch) -> tuple[list[list[Any]], list[list[Any]]]:
+    def run(self, batch: RecordBatch, dropped: dict[int, str] | None = None) -> tuple[list[list[Any]], list[list[Any]]]:
         """Decode and transform: the output columns, and per output row its metadata columns
-        (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag, record timestamp, record partition)."""
+        (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag, record timestamp, record partition).
+        Rows that udf.error.policy drops are left out; `dropped` receives their input index and reason."""
         columns = self.decoder.decode(batch)
         meta = columns[self.rowtime_index :]
         size = len(meta[0])
+        failed: dict[int, str] = {} if dropped is None else dropped
 
         def log_row(row: int, error: BaseException) -> None:
-            self.log(batch.record(meta[3][row]), f"Error computing expression: {error}")
+            origin = meta[3][row]
+            if not isinstance(error, UdfError):
+                self.log(batch.record(origin), f"Error computing expression: {error}")
+                return
+            self.log(batch.record(origin), f"Error computing expression: {error}\n{error.trace}")
+            if self.udf_error_policy == "fail":
+                raise error
+            if self.udf_error_policy != "null":
+                failed.setdefault(origin, str(error))
 
         meta_in_columns = True  # until the first projection the metadata are ordinary input columns
         for kind, exprs in self.steps:
@@ -332,15 +356,23 @@ class Pipeline:
             else:
                 columns = [e.evaluate(columns, size, log_row) for e in exprs]
                 meta_in_columns = False
+        if failed and size:
+            surviving = [origin not in failed for origin in meta[3]]
+            size = surviving.count(True)
+            columns = [list(compress(column, surviving)) for column in columns]
+            meta = [list(compress(column, surviving)) for column in meta]
         if size == 0:
             return [[] for _ in self.plan.output.columns], [[] for _ in range(META_COLUMNS)]
         return columns, meta
 
     def process(self, batch: RecordBatch) -> OutputBatch:
         """Run the query on a batch of input records and encode what it writes to its sink."""
-        columns, meta = self.run(batch)
+        dropped: dict[int, str] = {}
+        columns, meta = self.run(batch, dropped)
+        dead_letters = [self._dead_letter(batch, origin, reason) for origin, reason in sorted(dropped.items())] \
+            if self.udf_error_policy == "dlq" else []
         if self.sink is None or not meta[0]:
-            return OutputBatch([], [], [], [])
+            return OutputBatch([], [], [], [], dead_letters=dead_letters)
         _, _, _, origins, tombstones, rowtimes, partitions = meta
         size = len(origins)
         keys, key_errors = self._encode_keys(columns[: self.key_width], [batch.keys[i] for i in origins], size)
@@ -373,7 +405,20 @@ class Pipeline:
                 list(compress(partitions, accepted)),
                 None if output.headers is None else list(compress(output.headers, accepted)),
             )
+        output.dead_letters = dead_letters
         return output
+
+    def _dead_letter(self, batch: RecordBatch, origin: int, reason: str) -> Record:
+        """The input record as it was, with headers saying why and where from (as Kafka Connect's DLQ does)."""
+        record = batch.record(origin)
+        context: Headers = (
+            ("ksqlpy.error", reason.encode()),
+            ("ksqlpy.query.id", (self.plan.query_id or "").encode()),
+            ("ksqlpy.source.topic", record.topic.encode()),
+            ("ksqlpy.source.partition", str(record.partition).encode()),
+            ("ksqlpy.source.offset", str(record.offset).encode()),
+        )
+        return Record(record.key, record.value, record.timestamp, record.headers + context, record.partition)
 
     def _encode_values(self, columns: list[list[Any]], tombstones: list[bool], size: int) -> tuple[list[Any], dict[int, Exception]]:
         """Serialized values, one per row, and the rows that cannot be written with the reason."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ksqlpy.errors import StatementError
@@ -125,16 +125,25 @@ class Overload:
     vectorized: bool = False  # impl takes and returns whole columns
     description: str = ""
     category: str = ""
-    source: str = "internal"
+    source: str = "internal"  # or the file a user function was loaded from
     author: str = "ksqlpy"
     version: str = ""
-    extra: dict[str, str] = field(default_factory=dict)
+    param_names: tuple[str, ...] = ()
+    model: Any = None  # a user function's ksqlpy.functions.udf.Model, loaded once per process
     # The name as ksqlDB declares it, which its messages show ('greatest', but 'COALESCE'); "" means lower case.
     declared_name: str = ""
 
     @property
     def shown_name(self) -> str:
         return self.declared_name or self.name.lower()
+
+    @property
+    def user_defined(self) -> bool:
+        return self.source != "internal"
+
+    def signature_key(self) -> tuple[Any, ...]:
+        """What a compiled query depends on: a replacement with the same key can take over its calls."""
+        return (self.name, self.kind, self.params, self.returns, self.variadic, self.vectorized, self.null_on_null)
 
     def signature_text(self) -> str:
         params = [str(p) for p in self.params]
@@ -394,10 +403,9 @@ class FunctionRegistry:
     def add(self, overload: Overload) -> None:
         self._functions.setdefault(overload.name.upper(), []).append(overload)
 
-    def remove(self, name: str, source: str | None = None) -> None:
-        """Drop a function's overloads (those from `source` only, when given)."""
-        key = name.upper()
-        kept = [o for o in self._functions.get(key, []) if source is not None and o.source != source]
+    def remove_overload(self, overload: Overload) -> None:
+        key = overload.name.upper()
+        kept = [o for o in self._functions.get(key, []) if o is not overload]
         if kept:
             self._functions[key] = kept
         else:

@@ -7,10 +7,13 @@ timestamp each output record carries are explicit in the plan rather than implie
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
+from ksqlpy.functions.registry import Overload
 from ksqlpy.planning.catalog import DataSource
-from ksqlpy.planning.expressions import TypedExpr
+from ksqlpy.planning.expressions import Op, TypedExpr
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 
 
@@ -56,6 +59,22 @@ class QueryPlan:
     def input_topics(self) -> list[str]:
         return [self.source.source.topic]
 
+    def property(self, name: str, default: str) -> str:
+        """A query property as set by SET (`name`) or in the server config (`ksql.streams.name`), lower case."""
+        return query_property(self.properties, name, default)
+
+    def functions(self) -> Iterator[Overload]:
+        """Every function overload the query calls."""
+        pending: list[TypedExpr] = []
+        for step in self.steps:
+            pending += [step.predicate] if isinstance(step, FilterStep) else list(step.expressions)
+        while pending:
+            expr = pending.pop()
+            if isinstance(expr, Op):
+                if expr.op == "call":
+                    yield expr.detail.overload
+                pending += expr.args
+
     def describe(self) -> str:
         lines = [f" > [ SINK ] | Schema: {self.output} | Topic: {self.sink.topic}"] if self.sink else []
         for step in reversed(self.steps):
@@ -69,3 +88,11 @@ class QueryPlan:
 
 def key_columns(columns: tuple[Column, ...]) -> list[int]:
     return [i for i, c in enumerate(columns) if c.namespace is Namespace.KEY]
+
+
+def query_property(properties: Mapping[str, Any], name: str, default: str) -> str:
+    """A property as set by SET (`name`) or in the server config (`ksql.streams.name`), lower case."""
+    for candidate in (name, f"ksql.streams.{name}"):
+        if candidate in properties:
+            return str(properties[candidate]).strip().lower()
+    return default

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from ksqlpy.engine import Engine, StatementResult
 from ksqlpy.errors import KsqlError, StatementError
+from ksqlpy.functions.loader import LoadResult, UdfLoader
+from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.runtime.command_log import CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.syntax import ast
@@ -76,6 +78,7 @@ class KsqlpyApp:
         self._backend: KafkaBackend | None = None
         self._engine: Engine | None = None
         self._command_log: CommandLog | None = None
+        self.udf_loader: UdfLoader | None = None
         # Replayed commands not yet matched by a statement of this run: what "already recorded" means.
         self._unmatched_replayed: Counter[str] = Counter()
         self._transient_ids = itertools.count()
@@ -92,9 +95,14 @@ class KsqlpyApp:
                 self._start_embedded_broker()
             self._clients = KafkaClients(self.config)
             self._backend = KafkaBackend(self._clients, self.config)
-            self._engine = Engine(self._backend, self.config.properties)
+            registry = FunctionRegistry.with_builtins()
+            engine = self._engine = Engine(self._backend, self.config.properties, registry)
+            # Before replay: recovered queries may call UDFs.
+            self.udf_loader = UdfLoader(registry, self.config.udf_directories, engine.functions_in_use)
+            self._report_udfs(self.udf_loader.scan())
             self._command_log = CommandLog(self._clients, self.config.service_id)
             self._replay()
+            self.udf_loader.start()
         except BaseException:
             self.close()
             raise
@@ -109,6 +117,15 @@ class KsqlpyApp:
             f"ksqlpy: no bootstrap servers configured; started an embedded broker at {self.config.bootstrap_servers}.\n"
             "ksqlpy: it keeps data IN MEMORY ONLY: topics, records and queries are lost when ksqlpy exits.\n"
         )
+        self.status.flush()
+
+    def _report_udfs(self, results: list[LoadResult]) -> None:
+        for result in results:
+            if result.error is not None:
+                self.status.write(f"ksqlpy: {result}\n")
+        loaded = [f for r in results if r.error is None for f in r.functions]
+        if loaded:
+            self.status.write(f"ksqlpy: loaded {len(loaded)} UDF(s) from {', '.join(self.config.udf_directories)}\n")
         self.status.flush()
 
     def _replay(self) -> None:
@@ -143,6 +160,8 @@ class KsqlpyApp:
             return
         self._closed = True
         try:
+            if self.udf_loader is not None:
+                self.udf_loader.stop()
             if self._backend is not None:
                 self._backend.close()
             if self._command_log is not None:

@@ -25,7 +25,14 @@ from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.processing_log import ProcessingLog
 from ksqlpy.runtime.push import run_push_query
-from ksqlpy.runtime.worker import ONLY_ERROR_REPORTS, QueryStatus, QueryWorker, describe_error, produce_all
+from ksqlpy.runtime.worker import (
+    ONLY_ERROR_REPORTS,
+    QueryStatus,
+    QueryWorker,
+    describe_error,
+    produce_all,
+    producer_rows,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +111,7 @@ class KafkaBackend:
 
     def write(self, topic: str, records: list[Record]) -> None:
         """Produce and wait for acknowledgement; the producer partitions by key as ksqlDB's would."""
-        failures = produce_all(self._producer, topic, [(r.value, r.key, r.timestamp, r.headers) for r in records])
+        failures = produce_all(self._producer, topic, producer_rows(records))
         remaining = self._producer.flush(ADMIN_TIMEOUT)
         if failures:
             raise KsqlError(f"Could not write to {topic}: {failures[0].str()}")

@@ -16,6 +16,9 @@ from pathlib import Path
 from ksqlpy.errors import KsqlError
 
 BOOTSTRAP_ENV = "KSQLPY_BOOTSTRAP_SERVERS"
+# ksqlDB's name for where UDF jars live; here a comma-separated list of directories of UDF modules.
+UDF_DIRECTORIES_PROPERTY = "ksql.extension.dir"
+DEFAULT_UDF_DIRECTORY = "udfs"
 DEFAULT_SERVICE_ID = "default_"
 # Query-level properties that are ksql settings even without the `ksql.` prefix.
 KSQL_PROPERTY_NAMES = {"auto.offset.reset", "processing.guarantee", "udf.error.policy", "commit.interval.ms"}
@@ -27,6 +30,7 @@ class RuntimeConfig:
     service_id: str = DEFAULT_SERVICE_ID
     kafka: dict[str, str] = field(default_factory=dict)  # librdkafka settings passed through
     properties: dict[str, str] = field(default_factory=dict)  # ksql / query properties
+    udf_directories: list[str] = field(default_factory=lambda: [DEFAULT_UDF_DIRECTORY])
 
     def client_settings(self) -> dict[str, str]:
         """Settings every client gets: the bootstrap servers plus the passed-through librdkafka ones."""
@@ -66,8 +70,10 @@ def load_config(
     overrides: Sequence[str] = (),
     service_id: str | None = None,
     environ: Mapping[str, str] | None = None,
+    udf_directories: Sequence[str] = (),
 ) -> RuntimeConfig:
-    """Build the runtime configuration; `overrides` are `name=value` strings from repeated -p/--property flags."""
+    """Build the runtime configuration; `overrides` are `name=value` strings from repeated -p/--property flags,
+    `udf_directories` the --udfs-dir flags (else ksql.extension.dir, else ./udfs)."""
     env = os.environ if environ is None else environ
     settings: dict[str, str] = {}
     if config_file is not None:
@@ -81,5 +87,9 @@ def load_config(
     bootstrap = env.get(BOOTSTRAP_ENV) or bootstrap
     bootstrap = bootstrap_servers or bootstrap
     service = service_id or settings.pop("ksql.service.id", None) or DEFAULT_SERVICE_ID
+    configured_udfs = [d.strip() for d in settings.pop(UDF_DIRECTORIES_PROPERTY, "").split(",") if d.strip()]
     kafka, ksql = split_settings(settings)
-    return RuntimeConfig(bootstrap_servers=bootstrap, service_id=service, kafka=kafka, properties=ksql)
+    return RuntimeConfig(
+        bootstrap_servers=bootstrap, service_id=service, kafka=kafka, properties=ksql,
+        udf_directories=list(udf_directories) or configured_udfs or [DEFAULT_UDF_DIRECTORY],
+    )

@@ -24,9 +24,16 @@ def processing_log_entry(query_id: str, topic: str, record: Record | None, reaso
         "topic": topic,
         "partition": record.partition if record is not None else None,
         "offset": record.offset if record is not None else None,
+        "key": _text(record.key) if record is not None else None,
+        "value": _text(record.value) if record is not None else None,
         "reason": reason,
         "timestamp": int(time.time() * 1000),
     }
+
+
+def _text(payload: bytes | None) -> str | None:
+    """The input row as readable text (non-UTF-8 bytes escaped), so an entry shows what failed."""
+    return None if payload is None else payload.decode("utf-8", "backslashreplace")
 
 
 class ProcessingLog:

@@ -12,7 +12,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicP
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import Pipeline
-from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.planning.plan import QueryPlan, query_property
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.worker import (
     BATCH_SIZE,
@@ -20,7 +20,6 @@ from ksqlpy.runtime.worker import (
     LatestStart,
     batch_of,
     describe_error,
-    query_property,
 )
 
 logger = logging.getLogger(__name__)

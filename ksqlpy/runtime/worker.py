@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, cast
@@ -22,7 +22,8 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ksqlpy.engine import PersistentQuery
-from ksqlpy.execution.pipeline import Headers, OutputBatch, RecordBatch
+from ksqlpy.execution.pipeline import Headers, OutputBatch, Record, RecordBatch
+from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.clients import KafkaClients
 
 logger = logging.getLogger(__name__)
@@ -49,14 +50,6 @@ PROBE_TIMEOUT = 2.0
 LOST_OWNERSHIP = frozenset(
     {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
 )
-
-
-def query_property(properties: Mapping[str, Any], name: str, default: str) -> str:
-    """A query property as set by SET (`name`) or in the server config (`ksql.streams.name`)."""
-    for candidate in (name, f"ksql.streams.{name}"):
-        if candidate in properties:
-            return str(properties[candidate]).strip().lower()
-    return default
 
 
 def consumer_group_id(service_id: str, query_id: str) -> str:
@@ -162,7 +155,14 @@ class LatestStart:
         return partition not in self.pending
 
 
-def produce_all(producer: Producer, topic: str, rows: list[tuple[bytes | None, bytes | None, int, Headers]]) -> list[KafkaError]:
+ProducerRow = tuple[bytes | None, bytes | None, int, Headers]
+
+
+def producer_rows(records: Sequence[Record]) -> list[ProducerRow]:
+    return [(r.value, r.key, r.timestamp, r.headers) for r in records]
+
+
+def produce_all(producer: Producer, topic: str, rows: list[ProducerRow]) -> list[KafkaError]:
     """Produce (value, key, timestamp, headers) rows, letting the producer's (murmur2) partitioner place each record by key as ksqlDB's would.
 
     The returned list fills with delivery failures as the producer is flushed. Producers made with
@@ -403,7 +403,10 @@ class QueryWorker(threading.Thread):
 
     def _produce(self, producer: Producer, outputs: OutputBatch) -> list[KafkaError]:
         try:
-            return produce_all(producer, self.sink_topic, outputs.rows())
+            failures = produce_all(producer, self.sink_topic, outputs.rows())
+            if outputs.dead_letters:
+                failures += produce_all(producer, self.query.pipeline.dead_letter_topic, producer_rows(outputs.dead_letters))
+            return failures
         except KafkaException as error:
             if error.args[0].retriable():
                 raise

@@ -1,0 +1,398 @@
+"""The public UDF API: @udf, @udaf, @udtf and model(), turning decorated Python code into registry overloads.
+
+A decorator only records a declaration on the decorated object; the loader (ksqlpy.functions.loader)
+collects declarations from a module and registers them with the module's file as their source. SQL types
+come from explicit `params=` / `returns=` (SQL type text such as "DOUBLE" or "ARRAY<STRING>") or from
+the Python type hints.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import logging
+import threading
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+from ksqlpy.errors import KsqlError
+from ksqlpy.functions.registry import Overload
+from ksqlpy.types import (
+    BIGINT,
+    BOOLEAN,
+    BYTES,
+    DOUBLE,
+    STRING,
+    ArrayType,
+    MapType,
+    SqlType,
+)
+
+logger = logging.getLogger(__name__)
+
+DECLARATIONS_ATTRIBUTE = "__ksqlpy_functions__"
+F = TypeVar("F")
+M = TypeVar("M")
+TypeSpec = str | SqlType
+
+
+class UdfDeclarationError(KsqlError):
+    """A decorator's arguments or type hints do not describe a valid SQL signature."""
+
+
+# --------------------------------------------------------------------------- models
+
+
+class Model(Generic[M]):
+    """A model a UDF loads once per process: lazily, in the background when a query using it starts.
+
+    `load(path)` builds the object (this is where heavy imports such as TensorFlow belong); `warmup`, when
+    given, runs once on the loaded object so the first real batch does not pay for graph tracing.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        path: str | Path,
+        load: Callable[[Path], M],
+        warmup: Callable[[M], object] | None = None,
+    ) -> None:
+        self.name = name
+        self.path = Path(path)
+        self._load = load
+        self._warmup = warmup
+        self._lock = threading.Lock()
+        self._loaded: M | None = None
+        self._error: BaseException | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded is not None
+
+    def get(self) -> M:
+        """The loaded model (loading it now if nothing has yet); a failed load raises each time it is asked."""
+        loaded = self._loaded
+        if loaded is not None:
+            return loaded
+        with self._lock:
+            if self._loaded is None:
+                self._error = None
+                try:
+                    model = self._load(self.path)
+                    if self._warmup is not None:
+                        self._warmup(model)
+                except Exception as error:
+                    self._error = error
+                    raise KsqlError(f"Model {self.name} could not be loaded from {self.path}: {error}") from error
+                self._loaded = model
+            return self._loaded
+
+    def prepare(self) -> None:
+        """Start loading in a background thread, so the first batch does not wait for it (if it can help it)."""
+        if self._loaded is None and not self._lock.locked():
+            threading.Thread(target=self._prepare_quietly, name=f"ksqlpy-model-{self.name}", daemon=True).start()
+
+    def _prepare_quietly(self) -> None:
+        try:
+            self.get()
+        except KsqlError as error:
+            logger.error("%s", error)
+
+    def sha256(self) -> str:
+        """A digest of the artifact: the file, or every file under the directory in path order."""
+        digest = hashlib.sha256()
+        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
+        for file in files:
+            if file.exists():
+                digest.update(str(file.relative_to(self.path) if self.path.is_dir() else file.name).encode())
+                digest.update(file.read_bytes())
+        return digest.hexdigest()
+
+    def describe(self) -> dict[str, str]:
+        return {"Model": self.name, "Model path": str(self.path), "Model sha256": self.sha256()}
+
+
+def model(
+    name: str,
+    path: str | Path,
+    load: Callable[[Path], M],
+    warmup: Callable[[M], object] | None = None,
+) -> Model[M]:
+    """Declare a model for UDFs to share (see Model)."""
+    return Model(name, path, load, warmup)
+
+
+# --------------------------------------------------------------------------- type hints -> SQL types
+
+_SCALAR_HINTS: dict[Any, SqlType] = {
+    int: BIGINT,
+    float: DOUBLE,
+    str: STRING,
+    bool: BOOLEAN,
+    bytes: BYTES,
+}
+_NUMPY_KINDS: dict[str, SqlType] = {"f": DOUBLE, "i": BIGINT, "u": BIGINT, "b": BOOLEAN}
+
+
+def sql_type_of(spec: TypeSpec) -> SqlType:
+    if isinstance(spec, SqlType):
+        return spec
+    from ksqlpy.syntax.parser import parse_type  # the grammar loads on first use only
+
+    try:
+        return parse_type(spec)
+    except KsqlError as error:
+        raise UdfDeclarationError(f"Not a SQL type: {spec!r} ({error})") from error
+
+
+def _strip_optional(hint: Any) -> Any:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        members = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(members) == 1:
+            return members[0]
+    return hint
+
+
+def _numpy_element_type(hint: Any) -> SqlType | None:
+    """DOUBLE for NDArray[np.float64] and the like; None when the hint is not a typed numpy array."""
+    args = typing.get_args(hint)
+    origin = typing.get_origin(hint)
+    if origin is None or getattr(origin, "__module__", "") != "numpy" or len(args) != 2:
+        return None
+    dtype_args = typing.get_args(args[1])
+    if not dtype_args:
+        return None
+    import numpy
+
+    try:
+        kind = numpy.dtype(dtype_args[0]).kind
+    except TypeError:
+        return None
+    return _NUMPY_KINDS.get(kind)
+
+
+def sql_type_of_hint(hint: Any, vectorized: bool, where: str) -> SqlType:
+    """The SQL type a Python hint stands for; a vectorized UDF's hints describe whole columns."""
+    hint = _strip_optional(hint)
+    if vectorized:
+        element = _numpy_element_type(hint)
+        if element is not None:
+            return element
+        origin = typing.get_origin(hint)
+        if origin in (list, Sequence, typing.Sequence) and typing.get_args(hint):
+            return sql_type_of_hint(typing.get_args(hint)[0], False, where)
+    if hint in _SCALAR_HINTS:
+        return _SCALAR_HINTS[hint]
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (list, Sequence, typing.Sequence) and len(args) == 1:
+        return ArrayType(sql_type_of_hint(args[0], False, where))
+    if origin in (dict, Mapping, typing.Mapping) and len(args) == 2:
+        return MapType(sql_type_of_hint(args[0], False, where), sql_type_of_hint(args[1], False, where))
+    if hint is Decimal:
+        raise UdfDeclarationError(f"{where}: a Decimal needs its precision and scale: declare it, e.g. 'DECIMAL(10, 2)'")
+    raise UdfDeclarationError(
+        f"{where}: cannot derive a SQL type from the hint {hint!r}; declare it with params=/returns= (e.g. 'DOUBLE')"
+    )
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+@dataclass(frozen=True)
+class _Parameters:
+    types: tuple[SqlType, ...]
+    names: tuple[str, ...]
+    variadic: bool
+
+
+def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(fn)
+    except Exception as error:  # unresolvable forward references and the like
+        raise UdfDeclarationError(f"{fn.__qualname__}: cannot read its type hints: {error}") from error
+
+
+def _parameters(
+    fn: Callable[..., Any],
+    params: Sequence[TypeSpec] | Mapping[str, TypeSpec] | None,
+    vectorized: bool,
+    skip: int = 0,
+) -> _Parameters:
+    """The SQL parameters of `fn`; `skip` leading parameters are not SQL arguments (self, an accumulator)."""
+    where = fn.__qualname__
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    parameters = [p for p in list(inspect.signature(fn).parameters.values())[skip:]
+                  if p.kind in positional or p.kind is inspect.Parameter.VAR_POSITIONAL]
+    variadic = bool(parameters) and parameters[-1].kind is inspect.Parameter.VAR_POSITIONAL
+    names = tuple(p.name for p in parameters)
+    if params is None:
+        hints = _hints(fn)
+        return _Parameters(
+            tuple(sql_type_of_hint(hints[name], vectorized, f"{where}, parameter {name}") if name in hints
+                  else _missing_hint(where, name) for name in names),
+            names,
+            variadic,
+        )
+    if isinstance(params, Mapping):
+        names, specs = tuple(params), list(params.values())
+    else:
+        specs = list(params)
+    types_ = tuple(sql_type_of(s) for s in specs)
+    if variadic and not isinstance(params, Mapping):
+        # Explicit types for a *args function fix its arity: one name per declared type.
+        return _Parameters(types_, tuple(f"{names[-1]}{i}" for i in range(1, len(types_) + 1)), False)
+    if variadic or len(names) != len(types_):
+        raise UdfDeclarationError(f"{where}: params= declares {len(types_)} types for {len(names)} parameters")
+    return _Parameters(types_, names, False)
+
+
+def _return_type(fn: Callable[..., Any], returns: TypeSpec | None, vectorized: bool) -> SqlType:
+    if returns is not None:
+        return sql_type_of(returns)
+    hints = _hints(fn)
+    if "return" not in hints:
+        raise UdfDeclarationError(f"{fn.__qualname__}: declare its SQL return type with returns= or a return type hint")
+    return sql_type_of_hint(hints["return"], vectorized, f"{fn.__qualname__}, return value")
+
+
+def _missing_hint(where: str, name: str) -> SqlType:
+    raise UdfDeclarationError(f"{where}: parameter {name} has no type hint; add one or declare params=")
+
+
+def _declare(target: Any, overload: Overload) -> None:
+    declarations: list[Overload] = list(getattr(target, DECLARATIONS_ATTRIBUTE, []))
+    declarations.append(overload)
+    setattr(target, DECLARATIONS_ATTRIBUTE, declarations)
+
+
+def declarations_of(target: Any) -> list[Overload]:
+    return list(getattr(target, DECLARATIONS_ATTRIBUTE, []))
+
+
+def _metadata(target: Any, description: str, author: str, version: str, model: Model[Any] | None) -> dict[str, Any]:
+    return {
+        "description": description or (inspect.getdoc(target) or "").split("\n\n")[0],
+        "author": author or "unknown",
+        "version": version,
+        "model": model,
+        "category": "user",
+    }
+
+
+# --------------------------------------------------------------------------- decorators
+
+
+def udf(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    vectorized: bool = False,
+    params: Sequence[TypeSpec] | Mapping[str, TypeSpec] | None = None,
+    returns: TypeSpec | None = None,
+    description: str = "",
+    author: str = "",
+    version: str = "",
+    model: Model[Any] | None = None,
+    null_on_null: bool = True,
+) -> Any:
+    """A scalar function. Row UDFs are called per row with Python values; with `vectorized=True` the function
+    is called once per batch with one column per argument (numpy arrays for numeric and boolean types,
+    lists otherwise) and returns one column. With `null_on_null` (the default) a row with a NULL argument
+    gives NULL without a call."""
+
+    def declare(function: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = _parameters(function, params, vectorized)
+        _declare(function, Overload(
+            name=(name or function.__name__).upper(),
+            params=parameters.types,
+            returns=_return_type(function, returns, vectorized),
+            impl=function,
+            variadic=parameters.variadic,
+            null_on_null=null_on_null or vectorized,
+            vectorized=vectorized,
+            param_names=parameters.names,
+            **_metadata(function, description, author, version, model),
+        ))
+        return function
+
+    return declare(fn) if fn is not None else declare
+
+
+def udtf(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    params: Sequence[TypeSpec] | Mapping[str, TypeSpec] | None = None,
+    returns: TypeSpec | None = None,
+    description: str = "",
+    author: str = "",
+    version: str = "",
+    model: Model[Any] | None = None,
+) -> Any:
+    """A table function: called per row, it returns a list, and each element becomes an output row.
+    `returns` is the element type (a `list[X]` return hint gives X)."""
+
+    def declare(function: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = _parameters(function, params, False)
+        element = _return_type(function, returns, False)
+        if returns is None:
+            if not isinstance(element, ArrayType):
+                raise UdfDeclarationError(f"{function.__qualname__}: a table function returns a list, e.g. -> list[str]")
+            element = element.element
+        _declare(function, Overload(
+            name=(name or function.__name__).upper(),
+            params=parameters.types,
+            returns=element,
+            impl=function,
+            kind="table",
+            variadic=parameters.variadic,
+            param_names=parameters.names,
+            **_metadata(function, description, author, version, model),
+        ))
+        return function
+
+    return declare(fn) if fn is not None else declare
+
+
+AGGREGATE_METHODS = ("init", "add", "merge", "result")
+
+
+def udaf(
+    cls: type | None = None,
+    *,
+    name: str | None = None,
+    params: Sequence[TypeSpec] | Mapping[str, TypeSpec] | None = None,
+    returns: TypeSpec | None = None,
+    description: str = "",
+    author: str = "",
+    version: str = "",
+) -> Any:
+    """An aggregate function: a class with `init() -> acc`, `add(acc, *values) -> acc`, `merge(a, b) -> acc`
+    and `result(acc) -> value`. One instance is made per query; SQL argument types come from `add`'s hints
+    (after the accumulator), the return type from `result`'s."""
+
+    def declare(aggregate: Any) -> Any:
+        missing = [m for m in AGGREGATE_METHODS if not callable(getattr(aggregate, m, None))]
+        if missing:
+            raise UdfDeclarationError(f"{aggregate.__qualname__}: an aggregate needs methods {', '.join(missing)}")
+        parameters = _parameters(aggregate.add, params, False, skip=2)  # self, accumulator
+        _declare(aggregate, Overload(
+            name=(name or aggregate.__name__).upper(),
+            params=parameters.types,
+            returns=_return_type(aggregate.result, returns, False),
+            impl=aggregate,
+            kind="aggregate",
+            variadic=parameters.variadic,
+            null_on_null=False,
+            param_names=parameters.names,
+            **_metadata(aggregate, description, author, version, None),
+        ))
+        return aggregate
+
+    return declare(cls) if cls is not None else declare
