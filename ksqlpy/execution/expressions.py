@@ -136,16 +136,26 @@ class VectorizedCall:
     retried one at a time, so only the failing rows are NULL (and reported).
     """
 
-    def __init__(self, call: Op) -> None:
+    def __init__(self, call: Op, hoisted: bool = True) -> None:
+        """A call that is not `hoisted` (inside a lambda body) is made per row through call_row."""
         import numpy  # loaded with the first vectorized UDF, not with the shell
 
         self.numpy = numpy
         self.overload: Overload = call.detail.overload
-        self.args = [CompiledExpression(arg) for arg in call.args]
+        self.args = [CompiledExpression(arg) for arg in call.args] if hoisted else []
         self.arg_dtypes = [_NUMPY_DTYPES.get(arg.type) for arg in call.args]
         self.result_dtype = _NUMPY_DTYPES.get(call.type)
+        # The last batch's input and result: expressions of one step that share this call share its result.
+        self._last: tuple[Sequence[Column], list[Any]] | None = None
 
     def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[Any]:
+        if self._last is not None and self._last[0] is columns:
+            return self._last[1]
+        result = self._evaluate(columns, size, on_error)
+        self._last = (columns, result)
+        return result
+
+    def _evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[Any]:
         function = self.overload.impl  # the current version: a reload takes over at a batch boundary
         values = [arg.evaluate(columns, size, on_error) for arg in self.args]
         complete = [True] * size
@@ -226,6 +236,7 @@ class _CodeGen:
         namespace: dict[str, Any] | None = None,
         guard_calls: bool = False,
         hoisted: dict[str, tuple[str, str]] | None = None,
+        shared_calls: dict[str, VectorizedCall] | None = None,
     ) -> None:
         """With `guard_calls`, a failing function call yields NULL by itself (the row-by-row recovery path);
         `hoisted` shares the batch-level vectorized calls of the fast path with the recovery path."""
@@ -237,6 +248,8 @@ class _CodeGen:
         self.batch_bindings: dict[str, str] = {}
         # a vectorized call's text -> (its loop variable, code computing its column once per batch)
         self.hoisted: dict[str, tuple[str, str]] = hoisted if hoisted is not None else {}
+        # vectorized calls shared by the expressions of one step, so each runs once per batch
+        self.shared_calls: dict[str, VectorizedCall] = shared_calls if shared_calls is not None else {}
         self._temps = 0
         self._lambda_frames: list[dict[str, str]] = []
 
@@ -419,7 +432,7 @@ class _CodeGen:
         if overload.vectorized:
             if not self._lambda_frames:
                 return self._hoist(e)
-            impl = self.constant(VectorizedCall(e).call_row)  # inside a lambda: one row per call
+            impl = self.constant(VectorizedCall(e, hoisted=False).call_row)  # inside a lambda: one row per call
         elif overload.user_defined:
             holder = self.constant(overload)
             impl = f"f_{holder}"
@@ -442,7 +455,7 @@ class _CodeGen:
         """The call becomes a column computed before the row loop; the loop reads it as a variable."""
         key = repr(e)
         if key not in self.hoisted:  # the same call twice in one expression runs once
-            vectorized = VectorizedCall(e)
+            vectorized = self.shared_calls.get(key) or self.shared_calls.setdefault(key, VectorizedCall(e))
             self.read_by_hoisted.update(c for arg in vectorized.args for c in arg.input_columns)
             call = self.constant(vectorized)
             self.hoisted[key] = (f"u{len(self.hoisted)}", f"{call}.evaluate(columns, size, on_error)")
@@ -461,10 +474,11 @@ class _CodeGen:
 class CompiledExpression:
     """A typed expression compiled to a batch evaluator (and a one-row evaluator for error recovery)."""
 
-    def __init__(self, expr: TypedExpr) -> None:
+    def __init__(self, expr: TypedExpr, shared_calls: dict[str, VectorizedCall] | None = None) -> None:
+        """Expressions evaluated on the same columns (one step) may share `shared_calls`."""
         self.expr = expr
         self.type: SqlType = expr.type
-        gen = _CodeGen()
+        gen = _CodeGen(shared_calls=shared_calls)
         body = gen.gen(expr)
         guarded = _CodeGen(dict(gen.namespace), guard_calls=True, hoisted=gen.hoisted)
         recovery_body = guarded.gen(expr)
@@ -521,4 +535,6 @@ def unpack_tuple(names: str) -> str:
 
 
 def compile_expressions(exprs: Sequence[TypedExpr]) -> list[CompiledExpression]:
-    return [CompiledExpression(e) for e in exprs]
+    """Expressions evaluated together on one batch: a vectorized call they share runs once."""
+    shared: dict[str, VectorizedCall] = {}
+    return [CompiledExpression(e, shared) for e in exprs]

@@ -15,7 +15,7 @@ from itertools import compress
 from typing import Any
 
 from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
-from ksqlpy.execution.expressions import CompiledExpression
+from ksqlpy.execution.expressions import CompiledExpression, compile_expressions
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan
 from ksqlpy.schema import Namespace
@@ -281,7 +281,7 @@ class Pipeline:
             if isinstance(step, FilterStep):
                 self.steps.append(("filter", [CompiledExpression(step.predicate)]))
             elif isinstance(step, ProjectStep):
-                self.steps.append(("project", [CompiledExpression(e) for e in step.expressions]))
+                self.steps.append(("project", compile_expressions(step.expressions)))
         read = self._source_columns_read()
         self.decoder = SourceDecoder(plan.source.source, log, parse_timestamp, read)
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
