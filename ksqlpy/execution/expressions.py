@@ -114,7 +114,7 @@ def _guarded(on_error: ErrorHandler, row: int, function: Callable[..., Any], *ar
 
 
 def udf_error(overload: Overload, error: BaseException) -> UdfError:
-    return UdfError(overload.name, error, "".join(traceback.format_exception(error)))
+    return UdfError(overload.name, error, "".join(traceback.format_exception(error, chain=False)))
 
 
 def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, function: Callable[..., Any], *args: Any) -> Any:

@@ -184,6 +184,7 @@ class UdfLoader:
     def start(self, interval: float = DEFAULT_POLL_INTERVAL) -> None:
         """Poll the directories in a background thread: a changed file is reloaded within `interval` seconds."""
         if self._thread is None:
+            self._stop.clear()
             self._thread = threading.Thread(target=self._watch, args=(interval,), name="ksqlpy-udf-reload", daemon=True)
             self._thread.start()
 
