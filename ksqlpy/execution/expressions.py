@@ -209,6 +209,47 @@ class VectorizedCall:
             return None
 
 
+class TableCall:
+    """A table function in a select list: each row's call returns a list, and each element becomes a row.
+
+    A failing call (or a NULL argument, for functions that are NULL on NULL) gives no rows.
+    """
+
+    def __init__(self, call: Op) -> None:
+        self.bound = call.detail
+        self.overload: Overload = call.detail.overload
+        self.args = compile_expressions(call.args)
+
+    def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[list[Any]]:
+        function = self.overload.impl if self.overload.user_defined else self.bound.implementation()
+        values = [arg.evaluate(columns, size, on_error) for arg in self.args]
+        results: list[list[Any]] = []
+        for row, args in enumerate(zip(*values, strict=True) if values else [()] * size):
+            if self.overload.null_on_null and None in args:
+                results.append([])
+                continue
+            try:
+                results.append(list(function(*args) or ()))
+            except Exception as error:
+                on_error(row, udf_error(self.overload, error) if self.overload.user_defined else error)
+                results.append([])
+        return results
+
+
+def flat_map(table_columns: list[list[list[Any]]]) -> tuple[list[int], list[list[Any]]]:
+    """Rows of several table functions' results zipped, the shorter padded with NULL as ksqlDB does: for
+    each output row the input row it came from, and each function's output column."""
+    origins: list[int] = []
+    outputs: list[list[Any]] = [[] for _ in table_columns]
+    for row, lists in enumerate(zip(*table_columns, strict=True)):
+        length = max(map(len, lists))
+        origins += [row] * length
+        for output, items in zip(outputs, lists, strict=True):
+            output += items
+            output += [None] * (length - len(items))
+    return origins, outputs
+
+
 _RUNTIME: dict[str, Any] = {
     "_guarded": _guarded,
     "_guarded_udf": _guarded_udf,

@@ -15,8 +15,15 @@ from itertools import compress
 from typing import Any
 
 from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
-from ksqlpy.execution.expressions import CompiledExpression, compile_expressions
+from ksqlpy.execution.expressions import (
+    CompiledExpression,
+    ErrorHandler,
+    TableCall,
+    compile_expressions,
+    flat_map,
+)
 from ksqlpy.planning.catalog import DataSource
+from ksqlpy.planning.expressions import Const, Op
 from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan
 from ksqlpy.schema import Namespace
 from ksqlpy.serialization.base import RecordSerde
@@ -277,11 +284,17 @@ class Pipeline:
         self.log = log
         self.rowtime_index = len(plan.source.source.schema.columns)
         self.steps: list[tuple[str, list[CompiledExpression]]] = []
+        # per projection: its table functions (FLAT_MAP) by output position, evaluated before the rest
+        self.table_calls: dict[int, dict[int, TableCall]] = {}
         for step in plan.steps:
             if isinstance(step, FilterStep):
                 self.steps.append(("filter", [CompiledExpression(step.predicate)]))
             elif isinstance(step, ProjectStep):
-                self.steps.append(("project", compile_expressions(step.expressions)))
+                tables = {i: e for i, e in enumerate(step.expressions) if isinstance(e, Op) and e.op == "tablecall"}
+                if tables:
+                    self.table_calls[len(self.steps)] = {i: TableCall(e) for i, e in tables.items()}
+                scalars = [Const(e.type, None) if i in tables else e for i, e in enumerate(step.expressions)]
+                self.steps.append(("project", compile_expressions(scalars)))
         read = self._source_columns_read()
         self.decoder = SourceDecoder(plan.source.source, log, parse_timestamp, read)
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
@@ -303,8 +316,8 @@ class Pipeline:
     def _source_columns_read(self) -> set[int]:
         """Input columns that any step reads before the first projection replaces them."""
         read: set[int] = set()
-        for kind, exprs in self.steps:
-            for expr in exprs:
+        for index, (kind, exprs) in enumerate(self.steps):
+            for expr in [*exprs, *(a for call in self.table_calls.get(index, {}).values() for a in call.args)]:
                 read.update(expr.input_columns)
             if kind == "project":
                 break
@@ -331,7 +344,7 @@ class Pipeline:
                 failed.setdefault(origin, str(error))
 
         meta_in_columns = True  # until the first projection the metadata are ordinary input columns
-        for kind, exprs in self.steps:
+        for index, (kind, exprs) in enumerate(self.steps):
             if size == 0:
                 break
             if kind == "filter":
@@ -353,6 +366,9 @@ class Pipeline:
                         columns = [list(compress(column, mask)) for column in columns]
                         meta = [list(compress(column, mask)) for column in meta]
                     size = kept
+            elif index in self.table_calls:
+                columns, meta, size = self._flat_map(self.table_calls[index], exprs, columns, meta, size, log_row)
+                meta_in_columns = False
             else:
                 columns = [e.evaluate(columns, size, log_row) for e in exprs]
                 meta_in_columns = False
@@ -364,6 +380,23 @@ class Pipeline:
         if size == 0:
             return [[] for _ in self.plan.output.columns], [[] for _ in range(META_COLUMNS)]
         return columns, meta
+
+    @staticmethod
+    def _flat_map(
+        tables: dict[int, TableCall],
+        exprs: list[CompiledExpression],
+        columns: list[list[Any]],
+        meta: list[list[Any]],
+        size: int,
+        log_row: ErrorHandler,
+    ) -> tuple[list[list[Any]], list[list[Any]], int]:
+        """A projection with table functions: each input row repeats once per element they return."""
+        results = {i: call.evaluate(columns, size, log_row) for i, call in tables.items()}
+        origins, exploded = flat_map(list(results.values()))
+        projected = [e.evaluate(columns, size, log_row) if i not in tables else [] for i, e in enumerate(exprs)]
+        outputs = dict(zip(results, exploded, strict=True))
+        new_columns = [outputs[i] if i in outputs else [column[r] for r in origins] for i, column in enumerate(projected)]
+        return new_columns, [[column[r] for r in origins] for column in meta], len(origins)
 
     def process(self, batch: RecordBatch) -> OutputBatch:
         """Run the query on a batch of input records and encode what it writes to its sink."""

@@ -181,6 +181,7 @@ def scalar_function(
     null_on_null: bool = True,
     factory: bool = False,
     declared_name: str = "",
+    kind: str = "scalar",
 ) -> Callable[[F], F]:
     """Declare a built-in scalar function overload (user UDFs use ksqlpy's public @udf instead)."""
 
@@ -191,6 +192,7 @@ def scalar_function(
                 params=tuple(params),
                 returns=returns,
                 impl=fn,
+                kind=kind,
                 variadic=variadic,
                 null_on_null=null_on_null,
                 factory=factory,
@@ -202,6 +204,14 @@ def scalar_function(
         return fn
 
     return register
+
+
+def table_function(
+    name: str, *, params: Sequence[SqlType], returns: ReturnSpec, description: str = "", category: str = ""
+) -> Callable[[F], F]:
+    """Declare a built-in table function overload: it returns a list per row, one output row per element."""
+    return scalar_function(name, params=params, returns=returns, description=description, category=category,
+                           kind="table")
 
 
 # --------------------------------------------------------------------------- unification

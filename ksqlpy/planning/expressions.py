@@ -566,9 +566,13 @@ class ExpressionTyper:
 
     # -- functions
 
-    def _call(self, e: ast.FunctionCall) -> TypedExpr:
+    def table_call(self, e: ast.FunctionCall) -> TypedExpr:
+        """A table function at the top of a select item: one input row becomes one output row per element."""
+        return self._call(e, "table")
+
+    def _call(self, e: ast.FunctionCall, expected_kind: str = "scalar") -> TypedExpr:
         kind = self.registry.kind_of(e.name)
-        if kind is not None and kind != "scalar":
+        if kind is not None and kind != expected_kind:
             raise StatementError(f"{kind.capitalize()} function {e.name} is not allowed here: {render(e)}")
         typed_args: list[TypedExpr | None] = []
         arg_specs: list[SqlType | LambdaArg] = []
@@ -581,7 +585,7 @@ class ExpressionTyper:
                 typed_args.append(typed)
                 is_text = isinstance(arg, ast.Literal) and typed.type == STRING
                 arg_specs.append(STRING_LITERAL if is_text else typed.type)
-        bound = self.registry.resolve(e.name, arg_specs)
+        bound = self.registry.resolve(e.name, arg_specs, expected_kind)
         args: list[TypedExpr] = []
         for i, (arg, maybe_typed) in enumerate(zip(e.args, typed_args, strict=True)):
             if maybe_typed is None:
@@ -594,7 +598,7 @@ class ExpressionTyper:
                 args.append(self._temporal_literal(str(maybe_typed.value), bound.arg_types[i]))
             else:
                 args.append(cast_to(maybe_typed, bound.arg_types[i]))
-        return Op(bound.return_type, "call", tuple(args), bound)
+        return Op(bound.return_type, "call" if expected_kind == "scalar" else "tablecall", tuple(args), bound)
 
     @staticmethod
     def _temporal_literal(text: str, target: SqlType) -> Const:

@@ -71,7 +71,7 @@ class QueryPlan:
         while pending:
             expr = pending.pop()
             if isinstance(expr, Op):
-                if expr.op == "call":
+                if expr.op in ("call", "tablecall"):
                     yield expr.detail.overload
                 pending += expr.args
 
@@ -80,6 +80,8 @@ class QueryPlan:
         for step in reversed(self.steps):
             if isinstance(step, ProjectStep):
                 lines.append(f" > [ PROJECT ] | Schema: {LogicalSchema(step.columns)}")
+                if any(isinstance(e, Op) and e.op == "tablecall" for e in step.expressions):
+                    lines.append(" > [ FLAT_MAP ]")
             else:
                 lines.append(" > [ FILTER ]")
         lines.append(f" > [ SOURCE ] | Schema: {LogicalSchema(self.source.columns)} | Topic: {self.source.source.topic}")

@@ -437,6 +437,8 @@ class QueryPlanner:
     @staticmethod
     def _select_expression(typer: ExpressionTyper, expr: ast.Expr) -> TypedExpr:
         try:
+            if isinstance(expr, ast.FunctionCall) and typer.registry.kind_of(expr.name) == "table":
+                return typer.table_call(expr)
             return typer.type(expr)
         except StatementError as error:
             if str(error).startswith("Cast of"):

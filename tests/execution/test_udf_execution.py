@@ -10,7 +10,7 @@ import orjson
 import pytest
 from numpy.typing import NDArray
 
-from ksqlpy import udf
+from ksqlpy import udf, udtf
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import StatementError, UdfError
 from ksqlpy.functions.registry import FunctionRegistry
@@ -167,3 +167,21 @@ def test_built_in_function_errors_keep_ksqldb_behaviour_under_any_policy() -> No
     driver = driver_with(properties={"udf.error.policy": "skip"})
     driver.execute("CREATE STREAM out AS SELECT id, CAST(s AS INT) AS i FROM src;")
     assert feed(driver, [{"S": "12"}, {"S": "twelve"}]) == [{"I": 12}, {"I": None}]
+
+
+def test_a_user_table_function_turns_one_row_into_many() -> None:
+    @udtf
+    def repeat(s: str, times: int) -> list[str]:
+        if times < 0:
+            raise ValueError("negative")
+        return [s] * times
+
+    driver = driver_with(repeat)
+    driver.execute("CREATE STREAM out AS SELECT id, REPEAT(s, n) AS word, n FROM src WHERE n IS NOT NULL;")
+    out = feed(driver, [{"S": "ab", "N": 2}, {"S": "x", "N": 0}, {"S": "bad", "N": -1}, {"S": None, "N": 1}])
+    assert out == [{"WORD": "ab", "N": 2}, {"WORD": "ab", "N": 2}]
+    assert [r.key for r in driver.records("OUT")] == [b"k0", b"k0"]
+    [entry] = driver.processing_log
+    assert "UDF REPEAT failed: ValueError: negative" in entry["reason"]
+    with pytest.raises(StatementError, match="Table function REPEAT is not allowed here"):
+        driver.execute("CREATE STREAM out2 AS SELECT id, UCASE(REPEAT(s, n)) AS w FROM src;")
