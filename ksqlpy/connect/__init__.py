@@ -1,0 +1,1 @@
+"""Connectors between Kafka and other systems: the MQTT bridge and the Mosquitto broker it is tested with."""

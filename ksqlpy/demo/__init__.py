@@ -1,0 +1,1 @@
+"""The connected-car demo: `ksqlpy simulate` (generated readings) and `ksqlpy demo` (the whole pipeline)."""
