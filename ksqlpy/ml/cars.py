@@ -72,7 +72,7 @@ SENSOR_RANGES: dict[str, tuple[float, float]] = {
 }
 
 CURRENT_FIRMWARE_VERSIONS = (2000, 2010, 2020)
-OLD_FIRMWARE_VERSIONS = (1500, 1600, 1700, 1800)
+OLD_FIRMWARE_VERSIONS = (1200, 1300, 1400, 1500)
 DEFAULT_START_MS = 1_700_000_000_000  # a fixed start keeps timestamps reproducible for a seed
 MEAN_FAILURE_READINGS = 30  # failure episodes last 15..45 readings of a car
 NO_FAILURE = -1
@@ -262,15 +262,15 @@ class CarSimulator:
             if kind == "shock_absorber":
                 # A worn damper lets its wheel bounce: several times the usual vertical acceleration.
                 name = ACCELEROMETER_FIELDS[wheel]
-                values[name][car] = values[name][car] * (2.5 + 1.5 * strength[car]) + 0.4
+                values[name][car] = values[name][car] * (3.0 + 2.0 * strength[car]) + 0.6
             elif kind == "tyre_pressure":
                 # One tyre loses 9..16 psi (a puncture or a leaking valve).
                 values[TYRE_FIELDS[wheel]][car] -= 9.0 + 7.0 * strength[car]
             elif kind == "drive_shaft_vibration":
                 # An unbalanced shaft shakes the drivetrain and, through it, the whole body; more with speed.
-                values["engine_vibration_amplitude"][car] += (60.0 + 50.0 * strength[car]) * speed_factor[car]
+                values["engine_vibration_amplitude"][car] += (100.0 + 80.0 * strength[car]) * speed_factor[car]
                 for name in ACCELEROMETER_FIELDS:
-                    values[name][car] += (0.3 + 0.3 * strength[car]) * speed_factor[car]
+                    values[name][car] += (0.4 + 0.4 * strength[car]) * speed_factor[car]
             elif kind == "overheating":
                 # A failing pump or thermostat: coolant 22..35 °C above normal, the engine bay heats the intake air.
                 rise = 22.0 + 13.0 * strength[car]
