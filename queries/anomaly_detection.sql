@@ -1,0 +1,59 @@
+-- Connected-car anomaly detection: sensor readings -> autoencoder score -> alerts.
+--   ksqlpy demo                                      (simulator, MQTT bridge and this file, alerts printed)
+--   ksqlpy run queries/anomaly_detection.sql         (this file alone, on a cluster fed by `ksqlpy simulate`)
+-- ANOMALY_SCORE and IS_ANOMALY are vectorized UDFs from udfs/anomaly.py: one Keras call per batch.
+SET 'auto.offset.reset'='earliest';
+
+-- Readings as `ksqlpy simulate` and `ksqlpy mqtt-bridge` write them: key = car id, value = JSON.
+CREATE STREAM car_sensor_data (
+  car_id VARCHAR KEY,
+  ts BIGINT,
+  coolant_temp DOUBLE,
+  intake_air_temp DOUBLE,
+  intake_air_flow_speed DOUBLE,
+  battery_percentage DOUBLE,
+  battery_voltage DOUBLE,
+  current_draw DOUBLE,
+  speed DOUBLE,
+  engine_vibration_amplitude DOUBLE,
+  throttle_pos DOUBLE,
+  tire_pressure_11 DOUBLE,
+  tire_pressure_12 DOUBLE,
+  tire_pressure_21 DOUBLE,
+  tire_pressure_22 DOUBLE,
+  accelerometer_11_value DOUBLE,
+  accelerometer_12_value DOUBLE,
+  accelerometer_21_value DOUBLE,
+  accelerometer_22_value DOUBLE,
+  control_unit_firmware DOUBLE,
+  failure_occurred VARCHAR
+) WITH (kafka_topic='sensor-data', value_format='JSON', timestamp='ts', partitions=1);
+
+-- Every reading with its reconstruction error, the readings kept for IS_ANOMALY and other consumers.
+CREATE STREAM car_scores WITH (kafka_topic='car-scores', value_format='JSON') AS
+  SELECT car_id, ts,
+         ANOMALY_SCORE(coolant_temp, intake_air_temp, intake_air_flow_speed, battery_percentage,
+                       battery_voltage, current_draw, speed, engine_vibration_amplitude, throttle_pos,
+                       tire_pressure_11, tire_pressure_12, tire_pressure_21, tire_pressure_22,
+                       accelerometer_11_value, accelerometer_12_value, accelerometer_21_value,
+                       accelerometer_22_value, control_unit_firmware) AS anomaly_score,
+         failure_occurred,
+         coolant_temp, intake_air_temp, intake_air_flow_speed, battery_percentage, battery_voltage,
+         current_draw, speed, engine_vibration_amplitude, throttle_pos,
+         tire_pressure_11, tire_pressure_12, tire_pressure_21, tire_pressure_22,
+         accelerometer_11_value, accelerometer_12_value, accelerometer_21_value, accelerometer_22_value,
+         control_unit_firmware
+  FROM car_sensor_data
+  EMIT CHANGES;
+
+-- Alerts: readings the model cannot reconstruct (error above the threshold stored with the model).
+-- Key CAR_ID; value TS, ANOMALY_SCORE, FAILURE_OCCURRED (the simulator's label, to judge the alert).
+CREATE STREAM car_anomalies WITH (kafka_topic='car-anomalies', value_format='JSON') AS
+  SELECT car_id, ts, anomaly_score, failure_occurred
+  FROM car_scores
+  WHERE IS_ANOMALY(coolant_temp, intake_air_temp, intake_air_flow_speed, battery_percentage,
+                   battery_voltage, current_draw, speed, engine_vibration_amplitude, throttle_pos,
+                   tire_pressure_11, tire_pressure_12, tire_pressure_21, tire_pressure_22,
+                   accelerometer_11_value, accelerometer_12_value, accelerometer_21_value,
+                   accelerometer_22_value, control_unit_firmware)
+  EMIT CHANGES;
