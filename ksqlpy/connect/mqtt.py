@@ -183,7 +183,7 @@ class MqttKafkaBridge:
             client.disconnect()
             client.loop_stop()
             self.subscribed.clear()
-            LOGGER.info("stopped: %d MQTT message(s) received, %d written to Kafka, %d acknowledged, %d retried",
+            LOGGER.info("MQTT bridge stopped: %d MQTT message(s) received, %d written to Kafka, %d acknowledged, %d retried",
                         self.stats.received, self.stats.delivered, self.stats.acknowledged, self.stats.retried)
 
     def _wait_for_topic(self, stop: threading.Event) -> bool:

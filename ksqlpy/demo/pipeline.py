@@ -88,7 +88,7 @@ def format_alert(row: dict[str, Any]) -> str:
     """One readable line per alert: car, reading time (local), score, and whether it was a real failure."""
     moment = datetime.fromtimestamp(row["TS"] / 1000).strftime("%H:%M:%S.%f")[:-3]
     verdict = "real failure" if row["FAILURE_OCCURRED"] == "true" else "false alarm"
-    return (f"ALERT {row['CAR_ID']}  at {moment}  anomaly score {row['ANOMALY_SCORE']:.4f}  "
+    return (f"ALERT {row['CAR_ID']}  at {moment}  anomaly score {row['ANOMALY_SCORE']:.5f}  "
             f"failure_occurred={row['FAILURE_OCCURRED']} ({verdict})")
 
 
