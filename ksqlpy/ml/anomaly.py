@@ -13,7 +13,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -95,7 +96,7 @@ class Scorer:
     def from_keras(cls, model: keras.Model, metadata: Mapping[str, Any], path: Path | None = None) -> Scorer:
         layers = []
         for layer in model.layers:
-            parameters = layer.get_weights()
+            parameters = [np.asarray(variable.numpy()) for variable in layer.weights]
             if not parameters:
                 continue  # the input layer
             activation = layer.get_config()["activation"]
@@ -133,6 +134,34 @@ class Scorer:
         return artifact_sha256(self.path)
 
 
+def parse_delimited(texts: Sequence[str | None], separator: str = "#") -> tuple[np.ndarray, np.ndarray]:
+    """(rows, valid) from texts of 18 readings joined by `separator` (the original demo's DELIMITED
+    `sensorinput` column): `rows` holds the readings of the valid texts only, `valid` flags which texts
+    hold exactly 18 finite numbers."""
+    width = len(SENSOR_FIELDS)
+    valid = np.array([text is not None and text.count(separator) == width - 1 for text in texts], dtype=bool)
+    candidates = [text for text in texts if text is not None and text.count(separator) == width - 1]
+    try:  # one split and one conversion for the whole batch: the common case
+        matrix = np.array(separator.join(candidates).split(separator) if candidates else [], dtype=np.float64)
+    except ValueError:  # some text holds a non-number: convert row by row
+        parsed = [_floats_or_none(text.split(separator)) for text in candidates]
+        valid[np.flatnonzero(valid)[[row is None for row in parsed]]] = False
+        matrix = np.array([row for row in parsed if row is not None], dtype=np.float64)
+    matrix = matrix.reshape(-1, width)
+    finite = np.isfinite(matrix).all(axis=1)
+    if not finite.all():
+        valid[np.flatnonzero(valid)[~finite]] = False
+        matrix = matrix[finite]
+    return matrix, valid
+
+
+def _floats_or_none(parts: list[str]) -> list[float] | None:
+    try:
+        return [float(part) for part in parts]
+    except ValueError:
+        return None
+
+
 def artifact_sha256(directory: Path) -> str:
     """A digest of every file under the artifact directory in path order (what DESCRIBE FUNCTION shows)."""
     digest = hashlib.sha256()
@@ -164,7 +193,10 @@ def load_scorer(path: str | Path) -> Scorer:
 def save_artifact(model: keras.Model, directory: Path, metadata: Mapping[str, Any]) -> Path:
     """Write the Keras file and artifact.json (format, fields, scaling and model file added to `metadata`)."""
     directory.mkdir(parents=True, exist_ok=True)
-    model.save(directory / MODEL_FILE)
+    with warnings.catch_warnings():
+        # Keras' own saving code trips numpy 2's __array__(copy=...) deprecation: nothing a caller can change.
+        warnings.filterwarnings("ignore", message="__array__ implementation", category=DeprecationWarning)
+        model.save(directory / MODEL_FILE)
     document = {
         "format": ARTIFACT_FORMAT,
         "version": directory.name,

@@ -47,6 +47,8 @@ CONSUME_BATCH = 1000
 POLL_TIMEOUT_S = 0.5
 FIRST_RECORD_TIMEOUT_S = 30.0  # joining a consumer group and the first fetch can take several seconds
 EVALUATION_SEED_OFFSET = 1000  # the evaluation fleet never shares a seed with the training fleet
+EVALUATION_CARS = 10
+EVALUATION_FAILURE_RATE = 0.05
 
 # Batches of (raw sensor rows n x 18, failure flags n): what the tf.data pipeline consumes.
 SensorBatches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
@@ -77,12 +79,14 @@ class KafkaSource:
     """Consumes a topic in a consumer group and hands out decoded batches; commits the group's offsets once
     the records are read, so a later run with the same group trains on what arrived since."""
 
-    def __init__(self, clients: Any, topic: str, group: str, max_records: int | None, idle_timeout_s: float) -> None:
+    def __init__(self, clients: Any, topic: str, group: str, max_records: int | None, idle_timeout_s: float,
+                 first_record_timeout_s: float = FIRST_RECORD_TIMEOUT_S) -> None:
         self.clients = clients
         self.topic = topic
         self.group = group
         self.max_records = max_records
         self.idle_timeout_s = idle_timeout_s
+        self.first_record_timeout_s = first_record_timeout_s
         self.records = 0
         self.skipped = 0
 
@@ -96,7 +100,7 @@ class KafkaSource:
                 messages = [m for m in consumer.consume(wanted, POLL_TIMEOUT_S) if m.error() is None]
                 now = time.monotonic()
                 if not messages:
-                    waited, limit = (now - started, FIRST_RECORD_TIMEOUT_S) if self.records == 0 else (
+                    waited, limit = (now - started, self.first_record_timeout_s) if self.records == 0 else (
                         now - last_arrival, self.idle_timeout_s)
                     if waited >= limit:
                         break
@@ -111,6 +115,10 @@ class KafkaSource:
                 consumer.commit(asynchronous=False)
         finally:
             consumer.close()
+
+    def empty_reason(self) -> str:
+        return (f"nothing arrived from topic {self.topic} for consumer group {self.group} within "
+                f"{self.first_record_timeout_s:g} s (a group that already read the topic only gets new records)")
 
 
 class GeneratedSource:
@@ -130,6 +138,9 @@ class GeneratedSource:
         while chunk := list(islice(readings, CONSUME_BATCH)):
             self.records += len(chunk)
             yield sensor_matrix(chunk), np.array([is_failure(r) for r in chunk], dtype=bool)
+
+    def empty_reason(self) -> str:
+        return "--generate asked for no readings"
 
 
 def evaluation_set(count: int, seed: int, cars: int, failure_rate: float) -> tuple[np.ndarray, np.ndarray, list[str | None]]:
@@ -176,16 +187,18 @@ def train_artifact(
         .map(lambda rows: (rows, rows))
         .prefetch(2)
     )
+    # This first pass reads the source to its end (filling the cache) and splits off the held-out rows.
+    holdout_scaled, holdout_failures, training_rows = _split_cached(batches)
+    if not source.records:
+        raise KsqlError(f"No records to train on: {source.empty_reason()}")
+    if not training_rows:
+        raise KsqlError(f"None of the {source.records} records is a normal reading to train on")
     model = build_autoencoder(seed)
     with warnings.catch_warnings():
         # Keras cannot know a stream's length (the first epoch "runs out of data") and offers to shuffle it.
         warnings.filterwarnings("ignore", message=".*ran out of data.*")
         warnings.filterwarnings("ignore", message=".*shuffle=True.*")
         history = model.fit(normal_training, epochs=epochs, verbose=verbose)
-    if not history.history.get("loss"):
-        raise KsqlError("No normal readings to train on: the source had no usable records")
-
-    holdout_scaled, holdout_failures, training_rows = _split_cached(batches)
     metadata: dict[str, Any] = {"fields": list(SENSOR_FIELDS), "scaling": SENSOR_RANGES, "threshold": float("inf"),
                                 "version": out.name}
     scorer = Scorer.from_keras(model, metadata)
@@ -197,9 +210,10 @@ def train_artifact(
     quality: dict[str, Any] = {"holdout": quality_report(holdout_errors, threshold, holdout_failures)}
     if evaluate:
         eval_seed = seed + EVALUATION_SEED_OFFSET
-        rows_eval, failures_eval, kinds_eval = evaluation_set(evaluate, eval_seed, 10, 0.05)
+        rows_eval, failures_eval, kinds_eval = evaluation_set(evaluate, eval_seed, EVALUATION_CARS, EVALUATION_FAILURE_RATE)
         quality["evaluation"] = {
-            "generator": {"rows": evaluate, "seed": eval_seed, "cars": 10, "failure_rate": 0.05},
+            "generator": {"rows": evaluate, "seed": eval_seed, "cars": EVALUATION_CARS,
+                          "failure_rate": EVALUATION_FAILURE_RATE},
             **quality_report(scorer.score_scaled(scale(rows_eval, low, span)), threshold, failures_eval, kinds_eval),
         }
     training = {
@@ -262,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-records", type=int, help="stop after this many records (default: until idle)")
     parser.add_argument("--idle-timeout", type=float, default=5.0,
                         help="stop once no record arrived for this many seconds (5)")
+    parser.add_argument("--wait", type=float, default=FIRST_RECORD_TIMEOUT_S,
+                        help=f"how long to wait for the first record ({FIRST_RECORD_TIMEOUT_S:g} s)")
     parser.add_argument("--generate", type=int, metavar="N",
                         help="train on N freshly generated readings instead of a topic (no Kafka)")
     parser.add_argument("--cars", type=int, default=10, help="cars in the generated fleet (10)")
@@ -287,7 +303,7 @@ def _source(args: argparse.Namespace) -> tuple[KafkaSource | GeneratedSource, di
         raise KsqlError("No Kafka to read from: pass --bootstrap-servers (or set KSQLPY_BOOTSTRAP_SERVERS), "
                         "or --generate N to train on generated readings")
     group = args.group or f"ksqlpy-train-{uuid.uuid4().hex[:12]}"
-    kafka = KafkaSource(KafkaClients(config), args.topic, group, args.max_records, args.idle_timeout)
+    kafka = KafkaSource(KafkaClients(config), args.topic, group, args.max_records, args.idle_timeout, args.wait)
     return kafka, {"source": "kafka", "topic": args.topic, "group": group}
 
 
