@@ -26,7 +26,6 @@ import orjson
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.ml.anomaly import (
-    LAYERS,
     Scorer,
     build_autoencoder,
     next_version_directory,
@@ -237,7 +236,6 @@ def train_artifact(
                           f"held-out F1 among the percentiles with held-out precision >= {MIN_PRECISION}",
         "threshold_percentile": percentile,
         "score": "mean squared reconstruction error of the readings scaled to 0..1 by the fixed ranges",
-        "layers": [f"{units} {activation}" for units, activation in LAYERS],
         "training": training,
         "quality": quality,
     }

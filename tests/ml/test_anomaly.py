@@ -33,7 +33,7 @@ def test_artifact_metadata_describes_the_model(committed_artifact: Path) -> None
     assert metadata["version"] == "v1"
     assert metadata["fields"] == list(SENSOR_FIELDS)
     assert {name: tuple(bounds) for name, bounds in metadata["scaling"].items()} == SENSOR_RANGES
-    assert metadata["layers"] == ["14 tanh", "7 relu", "7 tanh", "18 linear"]
+    assert metadata["architecture"] == [18, "14 tanh", "7 relu", "7 tanh", "18 linear"]
     assert metadata["threshold"] > 0
     assert metadata["training"]["source"] == "generated"
     evaluation = metadata["quality"]["evaluation"]
