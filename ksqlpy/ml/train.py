@@ -4,8 +4,8 @@ versioned artifact.
 Records stream through a tf.data pipeline fed by a confluent-kafka consumer in a consumer group, the way
 TensorFlow-IO's KafkaGroupIODataset feeds Keras: `Dataset.from_generator` over batches of consumed JSON
 records. Every fifth row is held out (for the threshold and the quality report); the rest of the normal
-rows (failure_occurred = "false") train the model. The pipeline caches the decoded rows, so the topic is
-read once and later epochs replay the cache.
+rows (failure_occurred = "false") train the model. The pipeline caches the decoded rows: a first pass reads
+the topic to its end (or --max-records) and splits off the held-out rows, the epochs replay the cache.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -48,9 +48,6 @@ FIRST_RECORD_TIMEOUT_S = 30.0  # joining a consumer group and the first fetch ca
 EVALUATION_SEED_OFFSET = 1000  # the evaluation fleet never shares a seed with the training fleet
 EVALUATION_CARS = 10
 EVALUATION_FAILURE_RATE = 0.05
-
-# Batches of (raw sensor rows n x 18, failure flags n): what the tf.data pipeline consumes.
-SensorBatches = Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]
 
 
 def decode_readings(payloads: list[bytes | None]) -> tuple[np.ndarray, np.ndarray, int]:
