@@ -8,14 +8,7 @@
 #
 # Prints the harness's table: records/s for each contender and the ratio to the raw loop ("vs ceiling").
 set -euo pipefail
-repo=$(cd "$(dirname "$0")/.." && pwd)
-shared=${KSQLPY_SHARED:-$repo/../shared}
-python=${PYTHON:-$repo/.venv/bin/python}
-[ -x "$python" ] || python=$(command -v python3)
-if [ ! -f "$shared/bench/peers.py" ]; then
-  echo "bench: $shared/bench/peers.py not found (set KSQLPY_SHARED to the folder holding bench/)" >&2
-  exit 2
-fi
+. "$(dirname "$0")/_common.sh"
 cd "$shared"
 exec "$python" bench/peers.py \
   --workload "${WORKLOAD:-filter}" \

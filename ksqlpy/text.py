@@ -33,10 +33,20 @@ def _shortest_digits(magnitude: float) -> tuple[str, int]:
 
     The exponent is that of the first digit: 1234.5 -> ("12345", 3).
     """
-    sign_digits_exponent = Decimal(repr(magnitude)).normalize().as_tuple()
-    digits = "".join(map(str, sign_digits_exponent.digits))
-    exponent = int(sign_digits_exponent.exponent)
-    scientific_exponent = exponent + len(digits) - 1
+    # Python's repr has the shortest round-tripping digits too, in plain or scientific notation.
+    text = repr(magnitude)
+    mantissa, _, exponent_text = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    if exponent_text:  # "1.2345e-05": one digit before the point
+        digits = (whole + fraction).rstrip("0")
+        scientific_exponent = int(exponent_text)
+    elif whole != "0":  # "12345678.9"
+        digits = (whole + fraction).rstrip("0")
+        scientific_exponent = len(whole) - 1
+    else:  # "0.00012345"
+        significant = fraction.lstrip("0")
+        digits = significant.rstrip("0")
+        scientific_exponent = len(significant) - len(fraction) - 1
     if len(digits) == 1:
         # Java never prints a single significant digit: it picks the two-digit decimal nearest the
         # exact binary value, which differs from "d.0" only for tiny subnormals (4.9E-324, not 5.0E-324).

@@ -1,7 +1,7 @@
 -- Connected-car anomaly detection: sensor readings -> autoencoder score -> alerts.
 --   ksqlpy demo                                      (simulator, MQTT bridge and this file, alerts printed)
 --   ksqlpy run queries/anomaly_detection.sql         (this file alone, on a cluster fed by `ksqlpy simulate`)
--- ANOMALY_SCORE and IS_ANOMALY are vectorized UDFs from udfs/anomaly.py: one Keras call per batch.
+-- ANOMALY_SCORE and IS_ANOMALY are vectorized UDFs from udfs/anomaly.py: one model call per batch of records.
 SET 'auto.offset.reset'='earliest';
 
 -- Readings as `ksqlpy simulate` and `ksqlpy mqtt-bridge` write them: key = car id, value = JSON.

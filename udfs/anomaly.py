@@ -7,10 +7,9 @@ module itself stays cheap to import: TensorFlow is loaded by load_scorer, when a
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -20,7 +19,8 @@ from ksqlpy.ml.cars import SENSOR_FIELDS
 
 AUTHOR = "ksqlpy"
 VERSION = "1.0.0"
-SENSOR_TYPES = ["DOUBLE"] * len(SENSOR_FIELDS)
+# Named parameters, so DESCRIBE FUNCTION lists the sensors
+SENSORS = {name: "DOUBLE" for name in SENSOR_FIELDS}
 
 AUTOENCODER = model(
     "anomaly-autoencoder",
@@ -30,13 +30,8 @@ AUTOENCODER = model(
 )
 
 
-def _named_after_sensors(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a `*readings` function the 18 sensor names as its signature, so DESCRIBE FUNCTION lists them."""
-    function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=np.ndarray) for name in SENSOR_FIELDS],
-        return_annotation=np.ndarray,
-    )
-    return function
+# Every UDF here is vectorized (one model call per batch) and shares the one loaded model.
+model_udf = partial(udf, vectorized=True, author=AUTHOR, version=VERSION, model=AUTOENCODER)
 
 
 def _scorer() -> Scorer:
@@ -44,47 +39,33 @@ def _scorer() -> Scorer:
     return scorer
 
 
-@udf(
+@model_udf(
     name="ANOMALY_SCORE",
-    vectorized=True,
-    params=SENSOR_TYPES,
+    params=SENSORS,
     returns="DOUBLE",
     description="Reconstruction error of the 18 car sensor readings under the anomaly autoencoder "
                 "(higher is more unusual; IS_ANOMALY compares it with the model's threshold).",
-    author=AUTHOR,
-    version=VERSION,
-    model=AUTOENCODER,
 )
-@_named_after_sensors
 def anomaly_score(*readings: np.ndarray) -> np.ndarray:
     return _scorer().score(np.column_stack(readings))
 
 
-@udf(
+@model_udf(
     name="IS_ANOMALY",
-    vectorized=True,
-    params=SENSOR_TYPES,
+    params=SENSORS,
     returns="BOOLEAN",
     description="TRUE when ANOMALY_SCORE of the 18 car sensor readings exceeds the threshold stored with the model.",
-    author=AUTHOR,
-    version=VERSION,
-    model=AUTOENCODER,
 )
-@_named_after_sensors
 def is_anomaly(*readings: np.ndarray) -> np.ndarray:
     return _scorer().is_anomaly(np.column_stack(readings))
 
 
-@udf(
+@model_udf(
     name="ANOMALY",
-    vectorized=True,
     params={"sensorinput": "VARCHAR"},
     returns="DOUBLE",
     description="ANOMALY_SCORE of a '#'-separated text of the 18 readings (the original car demo's DELIMITED "
                 "sensorinput column); NULL for a text that is not 18 numbers.",
-    author=AUTHOR,
-    version=VERSION,
-    model=AUTOENCODER,
 )
 def anomaly(sensorinput: Sequence[str]) -> np.ndarray | list[float | None]:
     rows, valid = parse_delimited(sensorinput)

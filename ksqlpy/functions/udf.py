@@ -104,17 +104,21 @@ class Model(Generic[M]):
             logger.error("%s", error)
 
     def sha256(self) -> str:
-        """A digest of the artifact: the file, or every file under the directory in path order."""
-        digest = hashlib.sha256()
-        files = sorted(p for p in self.path.rglob("*") if p.is_file()) if self.path.is_dir() else [self.path]
-        for file in files:
-            if file.exists():
-                digest.update(str(file.relative_to(self.path) if self.path.is_dir() else file.name).encode())
-                digest.update(file.read_bytes())
-        return digest.hexdigest()
+        return artifact_sha256(self.path)
 
     def describe(self) -> dict[str, str]:
         return {"Model": self.name, "Model path": str(self.path), "Model sha256": self.sha256()}
+
+
+def artifact_sha256(path: Path) -> str:
+    """A digest of a model artifact: the file, or every file under the directory in path order."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if file.exists():
+            digest.update(str(file.relative_to(path) if path.is_dir() else file.name).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def model(
@@ -244,10 +248,12 @@ def _parameters(
     else:
         specs = list(params)
     types_ = tuple(sql_type_of(s) for s in specs)
-    if variadic and not isinstance(params, Mapping):
-        # Explicit types for a *args function fix its arity: one name per declared type.
-        return _Parameters(types_, tuple(f"{names[-1]}{i}" for i in range(1, len(types_) + 1)), False)
-    if variadic or len(names) != len(types_):
+    if variadic:
+        # Explicit types for a *args function fix its arity; a list names them after the *args parameter.
+        if not isinstance(params, Mapping):
+            names = tuple(f"{names[-1]}{i}" for i in range(1, len(types_) + 1))
+        return _Parameters(types_, names, False)
+    if len(names) != len(types_):
         raise UdfDeclarationError(f"{where}: params= declares {len(types_)} types for {len(names)} parameters")
     return _Parameters(types_, names, False)
 

@@ -9,7 +9,6 @@ numerically the same network. TensorFlow is imported only inside the functions t
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ksqlpy.functions.udf import artifact_sha256
 from ksqlpy.ml.cars import SENSOR_FIELDS, SENSOR_RANGES
 
 if TYPE_CHECKING:
@@ -160,15 +160,6 @@ def _floats_or_none(parts: list[str]) -> list[float] | None:
         return [float(part) for part in parts]
     except ValueError:
         return None
-
-
-def artifact_sha256(directory: Path) -> str:
-    """A digest of every file under the artifact directory in path order (what DESCRIBE FUNCTION shows)."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(directory)).encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
 
 
 def read_metadata(directory: str | Path) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from ksqlpy import Model, model, udaf, udf, udtf
 from ksqlpy.errors import KsqlError
 from ksqlpy.functions.registry import Overload
 from ksqlpy.functions.udf import UdfDeclarationError, declarations_of
-from ksqlpy.types import BIGINT, BOOLEAN, DOUBLE, STRING, ArrayType, DecimalType, MapType
+from ksqlpy.types import BIGINT, BOOLEAN, DOUBLE, INTEGER, STRING, ArrayType, DecimalType, MapType
 
 
 def declared(target: Any) -> Overload:
@@ -50,6 +50,15 @@ def test_explicit_types_win_and_fix_a_star_args_arity() -> None:
     assert not overload.variadic
     assert overload.returns == DecimalType(4, 2)
     assert overload.param_names == ("columns1", "columns2", "columns3")
+
+
+def test_named_explicit_types_name_a_star_args_function_parameters() -> None:
+    @udf(vectorized=True, params={"speed": "DOUBLE", "rpm": "INT"}, returns="DOUBLE")
+    def ratio(*columns: Any) -> Any:
+        return columns[0] / columns[1]
+
+    overload = declared(ratio)
+    assert (overload.params, overload.param_names, overload.variadic) == ((DOUBLE, INTEGER), ("speed", "rpm"), False)
 
 
 def test_star_args_from_hints_is_variadic() -> None:
