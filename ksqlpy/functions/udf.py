@@ -294,6 +294,42 @@ def _metadata(target: Any, description: str, author: str, version: str, model: M
 # --------------------------------------------------------------------------- decorators
 
 
+def _function_decorator(
+    fn: Callable[..., Any] | None,
+    kind: str,
+    name: str | None,
+    params: Sequence[TypeSpec] | Mapping[str, TypeSpec] | None,
+    returns: TypeSpec | None,
+    metadata: tuple[str, str, str, Model[Any] | None],
+    vectorized: bool = False,
+    null_on_null: bool = True,
+) -> Any:
+    """Declare `fn` (or, without it, return a decorator that does) as a scalar or table function."""
+
+    def declare(function: Callable[..., Any]) -> Callable[..., Any]:
+        parameters = _parameters(function, params, vectorized)
+        return_type = _return_type(function, returns, vectorized)
+        if kind == "table" and returns is None:
+            if not isinstance(return_type, ArrayType):
+                raise UdfDeclarationError(f"{function.__qualname__}: a table function returns a list, e.g. -> list[str]")
+            return_type = return_type.element
+        _declare(function, Overload(
+            name=(name or function.__name__).upper(),
+            params=parameters.types,
+            returns=return_type,
+            impl=function,
+            kind=kind,
+            variadic=parameters.variadic,
+            null_on_null=null_on_null or vectorized,
+            vectorized=vectorized,
+            param_names=parameters.names,
+            **_metadata(function, *metadata),
+        ))
+        return function
+
+    return declare(fn) if fn is not None else declare
+
+
 def udf(
     fn: Callable[..., Any] | None = None,
     *,
@@ -311,23 +347,8 @@ def udf(
     is called once per batch with one column per argument (numpy arrays for numeric and boolean types,
     lists otherwise) and returns one column. With `null_on_null` (the default) a row with a NULL argument
     gives NULL without a call."""
-
-    def declare(function: Callable[..., Any]) -> Callable[..., Any]:
-        parameters = _parameters(function, params, vectorized)
-        _declare(function, Overload(
-            name=(name or function.__name__).upper(),
-            params=parameters.types,
-            returns=_return_type(function, returns, vectorized),
-            impl=function,
-            variadic=parameters.variadic,
-            null_on_null=null_on_null or vectorized,
-            vectorized=vectorized,
-            param_names=parameters.names,
-            **_metadata(function, description, author, version, model),
-        ))
-        return function
-
-    return declare(fn) if fn is not None else declare
+    return _function_decorator(fn, "scalar", name, params, returns, (description, author, version, model),
+                               vectorized, null_on_null)
 
 
 def udtf(
@@ -343,27 +364,7 @@ def udtf(
 ) -> Any:
     """A table function: called per row, it returns a list, and each element becomes an output row.
     `returns` is the element type (a `list[X]` return hint gives X)."""
-
-    def declare(function: Callable[..., Any]) -> Callable[..., Any]:
-        parameters = _parameters(function, params, False)
-        element = _return_type(function, returns, False)
-        if returns is None:
-            if not isinstance(element, ArrayType):
-                raise UdfDeclarationError(f"{function.__qualname__}: a table function returns a list, e.g. -> list[str]")
-            element = element.element
-        _declare(function, Overload(
-            name=(name or function.__name__).upper(),
-            params=parameters.types,
-            returns=element,
-            impl=function,
-            kind="table",
-            variadic=parameters.variadic,
-            param_names=parameters.names,
-            **_metadata(function, description, author, version, model),
-        ))
-        return function
-
-    return declare(fn) if fn is not None else declare
+    return _function_decorator(fn, "table", name, params, returns, (description, author, version, model))
 
 
 AGGREGATE_METHODS = ("init", "add", "merge", "result")
