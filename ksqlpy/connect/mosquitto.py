@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 
 from ksqlpy.errors import KsqlError
-from ksqlpy.runtime.broker import LOOPBACK, free_loopback_port
+from ksqlpy.runtime.broker import LOOPBACK, free_loopback_port, terminate
 
 # Debian installs the broker in /usr/sbin, which is not on an ordinary user's PATH.
 FALLBACK_BINARY = "/usr/sbin/mosquitto"
@@ -106,13 +106,8 @@ class MosquittoBroker:
 
     def _terminate(self) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            terminate(process, STOP_GRACE_SECONDS)
 
     def stop(self) -> None:
         """Terminate the broker and remove its files; safe to call twice."""

@@ -38,7 +38,7 @@ from ksqlpy.connect.lifecycle import LIBRDKAFKA_LOGGER, configure_logging, stop_
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import load_config
-from ksqlpy.runtime.tools import NO_BROKER_MESSAGE, ensure_topic
+from ksqlpy.runtime.tools import NO_BROKER_MESSAGE, ensure_topic, run_tool
 
 LOGGER = logging.getLogger(__name__)
 
@@ -375,12 +375,10 @@ def main(argv: Sequence[str]) -> int:
     settings = BridgeSettings(args.mqtt_host, args.mqtt_port, args.mqtt_topic, args.topic, args.client_id,
                               args.partitions)
     bridge = MqttKafkaBridge(settings, KafkaClients(config))
-    with stop_on_signals() as stop:
-        try:
+
+    def job() -> int:
+        with stop_on_signals() as stop:
             bridge.run(stop)
-        except KsqlError as error:
-            print(f"ksqlpy mqtt-bridge: {error}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            return 130
-    return 0
+        return 0
+
+    return run_tool("ksqlpy mqtt-bridge", job)

@@ -24,7 +24,7 @@ from ksqlpy.errors import KsqlError
 from ksqlpy.ml.cars import CarSimulator, is_failure
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import load_config
-from ksqlpy.runtime.tools import NO_BROKER_MESSAGE, ensure_topic
+from ksqlpy.runtime.tools import NO_BROKER_MESSAGE, ensure_topic, run_tool
 
 MQTT_TOPIC_PREFIX = "vehicles/sensor/data/"
 CLOSE_TIMEOUT_S = 30.0
@@ -188,7 +188,8 @@ def main(argv: Sequence[str]) -> int:
         parser.error("--failure-rate must be between 0 and 1")
     configure_logging("ksqlpy simulate")
     stats = SimulationStats()
-    try:
+
+    def job() -> int:
         sink = _open_sink(args)
         pace = f"{args.rate:g} reading(s)/s" if args.rate > 0 else "unpaced"
         print(f"ksqlpy simulate: {args.cars} car(s), {pace} to {sink.target}; "
@@ -199,10 +200,7 @@ def main(argv: Sequence[str]) -> int:
                          args.rate, stop, stats)
             finally:
                 sink.close()
-    except KsqlError as error:
-        print(f"ksqlpy simulate: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    print(f"ksqlpy simulate: sent {stats.sent} reading(s), {stats.failures} during a failure", file=sys.stderr)
-    return 0
+        print(f"ksqlpy simulate: sent {stats.sent} reading(s), {stats.failures} during a failure", file=sys.stderr)
+        return 0
+
+    return run_tool("ksqlpy simulate", job)

@@ -11,7 +11,6 @@ the topic to its end (or --max-records) and splits off the held-out rows, the ep
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 import uuid
 import warnings
@@ -36,6 +35,7 @@ from ksqlpy.ml.anomaly import (
 )
 from ksqlpy.ml.cars import SENSOR_FIELDS, SENSOR_RANGES, CarSimulator, is_failure, sensor_matrix
 from ksqlpy.ml.quality import MIN_PRECISION, choose_threshold, quality_report
+from ksqlpy.runtime.tools import run_tool
 
 DEFAULT_TOPIC = "sensor-data"
 DEFAULT_MODELS_ROOT = Path("udfs") / "models" / "anomaly"
@@ -304,16 +304,14 @@ def _source(args: argparse.Namespace) -> tuple[KafkaSource | GeneratedSource, di
 
 def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
-    try:
-        source, description = _source(args)
-        out = args.out or next_version_directory(DEFAULT_MODELS_ROOT)
-        document = train_artifact(source, out, args.epochs, args.seed, description, args.evaluate,
-                                  verbose=0 if args.quiet else 2)
-    except KsqlError as error:
-        print(f"ksqlpy train: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    return run_tool("ksqlpy train", lambda: _train(args))
+
+
+def _train(args: argparse.Namespace) -> int:
+    source, description = _source(args)
+    out = args.out or next_version_directory(DEFAULT_MODELS_ROOT)
+    document = train_artifact(source, out, args.epochs, args.seed, description, args.evaluate,
+                              verbose=0 if args.quiet else 2)
     training, holdout = document["training"], document["quality"]["holdout"]
     print(f"Saved {out} ({training['records']} records, {training['training_rows']} normal rows trained, "
           f"{training['duration_s']} s)")

@@ -75,6 +75,18 @@ def _accepts_connections(port: int) -> bool:
         return probe.connect_ex((LOOPBACK, port)) == 0
 
 
+def terminate(process: subprocess.Popen[bytes], grace_seconds: float) -> None:
+    """Stop a child process: SIGTERM, then SIGKILL if it is still running after the grace period."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class EmbeddedBroker:
     """One Tansu process on a loopback port; use as a context manager or call start()/stop()."""
 
@@ -181,13 +193,8 @@ class EmbeddedBroker:
         """Terminate the broker (SIGTERM, then SIGKILL after a grace period); safe to call twice."""
         process, self._process = self._process, None
         atexit.unregister(self.stop)
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(STOP_GRACE_SECONDS)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        if process is not None:
+            terminate(process, STOP_GRACE_SECONDS)
         self._cleanup_log_dir()
 
     def _cleanup_log_dir(self) -> None:

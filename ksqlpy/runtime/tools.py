@@ -516,7 +516,8 @@ def _clients_from_arguments(args: argparse.Namespace) -> KafkaClients:
     return KafkaClients(config)
 
 
-def _run_tool(program: str, job: Callable[[], int]) -> int:
+def run_tool(program: str, job: Callable[[], int]) -> int:
+    """Run a command's work: a KsqlError is printed as `program: message` (exit 1), Ctrl-C exits 130."""
     try:
         return job()
     except KsqlError as error:
@@ -549,7 +550,7 @@ def main_produce(argv: Sequence[str], stdin: TextIO | None = None) -> int:
         print(f"Produced {count} records to {args.topic}", file=sys.stderr)
         return 0
 
-    return _run_tool("ksqlpy produce", job)
+    return run_tool("ksqlpy produce", job)
 
 
 def main_consume(argv: Sequence[str], stdout: TextIO | None = None) -> int:
@@ -572,4 +573,4 @@ def main_consume(argv: Sequence[str], stdout: TextIO | None = None) -> int:
             pass  # the reader (e.g. `head`) is done
         return 0
 
-    return _run_tool("ksqlpy consume", job)
+    return run_tool("ksqlpy consume", job)
