@@ -216,12 +216,13 @@ class TableCall:
     """
 
     def __init__(self, call: Op) -> None:
-        self.bound = call.detail
         self.overload: Overload = call.detail.overload
+        # A built-in is bound once; a user function is looked up per batch, so a reload takes over.
+        self.builtin = None if self.overload.user_defined else call.detail.implementation()
         self.args = compile_expressions(call.args)
 
     def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[list[Any]]:
-        function = self.overload.impl if self.overload.user_defined else self.bound.implementation()
+        function = self.builtin or self.overload.impl
         values = [arg.evaluate(columns, size, on_error) for arg in self.args]
         results: list[list[Any]] = []
         for row, args in enumerate(zip(*values, strict=True) if values else [()] * size):
