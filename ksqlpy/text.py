@@ -5,8 +5,12 @@ from __future__ import annotations
 import base64
 import datetime
 import math
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
+
+import numpy as np
+import orjson
 
 from ksqlpy.types import (
     BOOLEAN,
@@ -22,39 +26,40 @@ from ksqlpy.types import (
     StructType,
 )
 
-__all__ = ["decimal_to_plain_text", "double_to_text", "value_to_text"]
+__all__ = ["decimal_to_plain_text", "double_to_text", "doubles_to_text", "value_to_text"]
 
 _EPOCH = datetime.datetime(1970, 1, 1)
 _MS_PER_DAY = 86_400_000
 
 
-def _shortest_digits(magnitude: float) -> tuple[str, int]:
-    """Significant digits and decimal exponent of the shortest decimal that reads back as `magnitude`.
-
-    The exponent is that of the first digit: 1234.5 -> ("12345", 3).
-    """
-    # Python's repr has the shortest round-tripping digits too, in plain or scientific notation.
-    text = repr(magnitude)
-    mantissa, _, exponent_text = text.partition("e")
+def _java_scientific(shortest: str, value: float) -> str:
+    """Java's computerized scientific notation (1.2345E-4) from the shortest round-tripping decimal text
+    of `value` in any notation Python's repr or orjson writes ("0.00012345", "1.2345e-05", "1e+16")."""
+    sign = "-" if shortest[0] == "-" else ""
+    mantissa, _, exponent_text = shortest.lstrip("-").partition("e")
     whole, _, fraction = mantissa.partition(".")
-    if exponent_text:  # "1.2345e-05": one digit before the point
+    if exponent_text:  # one digit before the point
         digits = (whole + fraction).rstrip("0")
-        scientific_exponent = int(exponent_text)
+        exponent = int(exponent_text)
     elif whole != "0":  # "12345678.9"
         digits = (whole + fraction).rstrip("0")
-        scientific_exponent = len(whole) - 1
+        exponent = len(whole) - 1
     else:  # "0.00012345"
         significant = fraction.lstrip("0")
         digits = significant.rstrip("0")
-        scientific_exponent = len(significant) - len(fraction) - 1
+        exponent = len(significant) - len(fraction) - 1
     if len(digits) == 1:
         # Java never prints a single significant digit: it picks the two-digit decimal nearest the
         # exact binary value, which differs from "d.0" only for tiny subnormals (4.9E-324, not 5.0E-324).
-        two_digits = f"{Decimal(magnitude):.1e}"
-        if float(two_digits) == magnitude:
-            mantissa, _, exp_text = two_digits.partition("e")
-            return mantissa.replace(".", "").rstrip("0") or "0", int(exp_text)
-    return digits, scientific_exponent
+        two_digits = f"{Decimal(abs(value)):.1e}"
+        if float(two_digits) == abs(value):
+            mantissa, _, exponent_text = two_digits.partition("e")
+            digits, exponent = mantissa.replace(".", "").rstrip("0") or "0", int(exponent_text)
+    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
+
+
+def _is_plain_in_java(magnitude: float) -> bool:
+    return 1e-3 <= magnitude < 1e7 or magnitude == 0.0
 
 
 def double_to_text(value: float) -> str:
@@ -67,15 +72,36 @@ def double_to_text(value: float) -> str:
         return "NaN"
     if math.isinf(value):
         return "Infinity" if value > 0 else "-Infinity"
-    if value == 0.0:
-        return "-0.0" if math.copysign(1.0, value) < 0 else "0.0"
-    magnitude = abs(value)
-    if 1e-3 <= magnitude < 1e7:
+    if _is_plain_in_java(abs(value)):
         # Python's repr is plain notation here too, with the same shortest digits and the same ".0".
         return repr(value)
-    sign = "-" if value < 0 else ""
-    digits, exponent = _shortest_digits(magnitude)
-    return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
+    return _java_scientific(repr(value), value)
+
+
+def doubles_to_text(values: Sequence[float]) -> list[str]:
+    """double_to_text of many values, with the shortest digits of all of them found in one orjson call."""
+    floats = list(map(float, values))
+    if not all(map(math.isfinite, floats)):
+        return list(map(double_to_text, floats))
+    # orjson writes the same shortest digits as repr, in plain notation from 1e-5 up to 1e16.
+    texts = np.array(orjson.dumps(floats)[1:-1].decode("ascii").split(",") if floats else [], dtype=object)
+    column = np.asarray(floats, dtype=np.float64)
+    magnitudes = np.abs(column)
+    rewritten = (magnitudes >= 1e-3) & (magnitudes < 1e7) | (magnitudes == 0.0)  # Java's plain notation too
+    for exponent, low, high in ((-4, 1e-4, 1e-3), (-5, 1e-5, 1e-4)):  # scores, rates: rewritten by position
+        selected = (column >= low) & (column < high)
+        if selected.any():
+            texts[selected] = _java_from_plain_fractions(texts[selected].tolist(), exponent)
+            rewritten |= selected
+    for index in np.flatnonzero(~rewritten).tolist():
+        texts[index] = _java_scientific(texts[index], floats[index])
+    return texts.tolist()
+
+
+def _java_from_plain_fractions(texts: list[str], exponent: int) -> list[str]:
+    """_java_scientific of positive plain texts whose first digit has `exponent`: "0.00012" -> "1.2E-4"."""
+    first = 1 - exponent  # "0." and then -exponent - 1 zeros
+    return [f"{text[first]}.{text[first + 1:] or '0'}E{exponent}" for text in texts]
 
 
 def decimal_to_plain_text(value: Decimal) -> str:

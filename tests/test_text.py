@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from ksqlpy.text import decimal_to_plain_text, double_to_text, value_to_text
+from ksqlpy.text import decimal_to_plain_text, double_to_text, doubles_to_text, value_to_text
 from ksqlpy.types import (
     BIGINT,
     BOOLEAN,
@@ -111,3 +113,16 @@ def test_value_to_text_is_ksqldb_cast_to_string(value: Any, sql_type: SqlType, t
 
 def test_value_to_text_of_null_is_java_null_text() -> None:
     assert value_to_text(None, INTEGER) == "null"
+
+
+def test_doubles_to_text_agrees_with_double_to_text_in_every_range() -> None:
+    rng = random.Random(11)
+    values = [rng.random() * 10.0**exponent * rng.choice((1, -1)) for exponent in range(-320, 308) for _ in range(20)]
+    values += [float(rng.randrange(-(10**17), 10**17)) for _ in range(2000)]
+    edges = [1e-5, 1e-4, 1e-3, 1e7, 1e16, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+    values += [math.nextafter(edge, direction) for edge in edges[:-1] for direction in (0.0, math.inf)] + edges
+    values += [0.0, -0.0, 1.0, 100, 3]
+    assert all(map(math.isfinite, values))  # a non-finite value sends the whole batch the per-value way
+    assert doubles_to_text(values) == [double_to_text(float(value)) for value in values]
+    assert doubles_to_text([1.5, math.nan, -math.inf, 2.5e-5]) == ["1.5", "NaN", "-Infinity", "2.5E-5"]
+    assert doubles_to_text([]) == []

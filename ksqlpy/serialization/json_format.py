@@ -9,6 +9,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from decimal import Decimal
+from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -24,7 +25,7 @@ from ksqlpy.serialization.java_numbers import (
     parse_java_double,
     parse_java_integer,
 )
-from ksqlpy.text import decimal_to_plain_text, double_to_text, value_to_text
+from ksqlpy.text import decimal_to_plain_text, double_to_text, doubles_to_text, value_to_text
 from ksqlpy.types import (
     BIGINT,
     BOOLEAN,
@@ -419,6 +420,39 @@ def _writer_for(sql_type: SqlType) -> Writer:
     raise TypeError(f"JSON cannot carry type {sql_type}")
 
 
+def _parse_objects(payloads: Sequence[bytes | None]) -> tuple[list[dict[str, Any] | None], set[int]]:
+    """Each payload parsed, and the rows that are not a plain JSON object (None in their place)."""
+    try:
+        documents: list[Any] = list(map(orjson.loads, payloads))  # type: ignore[arg-type]  # None raises
+        if set(map(type, documents)) == {dict}:
+            return documents, set()
+    except orjson.JSONDecodeError:
+        pass
+    documents, slow = [], set()
+    for index, payload in enumerate(payloads):
+        document: Any = None
+        if payload is not None:
+            try:
+                document = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                slow.add(index)
+            if type(document) is not dict:
+                slow.add(index)
+                document = None
+        documents.append(document)
+    return documents, slow
+
+
+def _field_columns(documents: list[dict[str, Any] | None], keys: list[str | None]) -> list[list[Any]] | None:
+    """Every column at once when every object has every field; None otherwise."""
+    if len(keys) < 2 or None in keys:
+        return None
+    try:
+        return list(map(list, zip(*map(itemgetter(*keys), documents), strict=True)))  # type: ignore[arg-type]
+    except (KeyError, TypeError):
+        return None
+
+
 def _field_column(documents: list[dict[str, Any] | None], key: str) -> list[Any]:
     """One field of every document; _MISSING where a document lacks it."""
     try:
@@ -440,24 +474,37 @@ def _rows_needing_coercion(column: list[Any], ready: type, bounds: tuple[int, in
     return (i for i, v in enumerate(column) if v is not None and type(v) is not ready)
 
 
-def _prepare_doubles(column: Sequence[Any]) -> list[Any]:
-    # Within [1e-3, 1e7) Python's shortest repr is Java's Double.toString; elsewhere Java uses E notation.
-    fragment, write = orjson.Fragment, _write_double
-    return [
-        v if v is None or 1e-3 <= abs(v) < 1e7 or (v == 0.0 and math.copysign(1.0, v) > 0) else fragment(write(v))
-        for v in column
-    ]
+ColumnWriter = Callable[[Sequence[Any]], list[bytes]]
 
 
-def _column_preparer(sql_type: SqlType) -> Callable[[Sequence[Any]], Sequence[Any]]:
-    """Turns a column into values orjson writes exactly as ksqlDB would: natives pass, the rest as fragments."""
-    if sql_type in _INTEGRAL_TYPES or sql_type in (STRING, BOOLEAN):
-        return lambda column: column
+def _write_native_column(column: Sequence[Any]) -> list[bytes]:
+    """Strings, integers, booleans and nulls, as orjson writes them, in one orjson call for the column."""
+    # Outside strings orjson writes a comma only between elements, so the split is right unless a
+    # string holds a comma, which the count of parts shows.
+    parts = orjson.dumps(column)[1:-1].split(b",")
+    return parts if len(parts) == len(column) else list(map(orjson.dumps, column))
+
+
+def _write_double_column(column: Sequence[Any]) -> list[bytes]:
+    present = [v for v in column if v is not None] if None in column else column
+    texts = doubles_to_text(present)
+    if not all(map(math.isfinite, present)):
+        texts = [text if text[-1].isdigit() else f'"{text}"' for text in texts]  # Jackson quotes NaN, Infinity
+    written = "\n".join(texts).encode("ascii").split(b"\n") if texts else []
+    if present is column:
+        return written
+    rest = iter(written)
+    return [b"null" if v is None else next(rest) for v in column]
+
+
+def _column_writer(sql_type: SqlType) -> ColumnWriter:
+    """How a column of `sql_type` is written as one JSON text per row, the way ksqlDB (Jackson) writes it."""
+    if sql_type in _INTEGRAL_TYPES or sql_type in (BOOLEAN, STRING):
+        return _write_native_column
     if sql_type == DOUBLE:
-        return _prepare_doubles
+        return _write_double_column
     write = _writer_for(sql_type)
-    fragment = orjson.Fragment
-    return lambda column: [None if v is None else fragment(write(v)) for v in column]
+    return lambda column: [b"null" if v is None else write(v).encode("utf-8") for v in column]
 
 
 def logical_json_text(document: Any) -> str:
@@ -516,7 +563,10 @@ class JsonSerde(RecordSerde):
                                for name, sql_type in zip(names, types, strict=True)]
         self._names = names
         self._types = types
-        self._preparers = [_column_preparer(sql_type) for sql_type in types]
+        self._column_writers = [_column_writer(sql_type) for sql_type in types]
+        # what comes before each field's text in an object, and after the last
+        self._object_pieces = [(b"{" if i == 0 else b",") + orjson.dumps(name) + b":" for i, name in enumerate(names)]
+        self._object_pieces.append(b"}")
 
     def _row(self, document: Any) -> list[Any] | None:
         if document is None:
@@ -579,31 +629,17 @@ class JsonSerde(RecordSerde):
     def deserialize_columns(self, payloads: Sequence[bytes | None]) -> DecodedColumns:
         if self._always_exact or self._single is not None:
             return super().deserialize_columns(payloads)
-        loads = orjson.loads
-        documents: list[dict[str, Any] | None] = []
-        slow: set[int] = set()  # rows that need the full row-by-row path (odd layouts, coercions, errors)
-        for index, payload in enumerate(payloads):
-            document: Any = None
-            if payload is not None:
-                try:
-                    document = loads(payload)
-                except orjson.JSONDecodeError:
-                    slow.add(index)
-                if type(document) is not dict:
-                    slow.add(index)
-                    document = None
-            documents.append(document)
+        documents, slow = _parse_objects(payloads)
         first = next((d for d in documents if d is not None), None)
         keys = self._read_fields.keys_for(first) if first is not None else []
-        columns: list[list[Any]] = []
-        for key, (ready, _), column_type in zip(keys, self._read_fields.columns, self._types, strict=True):
-            if key is None:
-                column = [None] * len(documents)
-                slow.update(i for i, d in enumerate(documents) if d is not None)
-            else:
-                column = _field_column(documents, key)
-                slow.update(_rows_needing_coercion(column, ready, _INTEGRAL_BOUNDS.get(column_type)))
-            columns.append(column)
+        columns = _field_columns(documents, keys) if first is not None and not slow else None
+        if columns is None:
+            columns = [_field_column(documents, key) if key is not None else [None] * len(documents) for key in keys]
+            for key in keys:
+                if key is None:  # a field the first object lacks: the full path decides row by row
+                    slow.update(i for i, d in enumerate(documents) if d is not None)
+        for column, (ready, _), column_type in zip(columns, self._read_fields.columns, self._types, strict=True):
+            slow.update(_rows_needing_coercion(column, ready, _INTEGRAL_BOUNDS.get(column_type)))
         present = presence(payloads)
         errors: dict[int, SerdeError] = {}
         for index in slow:
@@ -620,9 +656,12 @@ class JsonSerde(RecordSerde):
         if self._write_single is not None:
             write = self._write_single
             return [None if v is None else write(v).encode("utf-8") for v in columns[0]]
-        prepared = [prepare(column) for prepare, column in zip(self._preparers, columns, strict=True)]
-        dumps, names = orjson.dumps, self._names
-        return [dumps(dict(zip(names, row, strict=True))) for row in zip(*prepared, strict=True)]
+        if not columns:
+            return [b"{}"] * size
+        pieces: list[Iterable[bytes]] = [repeat(self._object_pieces[0])]
+        for write_column, column, after in zip(self._column_writers, columns, self._object_pieces[1:], strict=True):
+            pieces += [write_column(column), repeat(after)]
+        return list(map(b"".join, zip(*pieces, strict=False)))  # the repeats are endless
 
     def serialize(self, values: Sequence[Any] | None) -> bytes | None:
         if values is None:

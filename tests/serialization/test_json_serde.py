@@ -285,3 +285,46 @@ class TestBatch:
 def test_a_null_map_key_is_written_as_null_text() -> None:
     serde = value_serde(("M", MapType(STRING, INTEGER)))
     assert serde.serialize([{"foo": 10, None: 10}]) == b'{"M":{"foo":10,"null":10}}'
+
+
+class TestColumns:
+    """The column-at-a-time paths give exactly what the row-at-a-time ones give."""
+
+    COLUMNS = (("I", INTEGER), ("D", DOUBLE), ("S", STRING), ("B", BOOLEAN), ("N", BIGINT),
+               ("M", MapType(STRING, DOUBLE)))
+
+    def test_columns_read_agree_with_rows_when_layouts_and_fields_vary(self) -> None:
+        serde = value_serde(*self.COLUMNS)
+        payloads = [orjson.dumps({"I": i, "D": i / 7, "S": f"s,{i}", "B": i % 2 == 0, "N": i * 10**12,
+                                  "M": {"k": i}}) for i in range(20)]
+        payloads += [b'{"i": 5, "d": 2, "s": "lower-case keys", "b": false, "n": 1, "m": null}',
+                     b'{"I": "7", "D": "2.5"}', b'{"I": 1.5}', b"not json", None, b"[1]", b'{"N": 1e30}']
+        decoded = serde.deserialize_columns(payloads)
+        for index, payload in enumerate(payloads):
+            try:
+                expected = serde.deserialize(payload)
+            except SerdeError as error:
+                assert str(decoded.errors[index]) == str(error)
+                continue
+            assert index not in decoded.errors
+            assert [column[index] for column in decoded.columns] == (expected or [None] * len(self.COLUMNS))
+        assert decoded.present == [payload is not None for payload in payloads]
+
+    def test_columns_written_agree_with_rows(self) -> None:
+        serde = value_serde(*self.COLUMNS)
+        rows = [
+            [1, 1.2e-4, 'comma, "quote" and\nnewline', True, 2**62, {"a": 1e-7}],
+            [None, None, None, None, None, None],
+            [-3, float("nan"), "\u00e9\u4e2d", False, -(2**63), {}],
+            [7, 3.0e-5, "", True, 0, {"b": None}],
+            [8, float("-inf"), ",", False, 1, None],
+            [9, 12345678.9, "plain", True, 2, {"c": 0.5}],
+        ]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        assert serde.serialize_columns(columns, len(rows)) == [serde.serialize(row) for row in rows]
+
+    def test_rows_without_commas_in_strings_take_the_one_call_path_and_agree(self) -> None:
+        serde = value_serde(("S", STRING), ("D", DOUBLE))
+        rows = [[f"car-{i}", i * 1e-5] for i in range(100)]
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        assert serde.serialize_columns(columns, len(rows)) == [serde.serialize(row) for row in rows]
