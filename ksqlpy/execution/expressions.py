@@ -129,6 +129,13 @@ def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, function:
 _NUMPY_DTYPES: dict[SqlType, str] = {DOUBLE: "float64", BIGINT: "int64", INTEGER: "int64", BOOLEAN: "bool"}
 
 
+def _left_to_numpy(arg: TypedExpr) -> TypedExpr:
+    """An argument without its INTEGER/BIGINT -> DOUBLE widening, which numpy does while building the array."""
+    if isinstance(arg, Op) and arg.op == "cast" and arg.type == DOUBLE and arg.args[0].type in (INTEGER, BIGINT):
+        return arg.args[0]
+    return arg
+
+
 class VectorizedCall:
     """One call of a vectorized UDF per batch: argument columns in, one result column out.
 
@@ -142,7 +149,7 @@ class VectorizedCall:
 
         self.numpy = numpy
         self.overload: Overload = call.detail.overload
-        self.args = [CompiledExpression(arg) for arg in call.args] if hoisted else []
+        self.args = [CompiledExpression(_left_to_numpy(arg)) for arg in call.args] if hoisted else []
         self.arg_dtypes = [_NUMPY_DTYPES.get(arg.type) for arg in call.args]
         self.result_dtype = _NUMPY_DTYPES.get(call.type)
         # The last batch's input and result: expressions of one step that share this call share its result.

@@ -108,10 +108,12 @@ class OutputBatch:
     def __len__(self) -> int:
         return len(self.values)
 
-    def rows(self) -> list[tuple[bytes | None, bytes | None, int, Headers]]:
-        """(value, key, timestamp, headers) per record: the order a producer takes them in, as columns."""
-        headers = self.headers or [()] * len(self.values)
-        return list(zip(self.values, self.keys, self.timestamps, headers, strict=True))
+    @classmethod
+    def of(cls, records: Sequence[Record]) -> OutputBatch:
+        return cls(
+            [r.key for r in records], [r.value for r in records], [r.timestamp for r in records],
+            [r.partition for r in records], [r.headers for r in records],
+        )
 
     def records(self) -> list[Record]:
         headers = self.headers or [()] * len(self.values)

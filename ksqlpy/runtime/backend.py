@@ -19,7 +19,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
-from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record
+from ksqlpy.execution.pipeline import OutputBatch, Pipeline, ProcessingLogger, Record
 from ksqlpy.planning.plan import QueryPlan
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
@@ -31,7 +31,6 @@ from ksqlpy.runtime.worker import (
     QueryWorker,
     describe_error,
     produce_all,
-    producer_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -111,7 +110,7 @@ class KafkaBackend:
 
     def write(self, topic: str, records: list[Record]) -> None:
         """Produce and wait for acknowledgement; the producer partitions by key as ksqlDB's would."""
-        failures = produce_all(self._producer, topic, producer_rows(records))
+        failures = produce_all(self._producer, topic, OutputBatch.of(records))
         remaining = self._producer.flush(ADMIN_TIMEOUT)
         if failures:
             raise KsqlError(f"Could not write to {topic}: {failures[0].str()}")

@@ -14,15 +14,16 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import repeat
 from operator import itemgetter
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from ksqlpy.engine import PersistentQuery
-from ksqlpy.execution.pipeline import Headers, OutputBatch, Record, RecordBatch
+from ksqlpy.execution.pipeline import Headers, OutputBatch, RecordBatch
 from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.clients import KafkaClients
 
@@ -155,15 +156,12 @@ class LatestStart:
         return partition not in self.pending
 
 
-ProducerRow = tuple[bytes | None, bytes | None, int, Headers]
+# librdkafka's RD_KAFKA_PARTITION_UA: no partition chosen, the partitioner places the record by key
+_ANY_PARTITION = -1
 
 
-def producer_rows(records: Sequence[Record]) -> list[ProducerRow]:
-    return [(r.value, r.key, r.timestamp, r.headers) for r in records]
-
-
-def produce_all(producer: Producer, topic: str, rows: list[ProducerRow]) -> list[KafkaError]:
-    """Produce (value, key, timestamp, headers) rows, letting the producer's (murmur2) partitioner place each record by key as ksqlDB's would.
+def produce_all(producer: Producer, topic: str, batch: OutputBatch) -> list[KafkaError]:
+    """Produce a batch's records, letting the producer's (murmur2) partitioner place each one by key as ksqlDB's would.
 
     The returned list fills with delivery failures as the producer is flushed. Producers made with
     ONLY_ERROR_REPORTS call back for failed deliveries alone, which keeps Python off the per-record path.
@@ -174,18 +172,20 @@ def produce_all(producer: Producer, topic: str, rows: list[ProducerRow]) -> list
         if error is not None:
             failures.append(error)
 
+    # Arguments go by position: keywords cost produce() about a microsecond a record. Its positional
+    # order is topic, value, key, partition, on_delivery, callback (an alias), timestamp, headers.
     produce = producer.produce
-    index = 0
-    while index < len(rows):
-        try:
-            for value, key, timestamp, headers in rows[index:] if index else rows:
+    headers_column: Iterable[Headers] = batch.headers or repeat(())
+    for value, key, timestamp, headers in zip(batch.values, batch.keys, batch.timestamps, headers_column, strict=False):
+        while True:
+            try:
                 if headers:
-                    produce(topic, value, key, timestamp=timestamp, headers=list(headers), on_delivery=on_delivery)
+                    produce(topic, value, key, _ANY_PARTITION, on_delivery, None, timestamp, list(headers))
                 else:
-                    produce(topic, value, key, timestamp=timestamp, on_delivery=on_delivery)
-                index += 1
-        except BufferError:  # the local queue is full: let deliveries drain it, then go on
-            producer.poll(0.1)
+                    produce(topic, value, key, _ANY_PARTITION, on_delivery, None, timestamp)
+                break
+            except BufferError:  # the local queue is full: let deliveries drain it, then try again
+                producer.poll(0.1)
     return failures
 
 
@@ -403,9 +403,9 @@ class QueryWorker(threading.Thread):
 
     def _produce(self, producer: Producer, outputs: OutputBatch) -> list[KafkaError]:
         try:
-            failures = produce_all(producer, self.sink_topic, outputs.rows())
+            failures = produce_all(producer, self.sink_topic, outputs)
             if outputs.dead_letters:
-                failures += produce_all(producer, self.query.pipeline.dead_letter_topic, producer_rows(outputs.dead_letters))
+                failures += produce_all(producer, self.query.pipeline.dead_letter_topic, OutputBatch.of(outputs.dead_letters))
             return failures
         except KafkaException as error:
             if error.args[0].retriable():

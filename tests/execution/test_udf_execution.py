@@ -54,6 +54,21 @@ def test_a_vectorized_udf_runs_once_per_batch_on_numpy_columns() -> None:
     assert batches == [("float64", "int64", 3), ("float64", "int64", 2)]
 
 
+def test_integer_columns_reach_a_double_parameter_as_float_arrays() -> None:
+    received: list[NDArray[np.float64]] = []
+
+    @udf(vectorized=True)
+    def halved(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        received.append(x)
+        return x / 2
+
+    driver = driver_with(halved)
+    driver.execute("CREATE STREAM out AS SELECT id, HALVED(n) AS h, HALVED(n + 1) AS h1 FROM src;")
+    out = feed(driver, [{"N": 3}, {"N": None}, {"N": -7}])
+    assert out == [{"H": 1.5, "H1": 2.0}, {"H": None, "H1": None}, {"H": -3.5, "H1": -3.0}]
+    assert [(a.dtype, a.tolist()) for a in received] == [(np.float64, [3.0, -7.0]), (np.float64, [4.0, -6.0])]
+
+
 def test_vectorized_nulls_strings_and_integer_results() -> None:
     @udf(vectorized=True, params=["STRING", "INT"], returns="INT")
     def clipped_length(s: list[str], limit: Any) -> Any:
