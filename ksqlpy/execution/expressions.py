@@ -548,6 +548,8 @@ def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str
     """`inputs` are (row variable, code of its column) pairs; `bindings` are evaluated once per batch."""
     lines = "".join(f"    {name} = {code}\n" for name, code in bindings.items())
     lines += "".join(f"    c{index} = {code}\n" for index, (_, code) in enumerate(inputs))
+    if len(inputs) == 1 and body == inputs[0][0]:  # a bare column (or call result): copied at C speed
+        return f"def evaluate(columns, size, on_error):\n{lines}    return list(c0)\n"
     if not inputs:
         loop = "for _ in range(size)"
         row = "range(size)"

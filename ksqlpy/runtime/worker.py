@@ -10,6 +10,7 @@ outright stops the query (state ERROR).
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -51,6 +52,20 @@ PROBE_TIMEOUT = 2.0
 LOST_OWNERSHIP = frozenset(
     {KafkaError.REBALANCE_IN_PROGRESS, KafkaError.ILLEGAL_GENERATION, KafkaError.UNKNOWN_MEMBER_ID}
 )
+
+
+# New container objects the garbage collector lets pile up before it looks at them. Python's default, 700,
+# has it run about thirty times a batch (each record leaves a few objects alive while its batch is
+# processed), and every run walks the objects alive; this many is one run every few batches.
+GC_YOUNG_THRESHOLD = 100_000
+
+
+def tune_garbage_collector() -> None:
+    """Once a query has run its first batch, what is alive (modules, the compiled query, the models its
+    functions loaded: TensorFlow alone is ~200k objects) lives as long as it does: frozen, it is left out of
+    every collection from then on, and the collector runs once every few batches instead of many times in each."""
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def consumer_group_id(service_id: str, query_id: str) -> str:
@@ -241,6 +256,7 @@ class QueryWorker(threading.Thread):
         # Set by the clients' error callback: librdkafka reports lost brokers and fatal errors there.
         self._broker_down = False
         self._fatal_error: KafkaError | None = None
+        self._collector_tuned = False
 
     # -- the thread's public face
 
@@ -326,6 +342,9 @@ class QueryWorker(threading.Thread):
         messages = self._latest_start.records(self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT), self._on_consumer_error)
         if messages:
             self._process(batch_of(messages, self.source_topic))
+            if not self._collector_tuned:
+                tune_garbage_collector()
+                self._collector_tuned = True
         if self._unsettled_ends and (not messages or time.monotonic() - self._last_settle >= COMMIT_INTERVAL):
             self._settle()
         if self._pending_commit:

@@ -443,16 +443,6 @@ def _parse_objects(payloads: Sequence[bytes | None]) -> tuple[list[dict[str, Any
     return documents, slow
 
 
-def _field_columns(documents: list[dict[str, Any] | None], keys: list[str | None]) -> list[list[Any]] | None:
-    """Every column at once when every object has every field; None otherwise."""
-    if len(keys) < 2 or None in keys:
-        return None
-    try:
-        return list(map(list, zip(*map(itemgetter(*keys), documents), strict=True)))  # type: ignore[arg-type]
-    except (KeyError, TypeError):
-        return None
-
-
 def _field_column(documents: list[dict[str, Any] | None], key: str) -> list[Any]:
     """One field of every document; _MISSING where a document lacks it."""
     try:
@@ -629,11 +619,12 @@ class JsonSerde(RecordSerde):
     def deserialize_columns(self, payloads: Sequence[bytes | None]) -> DecodedColumns:
         if self._always_exact or self._single is not None:
             return super().deserialize_columns(payloads)
-        documents, slow = _parse_objects(payloads)
-        first = next((d for d in documents if d is not None), None)
-        keys = self._read_fields.keys_for(first) if first is not None else []
-        columns = _field_columns(documents, keys) if first is not None and not slow else None
+        columns = self._columns_of_uniform_objects(payloads)
+        slow: set[int] = set()  # rows that need the full row-by-row path (odd layouts, coercions, errors)
         if columns is None:
+            documents, slow = _parse_objects(payloads)
+            first = next((d for d in documents if d is not None), None)
+            keys = self._read_fields.keys_for(first) if first is not None else [None] * len(self._names)
             columns = [_field_column(documents, key) if key is not None else [None] * len(documents) for key in keys]
             for key in keys:
                 if key is None:  # a field the first object lacks: the full path decides row by row
@@ -651,6 +642,21 @@ class JsonSerde(RecordSerde):
             for column, value in zip(columns, row or [None] * len(columns), strict=True):
                 column[index] = value
         return DecodedColumns(columns, present, errors)
+
+    def _columns_of_uniform_objects(self, payloads: Sequence[bytes | None]) -> list[list[Any]] | None:
+        """Every column at once when every payload is an object holding every field; None otherwise.
+
+        Each object's fields are taken as soon as it is parsed, while it is still in the CPU cache.
+        """
+        try:
+            first = orjson.loads(payloads[0]) if payloads else None  # type: ignore[arg-type]  # None raises
+            keys = self._read_fields.keys_for(first) if type(first) is dict else [None]
+            if len(keys) < 2 or None in keys:
+                return None
+            rows = list(map(itemgetter(*keys), map(orjson.loads, payloads)))  # type: ignore[arg-type]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return None
+        return list(map(list, zip(*rows, strict=True)))
 
     def serialize_columns(self, columns: Sequence[Sequence[Any]], size: int) -> list[bytes | None]:
         if self._write_single is not None:

@@ -310,6 +310,14 @@ class TestColumns:
             assert [column[index] for column in decoded.columns] == (expected or [None] * len(self.COLUMNS))
         assert decoded.present == [payload is not None for payload in payloads]
 
+    @pytest.mark.parametrize("payloads", [[None, None], [b"[1]", b"x", None], [], [b'{"I": 1}']])
+    def test_batches_without_a_usable_object_still_give_every_column(self, payloads: list[bytes | None]) -> None:
+        serde = value_serde(*self.COLUMNS)
+        decoded = serde.deserialize_columns(payloads)
+        assert len(decoded.columns) == len(self.COLUMNS)
+        assert all(len(column) == len(payloads) for column in decoded.columns)
+        assert sorted(decoded.errors) == [i for i, p in enumerate(payloads) if p is not None and not p.startswith(b"{")]
+
     def test_columns_written_agree_with_rows(self) -> None:
         serde = value_serde(*self.COLUMNS)
         rows = [
