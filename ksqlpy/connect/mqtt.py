@@ -34,6 +34,7 @@ import paho.mqtt.client as paho
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
+from ksqlpy.backoff import doubling_delay
 from ksqlpy.connect.lifecycle import LIBRDKAFKA_LOGGER, configure_logging, stop_on_signals
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.clients import KafkaClients
@@ -71,8 +72,8 @@ def record_key(mqtt_topic: str) -> bytes:
 
 
 def backoff_delay(attempt: int) -> float:
-    """Seconds to wait before retry number `attempt` (1, 2, ...): doubling from MIN_BACKOFF_S up to MAX_BACKOFF_S."""
-    return float(min(MAX_BACKOFF_S, MIN_BACKOFF_S * 2 ** min(attempt - 1, 16)))
+    """Seconds to wait before retry number `attempt` (1, 2, ...)."""
+    return doubling_delay(attempt, MIN_BACKOFF_S, MAX_BACKOFF_S)
 
 
 @dataclass(frozen=True)

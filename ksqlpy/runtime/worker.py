@@ -23,6 +23,7 @@ from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
+from ksqlpy.backoff import Backoff
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.execution.pipeline import Headers, OutputBatch, RecordBatch
 from ksqlpy.planning.plan import query_property
@@ -95,20 +96,6 @@ class TransientFailure(Exception):
 
 class QueryFailure(Exception):
     """Retrying cannot help (e.g. the sink rejects a record outright): the query stops in state ERROR."""
-
-
-class Backoff:
-    def __init__(self, first: float = 0.1, cap: float = MAX_BACKOFF) -> None:
-        self.first = first
-        self.cap = cap
-        self.current = 0.0
-
-    def next(self) -> float:
-        self.current = self.first if self.current == 0.0 else min(self.cap, self.current * 2)
-        return self.current
-
-    def reset(self) -> None:
-        self.current = 0.0
 
 
 # Producer settings under which delivery callbacks fire only for failures.
@@ -285,7 +272,7 @@ class QueryWorker(threading.Thread):
     # -- the loop
 
     def run(self) -> None:
-        backoff = Backoff()
+        backoff = Backoff(first=0.1, cap=MAX_BACKOFF)
         try:
             while not self._stopping.is_set():
                 try:
@@ -432,7 +419,7 @@ class QueryWorker(threading.Thread):
             raise QueryFailure(f"cannot write to {self.sink_topic}: {describe_error(error)}") from error
 
     def _flush(self, producer: Producer) -> None:
-        backoff = Backoff(first=0.5)
+        backoff = Backoff(first=0.5, cap=MAX_BACKOFF)
         waited = 0.0
         while True:
             wait = backoff.next()
@@ -444,7 +431,7 @@ class QueryWorker(threading.Thread):
                 raise TransientFailure(f"{remaining} records still unacknowledged at shutdown; the batch is not committed")
             logger.warning(
                 "query %s: broker unreachable, %d records awaiting acknowledgement, retrying in %.1f s",
-                self.query_id, remaining, backoff.current,
+                self.query_id, remaining, wait,
             )
 
     def _commit_pending(self, partitions: set[int] | None = None) -> None:
@@ -498,7 +485,7 @@ class QueryWorker(threading.Thread):
             raise TransientFailure(f"transaction aborted: {kafka_error.str()}") from error
 
     def _commit_transaction(self, producer: Producer) -> None:
-        backoff = Backoff()
+        backoff = Backoff(first=0.1, cap=MAX_BACKOFF)
         while True:
             try:
                 producer.commit_transaction(CLIENT_CALL_TIMEOUT)

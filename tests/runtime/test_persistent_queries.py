@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from ksqlpy.backoff import Backoff
 from ksqlpy.engine import Engine
 from ksqlpy.execution.pipeline import Pipeline
 from ksqlpy.runtime.backend import KafkaBackend
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.processing_log import PROCESSING_LOG_TOPIC
-from ksqlpy.runtime.worker import Backoff, QueryWorker, consumer_group_id, query_property
+from ksqlpy.runtime.worker import QueryWorker, consumer_group_id, query_property
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 
