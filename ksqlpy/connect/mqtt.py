@@ -35,10 +35,11 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient
 
 from ksqlpy.backoff import doubling_delay
-from ksqlpy.connect.lifecycle import LIBRDKAFKA_LOGGER, configure_logging, stop_on_signals
+from ksqlpy.connect.lifecycle import LIBRDKAFKA_LOGGER, configure_logging
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import load_config
+from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.runtime.tools import NO_BROKER_MESSAGE, ensure_topic, run_tool
 
 LOGGER = logging.getLogger(__name__)

@@ -22,13 +22,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from ksqlpy.connect.lifecycle import configure_logging, stop_on_signals
+from ksqlpy.connect.lifecycle import configure_logging
 from ksqlpy.connect.mosquitto import MosquittoBroker, find_mosquitto
 from ksqlpy.connect.mqtt import DEFAULT_KAFKA_TOPIC, BridgeSettings, MqttKafkaBridge
 from ksqlpy.demo.simulate import KafkaSink, MqttSink, ReadingSink, SimulationStats, car_readings, simulate
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig, load_config
+from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 

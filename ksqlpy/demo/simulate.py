@@ -18,12 +18,13 @@ import orjson
 import paho.mqtt.client as paho
 from confluent_kafka import KafkaError, Message
 
-from ksqlpy.connect.lifecycle import LIBRDKAFKA_LOGGER, configure_logging, stop_on_signals
+from ksqlpy.connect.lifecycle import LIBRDKAFKA_LOGGER, configure_logging
 from ksqlpy.connect.mqtt import DEFAULT_KAFKA_TOPIC, KEEPALIVE_S
 from ksqlpy.errors import KsqlError
 from ksqlpy.ml.cars import CarSimulator, is_failure
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import load_config
+from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.runtime.tools import NO_BROKER_MESSAGE, ensure_topic, run_tool
 
 MQTT_TOPIC_PREFIX = "vehicles/sensor/data/"

@@ -9,14 +9,12 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-import signal
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
 
 from ksqlpy.engine import Engine, StatementResult
@@ -25,6 +23,7 @@ from ksqlpy.functions.loader import LoadResult, UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.runtime.command_log import CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 
@@ -169,6 +168,8 @@ class KsqlpyApp:
         finally:
             # Clients still alive when their broker goes away log disconnections: destroy them now.
             self._backend = self._engine = self._command_log = self._clients = None
+            self.udf_loader = None  # it holds the engine (to ask which functions are in use)
+            gc.unfreeze()  # what the query workers froze (tune_garbage_collector) may be garbage now
             gc.collect()
             if self.broker is not None:
                 self.broker.stop()
@@ -294,23 +295,20 @@ class KsqlpyApp:
     def run_until(self, idle_seconds: float | None = None) -> None:
         """Block while persistent queries run: until Ctrl-C / SIGTERM, or with `idle_seconds` until no
         input record has arrived for that long (and at least that long has passed)."""
-        stop = threading.Event()
-        previous = _install_sigterm(stop)
         progress = ProgressLine(self.status)
         started = time.monotonic()
-        try:
-            while not stop.wait(min(PROGRESS_INTERVAL_S, idle_seconds or PROGRESS_INTERVAL_S)):
-                progress.show(self.progress_text())
-                if idle_seconds is not None:
-                    last_activity = max(started, self.backend.last_input_time())
-                    if time.monotonic() - last_activity >= idle_seconds:
-                        break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            progress.clear()
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+        with stop_on_signals() as stop:
+            try:
+                while not stop.wait(min(PROGRESS_INTERVAL_S, idle_seconds or PROGRESS_INTERVAL_S)):
+                    progress.show(self.progress_text())
+                    if idle_seconds is not None:
+                        last_activity = max(started, self.backend.last_input_time())
+                        if time.monotonic() - last_activity >= idle_seconds:
+                            break
+            except KeyboardInterrupt:  # a second Ctrl-C
+                pass
+            finally:
+                progress.clear()
 
     def progress_text(self) -> str:
         parts = []
@@ -367,17 +365,3 @@ class ProgressLine:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()
             self._shown = False
-
-
-SignalHandler = Callable[[int, FrameType | None], Any] | int | None
-
-
-def _install_sigterm(stop: threading.Event) -> SignalHandler:
-    """SIGTERM means a clean stop, like Ctrl-C; only the main thread may install handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    return signal.signal(signal.SIGTERM, request_stop)

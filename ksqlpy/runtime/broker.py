@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import atexit
 import logging
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -18,6 +16,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
 from ksqlpy.errors import KsqlError
+from ksqlpy.runtime.signals import stop_on_signals
 
 LOGGER = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
@@ -217,28 +216,22 @@ class EmbeddedBroker:
 
 def run_broker_foreground(port: int | None = None) -> int:
     """`ksqlpy broker`: run the embedded broker alone until Ctrl-C / SIGTERM; returns the exit code."""
-    stop_requested = threading.Event()
-
-    def request_stop(_signum: int, _frame: object) -> None:
-        stop_requested.set()
-
-    previous = signal.signal(signal.SIGTERM, request_stop)
     broker = EmbeddedBroker(port)
-    try:
-        bootstrap = broker.start()
-        print(f"bootstrap.servers={bootstrap}", flush=True)
-        print("Embedded broker (Tansu) keeps data in memory only; press Ctrl-C to stop it.",
-              file=sys.stderr, flush=True)
-        while not stop_requested.wait(0.5):
-            if not broker.running:
-                print(f"ksqlpy broker: the broker exited unexpectedly: {broker.log_tail()}", file=sys.stderr)
-                return 1
-        return 0
-    except KeyboardInterrupt:
-        return 0
-    except KsqlError as error:
-        print(f"ksqlpy broker: {error}", file=sys.stderr)
-        return 1
-    finally:
-        broker.stop()
-        signal.signal(signal.SIGTERM, previous)
+    with stop_on_signals() as stop:  # before the address is printed: whoever reads it may signal at once
+        try:
+            bootstrap = broker.start()
+            print(f"bootstrap.servers={bootstrap}", flush=True)
+            print("Embedded broker (Tansu) keeps data in memory only; press Ctrl-C to stop it.",
+                  file=sys.stderr, flush=True)
+            while not stop.wait(0.5):
+                if not broker.running:
+                    print(f"ksqlpy broker: the broker exited unexpectedly: {broker.log_tail()}", file=sys.stderr)
+                    return 1
+            return 0
+        except KeyboardInterrupt:
+            return 0
+        except KsqlError as error:
+            print(f"ksqlpy broker: {error}", file=sys.stderr)
+            return 1
+        finally:
+            broker.stop()
