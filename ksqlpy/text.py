@@ -87,13 +87,13 @@ def doubles_to_text(values: Sequence[float]) -> list[str]:
     texts = np.array(orjson.dumps(floats)[1:-1].decode("ascii").split(",") if floats else [], dtype=object)
     column = np.asarray(floats, dtype=np.float64)
     magnitudes = np.abs(column)
-    rewritten = (magnitudes >= 1e-3) & (magnitudes < 1e7) | (magnitudes == 0.0)  # Java's plain notation too
+    java_ready = (magnitudes >= 1e-3) & (magnitudes < 1e7) | (magnitudes == 0.0)  # plain in Java too
     for exponent, low, high in ((-4, 1e-4, 1e-3), (-5, 1e-5, 1e-4)):  # scores, rates: rewritten by position
         selected = (column >= low) & (column < high)
         if selected.any():
             texts[selected] = _java_from_plain_fractions(texts[selected].tolist(), exponent)
-            rewritten |= selected
-    for index in np.flatnonzero(~rewritten).tolist():
+            java_ready |= selected
+    for index in np.flatnonzero(~java_ready).tolist():
         texts[index] = _java_scientific(texts[index], floats[index])
     return texts.tolist()
 
