@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-import numpy as np
 import orjson
 
 from ksqlpy.types import (
@@ -58,8 +57,9 @@ def _java_scientific(shortest: str, value: float) -> str:
     return f"{sign}{digits[0]}.{digits[1:] or '0'}E{exponent}"
 
 
-def _is_plain_in_java(magnitude: float) -> bool:
-    return 1e-3 <= magnitude < 1e7 or magnitude == 0.0
+def _is_plain_in_java(magnitude: Any) -> Any:
+    """Whether Java writes a magnitude in plain notation: for a float, or elementwise for a numpy array."""
+    return (magnitude >= 1e-3) & (magnitude < 1e7) | (magnitude == 0.0)
 
 
 def double_to_text(value: float) -> str:
@@ -80,14 +80,17 @@ def double_to_text(value: float) -> str:
 
 def doubles_to_text(values: Sequence[float]) -> list[str]:
     """double_to_text of many values, with the shortest digits of all of them found in one orjson call."""
+    import numpy as np  # loaded with the first batch written, not with the shell
+
     floats = list(map(float, values))
+    if not floats:
+        return []
     if not all(map(math.isfinite, floats)):
         return list(map(double_to_text, floats))
     # orjson writes the same shortest digits as repr, in plain notation from 1e-5 up to 1e16.
-    texts = np.array(orjson.dumps(floats)[1:-1].decode("ascii").split(",") if floats else [], dtype=object)
+    texts = np.array(orjson.dumps(floats)[1:-1].decode("ascii").split(","), dtype=object)
     column = np.asarray(floats, dtype=np.float64)
-    magnitudes = np.abs(column)
-    java_ready = (magnitudes >= 1e-3) & (magnitudes < 1e7) | (magnitudes == 0.0)  # plain in Java too
+    java_ready = _is_plain_in_java(np.abs(column))  # plain in orjson and in Java alike
     for exponent, low, high in ((-4, 1e-4, 1e-3), (-5, 1e-5, 1e-4)):  # scores, rates: rewritten by position
         selected = (column >= low) & (column < high)
         if selected.any():

@@ -480,7 +480,7 @@ def _write_double_column(column: Sequence[Any]) -> list[bytes]:
     texts = doubles_to_text(present)
     if not all(map(math.isfinite, present)):
         texts = [text if text[-1].isdigit() else f'"{text}"' for text in texts]  # Jackson quotes NaN, Infinity
-    written = "\n".join(texts).encode("ascii").split(b"\n") if texts else []
+    written = list(map(str.encode, texts))
     if present is column:
         return written
     rest = iter(written)
