@@ -93,6 +93,15 @@ def parse_type(text: str) -> types.SqlType:
     return sql_type
 
 
+def keywords() -> list[str]:
+    """The grammar's keywords, upper-case and sorted (for completion in the shell)."""
+    return sorted({
+        terminal.pattern.value.upper()
+        for terminal in _terminals_by_name().values()
+        if isinstance(terminal.pattern, PatternStr) and terminal.pattern.value.isalpha()
+    })
+
+
 def _run(text: str, start: str) -> Any:
     try:
         tree = _lark().parse(text, start=start)
