@@ -32,7 +32,7 @@ commands:
   train         train the anomaly-detection autoencoder from a Kafka topic and save a versioned artifact
   test          run statements over input records in memory and compare with expected output
   conformance   run ksqlDB's query-validation cases (JSON Lines) and report the pass rate
-  version       print the version
+  version       print the version (also: ksqlpy --version)
 
 Without --bootstrap-servers (or KSQLPY_BOOTSTRAP_SERVERS, or bootstrap.servers in --config), run and shell
 start an embedded broker that keeps data in memory only.
@@ -52,9 +52,9 @@ def _conformance(argv: list[str]) -> int:
 
 
 def _version(argv: list[str]) -> int:
-    from ksqlpy import __version__
+    from importlib.metadata import version
 
-    print(f"ksqlpy {__version__}")
+    print(f"ksqlpy {version('ksqlpy')}")
     return 0
 
 
@@ -245,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0 if args else 2
+    if args[0] in ("-V", "--version"):
+        return _version(args[1:])
     command = COMMANDS.get(args[0])
     if command is None:
         print(f"ksqlpy: unknown command '{args[0]}'\n\n{USAGE}", file=sys.stderr)
