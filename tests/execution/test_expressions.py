@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -16,9 +16,12 @@ from ksqlpy.syntax.parser import parse_expression
 from ksqlpy.types import (
     BIGINT,
     BOOLEAN,
+    DATE,
     DOUBLE,
     INTEGER,
     STRING,
+    TIME,
+    TIMESTAMP,
     ArrayType,
     DecimalType,
     MapType,
@@ -142,3 +145,175 @@ def test_null_safe_operations_inside_a_lambda_stay_null_safe() -> None:
     result, errors = evaluate("TRANSFORM(a, x => x IS NULL)", a=(ArrayType(INTEGER), [[1, None]]))
     assert result == [[False, True]]
     assert errors == []
+
+
+# --------------------------------------------------------------------------- boundaries: comparisons, BETWEEN, subscripts
+
+
+class Boundary(NamedTuple):
+    """Values of one type just below, equal to and just above a pivot of another (or the same) type."""
+
+    left: SqlType
+    below: Any
+    equal: Any
+    above: Any
+    right: SqlType
+    pivot: Any
+    literal: str | None  # the pivot written in SQL, where the left type can be compared with a literal
+
+
+PIVOT_MS = 1_600_000_000_000  # 2020-09-13T12:26:40Z
+PIVOT_DAY = 19_000  # 2022-01-08
+NOON_MS = 43_200_000
+BEYOND_DOUBLE = 2**53 + 1  # the first integer a double cannot hold: compared as doubles it equals its neighbour
+
+BOUNDARIES = {
+    "int": Boundary(INTEGER, 9, 10, 11, INTEGER, 10, "10"),
+    "int-extremes": Boundary(INTEGER, -2_147_483_648, -2_147_483_647, 2_147_483_647, INTEGER, -2_147_483_647,
+                             "-2147483647"),
+    "bigint": Boundary(BIGINT, BEYOND_DOUBLE - 1, BEYOND_DOUBLE, BEYOND_DOUBLE + 1, BIGINT, BEYOND_DOUBLE,
+                       str(BEYOND_DOUBLE)),
+    "double": Boundary(DOUBLE, math.nextafter(1.5, -math.inf), 1.5, math.nextafter(1.5, math.inf), DOUBLE, 1.5, "1.5"),
+    "decimal": Boundary(DecimalType(4, 2), Decimal("1.49"), Decimal("1.50"), Decimal("1.51"), DecimalType(4, 2),
+                        Decimal("1.50"), "1.50"),
+    "string": Boundary(STRING, "abb", "abc", "abca", STRING, "abc", "'abc'"),
+    "string-case": Boundary(STRING, "Z", "a", "b", STRING, "a", "'a'"),  # Java orders by code unit: 'Z' < 'a'
+    "timestamp": Boundary(TIMESTAMP, PIVOT_MS - 1, PIVOT_MS, PIVOT_MS + 1, TIMESTAMP, PIVOT_MS,
+                          "'2020-09-13T12:26:40.000'"),
+    "date": Boundary(DATE, PIVOT_DAY - 1, PIVOT_DAY, PIVOT_DAY + 1, DATE, PIVOT_DAY, "'2022-01-08'"),
+    "time": Boundary(TIME, NOON_MS - 1, NOON_MS, NOON_MS + 1, TIME, NOON_MS, "'12:00:00'"),
+    "int-vs-bigint": Boundary(INTEGER, 9, 10, 11, BIGINT, 10, None),
+    "int-vs-double": Boundary(INTEGER, 9, 10, 11, DOUBLE, 10.0, None),
+    "bigint-vs-decimal": Boundary(BIGINT, 9, 10, 11, DecimalType(3, 1), Decimal("10.0"), None),
+    "decimal-vs-double": Boundary(DecimalType(4, 2), Decimal("1.49"), Decimal("1.50"), Decimal("1.51"), DOUBLE, 1.5,
+                                  None),
+    "date-vs-timestamp": Boundary(DATE, PIVOT_DAY - 1, PIVOT_DAY, PIVOT_DAY + 1, TIMESTAMP, PIVOT_DAY * 86_400_000,
+                                  None),
+}
+
+# Each operator's verdict on a left value just below, equal to, just above the pivot, then on a NULL left
+# value and on a NULL pivot: ksqlDB's comparisons are two-valued, a NULL operand makes them false.
+VERDICTS = {
+    "=": [False, True, False, False, False],
+    "<>": [True, False, True, False, False],
+    "!=": [True, False, True, False, False],
+    "<": [True, False, False, False, False],
+    "<=": [True, True, False, False, False],
+    ">": [False, False, True, False, False],
+    ">=": [False, True, True, False, False],
+}
+MIRRORED = {"=": "=", "<>": "<>", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
+
+
+def boundary_columns(case: Boundary) -> dict[str, tuple[SqlType, list[Any]]]:
+    return {
+        "x": (case.left, [case.below, case.equal, case.above, None, case.equal]),
+        "y": (case.right, [case.pivot, case.pivot, case.pivot, case.pivot, None]),
+    }
+
+
+@pytest.mark.parametrize("operator", VERDICTS)
+@pytest.mark.parametrize("case", BOUNDARIES.values(), ids=BOUNDARIES.keys())
+def test_comparison_boundaries_between_columns(case: Boundary, operator: str) -> None:
+    columns = boundary_columns(case)
+    assert evaluate(f"x {operator} y", **columns) == (VERDICTS[operator], [])
+    assert evaluate(f"y {MIRRORED[operator]} x", **columns) == (VERDICTS[operator], [])
+
+
+LITERAL_BOUNDARIES = {name: case for name, case in BOUNDARIES.items() if case.literal is not None}
+
+
+@pytest.mark.parametrize("operator", VERDICTS)
+@pytest.mark.parametrize("case", LITERAL_BOUNDARIES.values(), ids=LITERAL_BOUNDARIES.keys())
+def test_comparison_boundaries_against_literals(case: Boundary, operator: str) -> None:
+    x = (case.left, [case.below, case.equal, case.above, None])
+    expected = VERDICTS[operator][:4]
+    assert evaluate(f"x {operator} {case.literal}", x=x) == (expected, [])
+    assert evaluate(f"{case.literal} {MIRRORED[operator]} x", x=x) == (expected, [])
+    assert evaluate(f"x {operator} NULL", x=x) == ([False] * 4, [])
+
+
+# (type, just below the low bound, low, inside, high, just above the high bound; the bounds written in SQL)
+BETWEEN_CASES = {
+    "int": (INTEGER, [1, 2, 5, 9, 10], "2", "9"),
+    "bigint": (BIGINT, [BEYOND_DOUBLE - 1, BEYOND_DOUBLE, BEYOND_DOUBLE + 1, BEYOND_DOUBLE + 2, BEYOND_DOUBLE + 3],
+               str(BEYOND_DOUBLE), str(BEYOND_DOUBLE + 2)),
+    "double": (DOUBLE, [math.nextafter(0.5, -math.inf), 0.5, 1.0, 1.5, math.nextafter(1.5, math.inf)], "0.5", "1.5"),
+    "decimal": (DecimalType(4, 2), [Decimal(v) for v in ("0.49", "0.50", "1.00", "1.50", "1.51")], "0.50", "1.50"),
+    "string": (STRING, ["ab", "abc", "abd", "abe", "abea"], "'abc'", "'abe'"),
+    "timestamp": (TIMESTAMP, [PIVOT_MS - 1, PIVOT_MS, PIVOT_MS + 500, PIVOT_MS + 1000, PIVOT_MS + 1001],
+                  "'2020-09-13T12:26:40.000'", "'2020-09-13T12:26:41.000'"),
+    "date": (DATE, [PIVOT_DAY - 1, PIVOT_DAY, PIVOT_DAY + 1, PIVOT_DAY + 2, PIVOT_DAY + 3], "'2022-01-08'",
+             "'2022-01-10'"),
+}
+
+
+@pytest.mark.parametrize(("sql_type", "values", "low", "high"), BETWEEN_CASES.values(), ids=BETWEEN_CASES.keys())
+def test_between_includes_both_bounds(sql_type: SqlType, values: list[Any], low: str, high: str) -> None:
+    x = (sql_type, [*values, None])
+    assert evaluate(f"x BETWEEN {low} AND {high}", x=x) == ([False, True, True, True, False, False], [])
+    # ksqlDB negates the (two-valued) BETWEEN, so NOT BETWEEN holds for a NULL operand
+    assert evaluate(f"x NOT BETWEEN {low} AND {high}", x=x) == ([True, False, False, False, True, True], [])
+
+
+def test_between_with_null_or_column_bounds() -> None:
+    x = (INTEGER, [5, 5, 5, 5, 5])
+    low = (INTEGER, [5, None, 1, 6, 5])
+    high = (INTEGER, [5, 9, None, 9, 4])  # equal bounds, a NULL bound each side, x below, bounds reversed
+    assert evaluate("x BETWEEN low AND high", x=x, low=low, high=high) == ([True, False, False, False, False], [])
+    assert evaluate("x NOT BETWEEN low AND high", x=x, low=low, high=high) == ([False, True, True, True, True], [])
+    assert evaluate("x BETWEEN NULL AND 9", x=x)[0] == [False] * 5
+    assert evaluate("x BETWEEN 1 AND NULL", x=x)[0] == [False] * 5
+
+
+def test_between_widens_mixed_numeric_bounds() -> None:
+    x = (INTEGER, [1, 2, 3])
+    assert evaluate("x BETWEEN 1.5 AND 3", x=x) == ([False, True, True], [])
+    assert evaluate("x BETWEEN low AND 2", x=x, low=(DOUBLE, [1.0, 2.0, 2.5])) == ([True, True, False], [])
+
+
+NUMBERS = [10, 20, 30]
+# index -> element: 1-based from the front, negative from the back, anything else NULL
+ARRAY_INDEXES = {-4: None, -3: 10, -2: 20, -1: 30, 0: None, 1: 10, 2: 20, 3: 30, 4: None}
+
+
+@pytest.mark.parametrize(("index", "element"), ARRAY_INDEXES.items())
+def test_array_subscript_by_literal(index: int, element: int | None) -> None:
+    arr = (ArrayType(INTEGER), [NUMBERS, [], None])
+    assert evaluate(f"arr[{index}]", arr=arr) == ([element, None, None], [])
+
+
+def test_array_subscript_by_column() -> None:
+    arr = (ArrayType(INTEGER), [NUMBERS] * (len(ARRAY_INDEXES) + 1))
+    i = (INTEGER, [*ARRAY_INDEXES, None])
+    assert evaluate("arr[i]", arr=arr, i=i) == ([*ARRAY_INDEXES.values(), None], [])
+    assert evaluate("arr[i - 1]", arr=arr, i=(INTEGER, [index + 1 for index in ARRAY_INDEXES])) == (
+        list(ARRAY_INDEXES.values()), []
+    )
+
+
+def test_array_subscript_single_element_and_null_elements() -> None:
+    arr = (ArrayType(STRING), [["only"], [None, "b"]])
+    assert evaluate("arr[1]", arr=arr)[0] == ["only", None]
+    assert evaluate("arr[-1]", arr=arr)[0] == ["only", "b"]
+    assert evaluate("arr[2]", arr=arr)[0] == [None, "b"]
+    assert evaluate("arr[-2]", arr=arr)[0] == [None, None]
+
+
+def test_nested_subscripts() -> None:
+    grid = (ArrayType(ArrayType(INTEGER)), [[[1, 2], [3, 4]]])
+    assert evaluate("grid[2][1]", grid=grid)[0] == [3]
+    assert evaluate("grid[-1][-1]", grid=grid)[0] == [4]
+    assert evaluate("grid[3][1]", grid=grid)[0] == [None]
+    lists = (MapType(STRING, ArrayType(INTEGER)), [{"a": [7, 8]}])
+    assert evaluate("lists['a'][2]", lists=lists)[0] == [8]
+    assert evaluate("lists['b'][1]", lists=lists)[0] == [None]
+
+
+def test_map_subscript() -> None:
+    m = (MapType(STRING, INTEGER), [{"a": 1, "A": 2, "": 3}, {"a": None}, {}, None])
+    assert evaluate("m['a']", m=m)[0] == [1, None, None, None]
+    assert evaluate("m['A']", m=m)[0] == [2, None, None, None]  # keys are case-sensitive
+    assert evaluate("m['']", m=m)[0] == [3, None, None, None]
+    assert evaluate("m[k]", m=m, k=(STRING, ["A", "a", "a", "a"]))[0] == [2, None, None, None]
+    assert evaluate("m[k]", m=m, k=(STRING, [None, None, None, None]))[0] == [None] * 4
