@@ -1,11 +1,16 @@
 """Regression guard: every conformance case listed in passing_ids.txt must still pass.
 
+Under CI (CI=true, as CI servers set it) missing cases fail the run instead of skipping: CI checks out
+../shared beside the clone, so a missing file there means the guard did not run.
+
 Refresh the list with `ksqlpy conformance ../shared/conformance/public.jsonl --write-passing
 tests/conformance/passing_ids.txt` (adds ids; `--prune` also drops ids that no longer pass).
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -18,9 +23,22 @@ PUBLIC_CASES = REPO_ROOT.parent / "shared" / "conformance" / "public.jsonl"
 PASSING_IDS = Path(__file__).with_name("passing_ids.txt")
 
 
+def running_in_ci(environ: Mapping[str, str]) -> bool:
+    return environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
+
+
+def require_cases(path: Path, environ: Mapping[str, str]) -> None:
+    """Skip when the cases are not there, except under CI, where that fails: the guard must not go quiet."""
+    if path.exists():
+        return
+    reason = f"conformance cases not found at {path}"
+    if running_in_ci(environ):
+        pytest.fail(f"{reason}; CI (CI={environ['CI']}) must run this regression guard: check out shared beside the clone")
+    pytest.skip(reason)
+
+
 def test_listed_cases_still_pass() -> None:
-    if not PUBLIC_CASES.exists():
-        pytest.skip(f"conformance cases not found at {PUBLIC_CASES}")
+    require_cases(PUBLIC_CASES, os.environ)
     listed = [line for line in PASSING_IDS.read_text(encoding="utf-8").splitlines() if line]
     cases = {case.id: case for case in load_cases(PUBLIC_CASES)}
     problems = [f"{case_id}: not in {PUBLIC_CASES.name}" for case_id in listed if case_id not in cases]
@@ -35,3 +53,22 @@ def test_listed_cases_still_pass() -> None:
 def test_passing_ids_file_is_sorted_and_unique() -> None:
     listed = PASSING_IDS.read_text(encoding="utf-8").splitlines()
     assert listed == sorted(set(listed)), "passing_ids.txt must be sorted, one unique id per line"
+
+
+@pytest.mark.parametrize("ci", ["true", "TRUE", "1"])
+def test_missing_cases_fail_under_ci(tmp_path: Path, ci: str) -> None:
+    with pytest.raises(pytest.fail.Exception, match="must run this regression guard"):
+        require_cases(tmp_path / "public.jsonl", {"CI": ci})
+
+
+@pytest.mark.parametrize("environ", [{}, {"CI": ""}, {"CI": "false"}, {"CI": "0"}])
+def test_missing_cases_skip_outside_ci(tmp_path: Path, environ: dict[str, str]) -> None:
+    with pytest.raises(pytest.skip.Exception, match="conformance cases not found"):
+        require_cases(tmp_path / "public.jsonl", environ)
+
+
+def test_present_cases_run_under_ci_or_not(tmp_path: Path) -> None:
+    cases = tmp_path / "public.jsonl"
+    cases.write_text("", encoding="utf-8")
+    require_cases(cases, {"CI": "true"})
+    require_cases(cases, {})
