@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO, TypeVar
 
 from ksqlpy.engine import Engine, StatementResult
 from ksqlpy.errors import KsqlError, StatementError
@@ -48,6 +48,9 @@ class StreamSink(Protocol):
 
     def line(self, text: str) -> None: ...
 
+    def cancelled(self) -> None:
+        """Ctrl-C ended the stream (a terminal has echoed ^C where the output stopped)."""
+
 
 class CollectingSink:
     """Keeps streamed output for the StatementResult when the caller gave no sink of its own."""
@@ -64,6 +67,9 @@ class CollectingSink:
 
     def line(self, text: str) -> None:
         self.lines.append(text)
+
+    def cancelled(self) -> None:
+        pass
 
 
 class KsqlpyApp:
@@ -264,8 +270,10 @@ class KsqlpyApp:
         collector = CollectingSink()
         target = sink if sink is not None else collector
         target.header(columns, [c.type for c in plan.output.columns])
-        delivered = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row)
-        message = "Limit Reached" if plan.limit is not None and delivered >= plan.limit else "Query terminated"
+        streamed = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row,
+                           target.cancelled)
+        limit_reached = plan.limit is not None and streamed.delivered >= plan.limit
+        message = "Limit Reached" if limit_reached else "Query terminated"
         return StatementResult(statement.text, message, columns=columns if sink is None else [], rows=collector.rows)
 
     def _print(self, statement: ast.Print, sink: StreamSink | None) -> StatementResult:
@@ -275,8 +283,10 @@ class KsqlpyApp:
         target = sink if sink is not None else collector
         lines = print_topic(self.clients, statement.topic, statement.from_beginning, statement.interval,
                             statement.limit)
-        _stream(lines, target.line)
-        return StatementResult(statement.text, "\n".join(collector.lines))
+        streamed = _stream(lines, target.line, target.cancelled)
+        # As ksqlDB's CLI: a PRINT cut short by Ctrl-C says so, like a cancelled push query.
+        shown = [*collector.lines, "Query terminated"] if streamed.cancelled else collector.lines
+        return StatementResult(statement.text, "\n".join(shown))
 
     def _add_query_progress(self, result: StatementResult) -> None:
         """SHOW QUERIES with each query's live state and this process's counts from the backend."""
@@ -324,21 +334,28 @@ class KsqlpyApp:
         ]
 
 
-def _stream(items: Iterator[T], deliver: Callable[[T], None]) -> int:
+class Streamed(NamedTuple):
+    delivered: int
+    cancelled: bool
+
+
+def _stream(items: Iterator[T], deliver: Callable[[T], None], on_cancel: Callable[[], None]) -> Streamed:
     """Deliver items until the stream ends or Ctrl-C cancels it (which cancels the query, not the caller);
-    the generator is closed either way, which closes its consumer. Returns how many were delivered."""
+    the generator is closed either way, which closes its consumer."""
     delivered = 0
+    cancelled = False
     try:
         for item in items:
             deliver(item)
             delivered += 1
     except KeyboardInterrupt:
-        pass
+        cancelled = True
+        on_cancel()
     finally:
         close = getattr(items, "close", None)
         if close is not None:
             close()
-    return delivered
+    return Streamed(delivered, cancelled)
 
 
 def statement_text(statement: ast.Statement) -> str:

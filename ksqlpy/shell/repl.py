@@ -12,13 +12,15 @@ from prompt_toolkit import PromptSession
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.shell.complete import StatementCompleter
 from ksqlpy.shell.render import StreamingTable, print_result
 
 HISTORY_FILE = Path.home() / ".ksqlpy_history"
 PROMPT = "ksql> "
 CONTINUATION_PROMPT = "   > "
 EXIT_WORDS = {"exit", "quit", "exit;", "quit;"}
-BANNER = "ksqlpy shell: end statements with ';', leave with exit, quit or Ctrl-D; Ctrl-C cancels a running query."
+BANNER = ("ksqlpy shell: end statements with ';', Tab completes names and keywords, leave with exit, quit or "
+          "Ctrl-D; Ctrl-C cancels a running query.")
 
 
 def statement_complete(text: str) -> bool:
@@ -91,7 +93,8 @@ def interactive(app: KsqlpyApp, out: TextIO, session: PromptSession[str] | None 
     if session is None:
         from prompt_toolkit.history import FileHistory
 
-        session = PromptSession(history=FileHistory(str(HISTORY_FILE)))
+        session = PromptSession(history=FileHistory(str(HISTORY_FILE)), completer=StatementCompleter(app.engine),
+                                complete_while_typing=False)
     out.write(BANNER + "\n")
     buffer: list[str] = []
     while True:

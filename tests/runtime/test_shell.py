@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import _thread
 import io
 import re
 import subprocess
@@ -53,6 +54,51 @@ def test_format_table_aligns_columns_to_the_widest_cell() -> None:
         "| long name | null |\n"
         "+-----------+------+"
     )
+
+
+def test_format_table_wraps_long_cells_to_fit_the_width() -> None:
+    query = "CREATE STREAM alerts AS SELECT * FROM readings WHERE score > 3;"
+    rows: list[list[str | None]] = [["CSAS_ALERTS_0", query], ["X", None]]
+    assert format_table(["Query ID", "Query"], rows, total_width=40) == (
+        "+---------------+----------------------+\n"
+        "| Query ID      | Query                |\n"
+        "+---------------+----------------------+\n"
+        "| CSAS_ALERTS_0 | CREATE STREAM alerts |\n"
+        "|               | AS SELECT * FROM     |\n"
+        "|               | readings WHERE score |\n"
+        "|               | > 3;                 |\n"
+        "| X             | null                 |\n"
+        "+---------------+----------------------+"
+    )
+
+
+def test_format_table_keeps_multi_line_cells_inside_their_column() -> None:
+    assert format_table(["Name", "Text"], [["a", "first\n  second"]]) == (
+        "+------+----------+\n"
+        "| Name | Text     |\n"
+        "+------+----------+\n"
+        "| a    | first    |\n"
+        "|      |   second |\n"
+        "+------+----------+"
+    )
+
+
+def test_streaming_table_wraps_long_values_on_a_terminal_but_not_in_a_pipe() -> None:
+    value = "a reading too long for its column"
+    on_terminal = io.StringIO()
+    table = StreamingTable(on_terminal, total_width=31)
+    table.header(["ID", "READING"], [STRING, STRING])
+    table.row(["1", value])
+    assert on_terminal.getvalue().splitlines()[3:] == [
+        "| 1            | a reading    |",
+        "|              | too long for |",
+        "|              | its column   |",
+    ]
+    piped = io.StringIO()
+    table = StreamingTable(piped)
+    table.header(["ID", "READING"], [STRING, STRING])
+    table.row(["1", value])
+    assert piped.getvalue().splitlines()[3] == f"| 1            | {value} |"
 
 
 def test_streaming_table_renders_values_as_ksqldb_text() -> None:
@@ -115,3 +161,47 @@ def test_shell_reads_statements_from_stdin_and_keeps_going_after_an_error(
     assert "Limit Reached" in done.stdout
     assert "Error: " in done.stderr and "Traceback" not in done.stderr
     assert re.search(rf"\| {topic} +\| 1 +\|", done.stdout)  # SHOW TOPICS still ran after the failing statement
+
+
+class CtrlCAfter(io.StringIO):
+    """Shell output that presses Ctrl-C (SIGINT to the main thread) right after `trigger` is first written."""
+
+    def __init__(self, trigger: str) -> None:
+        super().__init__()
+        self.trigger = trigger
+        self.pressed = False
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if not self.pressed and self.trigger in text:
+            self.pressed = True
+            _thread.interrupt_main()
+        return written
+
+
+@pytest.mark.parametrize(
+    ("statement", "last_output"),
+    [
+        ("PRINT '{topic}' FROM BEGINNING;", "value: {{\"V\":7}}, partition: 0\n"),
+        ("SELECT v FROM s EMIT CHANGES;", "| 7            |\n"),
+    ],
+    ids=["print", "push-query"],
+)
+def test_ctrl_c_ends_a_stream_with_query_terminated_on_its_own_line_and_the_shell_goes_on(
+    app: KsqlpyApp, unique_topic: Callable[..., str], statement: str, last_output: str
+) -> None:
+    topic = unique_topic("cancelled")
+    app.execute(
+        "SET 'auto.offset.reset'='earliest';"
+        f"CREATE STREAM s (v INT) WITH (kafka_topic='{topic}', value_format='JSON', partitions=1);"
+        "INSERT INTO s (v) VALUES (7);"
+    )
+    out = CtrlCAfter(last_output.format(topic=topic))
+    with create_pipe_input() as keys:
+        keys.send_text(f"{statement.format(topic=topic)}\rSHOW STREAMS;\rquit\r")
+        session: PromptSession[str] = PromptSession(input=keys, output=DummyOutput(), history=InMemoryHistory())
+        assert interactive(app, out, session) == 0
+    assert out.pressed
+    text = out.getvalue()
+    assert f"{last_output.format(topic=topic)}\nQuery terminated\n" in text
+    assert f"| S           | {topic} |" in text  # the next statement ran
