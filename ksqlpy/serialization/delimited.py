@@ -153,7 +153,10 @@ class DelimitedSerde(RecordSerde):
         if payload is None:
             return None
         try:
-            fields = parse_first_record(payload.decode("utf-8", errors="replace"), self._delimiter)
+            fields = parse_first_record(payload.decode("utf-8"), self._delimiter)
+        except UnicodeDecodeError as error:
+            raise SerdeError(f"Error deserializing delimited: the record is not valid UTF-8 ({error.reason} "
+                             f"at byte {error.start})") from None
         except csv.Error as error:
             raise SerdeError(f"Error deserializing delimited: {error}") from None
         if fields is None:

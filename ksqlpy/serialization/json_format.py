@@ -479,7 +479,8 @@ def _write_double_column(column: Sequence[Any]) -> list[bytes]:
     present = [v for v in column if v is not None] if None in column else column
     texts = doubles_to_text(present)
     if not all(map(math.isfinite, present)):
-        texts = [text if text[-1].isdigit() else f'"{text}"' for text in texts]  # Jackson quotes NaN, Infinity
+        # Jackson quotes NaN and Infinity (QUOTE_NON_NUMERIC_NUMBERS); finite values stay numbers
+        texts = [text if math.isfinite(value) else f'"{text}"' for text, value in zip(texts, present, strict=True)]
     written = list(map(str.encode, texts))
     if present is column:
         return written
@@ -593,6 +594,10 @@ class JsonSerde(RecordSerde):
             raise SerdeError(
                 f"Failed to deserialize {self._target}. {error.message}, path: ${error.path}"
             ) from None
+        except RecursionError:
+            # Parsing and coercion descend one Python call per level, so a document nested deeper than
+            # Python's recursion limit (~1000 calls, a few hundred levels) is rejected rather than read.
+            raise self._parse_error(ValueError("the document is nested too deeply")) from None
 
     def deserialize_batch(self, payloads: Sequence[bytes | None]) -> list[list[Any] | SerdeError | None]:
         if self._always_exact or self._single is not None:
@@ -608,7 +613,7 @@ class JsonSerde(RecordSerde):
                 if type(document) is dict:
                     append(read_fields(document))
                     continue
-            except (orjson.JSONDecodeError, _CoercionError, _NeedsExactNumbers):
+            except (orjson.JSONDecodeError, _CoercionError, _NeedsExactNumbers, RecursionError):
                 pass
             try:
                 append(deserialize(payload))

@@ -77,6 +77,7 @@ class TestReading:
             ((DecimalType(4, 2),), b"1.234", "without rounding"),
             ((BYTES,), b"%%%", "Value is not a valid Base64 encoded string"),
             ((STRING,), b"", "No fields in record"),
+            ((STRING, INTEGER), b"caf\xe9,1", "not valid UTF-8 (invalid continuation byte at byte 3)"),
         ],
     )
     def test_bad_records(self, types: tuple[SqlType, ...], payload: bytes, message: str) -> None:
@@ -92,6 +93,11 @@ class TestReading:
 
     def test_null_payload(self) -> None:
         assert delimited(STRING).deserialize(None) is None
+
+    def test_a_record_that_is_not_utf8_fails_alone_in_its_batch(self) -> None:
+        decoded = delimited(STRING, INTEGER).deserialize_columns([b"a,1", b"\xff\xfe,2", b"c,3"])
+        assert decoded.columns == [["a", None, "c"], [1, None, 3]]
+        assert list(decoded.errors) == [1]
 
 
 class TestWriting:

@@ -230,6 +230,16 @@ class TestWriting:
         serde = value_serde(("D", ArrayType(DOUBLE)))
         assert serde.serialize([[float("nan"), float("-inf")]]) == b'{"D":["NaN","-Infinity"]}'
 
+    def test_a_double_column_with_non_finite_values_keeps_finite_ones_as_numbers(self) -> None:
+        serde = value_serde(("D", DOUBLE), ("S", STRING))
+        doubles = [float("nan"), -1.5, float("inf"), None, 1e-5, float("-inf"), 2.0]
+        written = serde.serialize_columns([doubles, ["x"] * len(doubles)], len(doubles))
+        assert [json.loads(payload)["D"] for payload in written] == [
+            "NaN", -1.5, "Infinity", None, 1e-5, "-Infinity", 2.0
+        ]
+        assert written[1] == b'{"D":-1.5,"S":"x"}'
+        assert written == [serde.serialize([d, "x"]) for d in doubles]
+
     def test_round_trip(self) -> None:
         serde = value_serde(
             ("A", ArrayType(StructType((("X", DecimalType(5, 2)), ("Y", TIMESTAMP))))),
@@ -336,3 +346,37 @@ class TestColumns:
         rows = [[f"car-{i}", i * 1e-5] for i in range(100)]
         columns = [list(column) for column in zip(*rows, strict=True)]
         assert serde.serialize_columns(columns, len(rows)) == [serde.serialize(row) for row in rows]
+
+
+NESTING_DEPTHS = [400, 1100, 100_000]
+
+
+def nested(depth: int, opening: bytes = b"[", closing: bytes = b"]") -> bytes:
+    return opening * depth + b"1.5" + closing * depth
+
+
+class TestPoisonRecords:
+    """Records no serde can read fail alone, as a SerdeError in the batch, never as another exception."""
+
+    @pytest.mark.parametrize("depth", NESTING_DEPTHS)
+    @pytest.mark.parametrize("column_type", [STRING, ArrayType(STRING), DecimalType(4, 2), DOUBLE])
+    def test_deeply_nested_documents_are_record_errors(self, depth: int, column_type: SqlType) -> None:
+        serde = value_serde(("A", column_type), ("B", INTEGER))
+        payloads = [
+            b'{"A":' + nested(depth) + b',"B":1}',
+            b'{"A":' + nested(depth, b'{"x":', b"}") + b',"B":2}',
+            nested(depth),
+            b'{"A":null,"B":3}',
+        ]
+        decoded = serde.deserialize_columns(payloads)
+        assert sorted(decoded.errors) == [0, 1, 2]
+        assert decoded.columns[1][3] == 3
+        assert all(isinstance(row, SerdeError) for row in serde.deserialize_batch(payloads[:3]))
+        with pytest.raises(SerdeError, match=r"^Failed to deserialize value"):
+            serde.deserialize(payloads[0])
+
+    def test_invalid_utf8_is_a_record_error(self) -> None:
+        serde = value_serde(("A", STRING), ("B", INTEGER))
+        decoded = serde.deserialize_columns([b'{"A":"\xff","B":1}', b'{"A":"ok","B":2}'])
+        assert list(decoded.errors) == [0]
+        assert decoded.columns == [[None, "ok"], [None, 2]]
