@@ -3,7 +3,8 @@
 A Pipeline is built once per query and then fed batches of raw records by whichever driver hosts it
 (the in-memory driver for tests, the Kafka runtime in production); it knows nothing about where the
 records come from. Records that cannot be decoded, timestamped or encoded go to the processing log
-and are dropped; the rest of the batch flows on.
+and are dropped; the rest of the batch flows on. Whatever else a batch raises is narrowed down to the
+records at fault (see Pipeline.process), so no single record can stop a query.
 """
 
 from __future__ import annotations
@@ -80,6 +81,17 @@ class RecordBatch:
     def __len__(self) -> int:
         return len(self.values)
 
+    def slice(self, start: int, stop: int) -> RecordBatch:
+        return RecordBatch(
+            self.keys[start:stop],
+            self.values[start:stop],
+            self.timestamps[start:stop],
+            self.partitions[start:stop],
+            self.offsets[start:stop],
+            self.headers[start:stop] if self.headers is not None else None,
+            self.topic,
+        )
+
     def record(self, index: int) -> Record:
         """One record, for the processing log."""
         return Record(
@@ -104,9 +116,25 @@ class OutputBatch:
     headers: list[Headers] | None = None
     # Input records a UDF failed on, for the dead-letter topic (udf.error.policy = dlq)
     dead_letters: list[Record] = field(default_factory=list)
+    # Each record's position in the input batch it came from, so a record the sink refuses can be logged
+    # against its input; None when the records do not come from a pipeline.
+    origins: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def followed_by(self, other: OutputBatch, shift: int) -> OutputBatch:
+        """This batch's records, then `other`'s, whose input positions start `shift` records further on."""
+        headers = None
+        if self.headers is not None or other.headers is not None:
+            headers = [*(self.headers or [()] * len(self)), *(other.headers or [()] * len(other))]
+        origins = None
+        if self.origins is not None and other.origins is not None:
+            origins = [*self.origins, *(origin + shift for origin in other.origins)]
+        return OutputBatch(
+            self.keys + other.keys, self.values + other.values, self.timestamps + other.timestamps,
+            self.partitions + other.partitions, headers, self.dead_letters + other.dead_letters, origins,
+        )
 
     @classmethod
     def of(cls, records: Sequence[Record]) -> OutputBatch:
@@ -126,6 +154,12 @@ class OutputBatch:
 
 
 ProcessingLogger = Callable[[Record | None, str], None]
+
+
+class StopOnRecord(KsqlError):
+    """A record failed and the query is set to stop rather than log and skip it
+    (ksql.fail.on.deserialization.error = true)."""
+
 _SERIALIZE_ERRORS = (SerdeError, KsqlError, ValueError, TypeError)
 TimestampParser = Callable[[str], int]
 # ROWTIME, ROWPARTITION, ROWOFFSET, then hidden: input index, tombstone flag, record timestamp and partition
@@ -134,6 +168,16 @@ META_COLUMNS = 7
 # drop the row and send its input record to the dead-letter topic. Every failure is processing-logged.
 UDF_ERROR_POLICIES = ("null", "skip", "fail", "dlq")
 DEAD_LETTER_TOPIC_PROPERTY = "udf.error.dlq.topic"
+# As in ksqlDB: false (the default) logs a record that cannot be deserialized and goes on; true stops the query.
+FAIL_ON_DESERIALIZATION_PROPERTY = "ksql.fail.on.deserialization.error"
+
+
+def flag_property(plan: QueryPlan, name: str, default: bool) -> bool:
+    """A true/false query property; anything else is a StatementError naming it."""
+    value = plan.property(name, str(default).lower())
+    if value not in ("true", "false"):
+        raise StatementError(f"Invalid value for {name}: '{value}' (expected true or false)")
+    return value == "true"
 
 
 def key_serde(source: DataSource) -> RecordSerde:
@@ -159,9 +203,11 @@ class SourceDecoder:
         log: ProcessingLogger,
         parse_timestamp: TimestampParser | None,
         needed: set[int] | None = None,
+        fail_on_error: bool = False,
     ) -> None:
         self.source = source
         self.log = log
+        self.fail_on_error = fail_on_error
         self.key_serde = key_serde(source)
         self.value_serde = value_serde(source)
         # A stream record with a NULL value still flows: its key is projected and it is written as a tombstone.
@@ -203,6 +249,10 @@ class SourceDecoder:
             rowtimes = self._extract_timestamps(raw_times, batch, {*keys.errors, *values.errors})
         for index, error in {**keys.errors, **values.errors}.items():
             self.log(batch.record(index), f"Failed to deserialize record: {error}")
+            if self.fail_on_error:
+                record = batch.record(index)
+                raise StopOnRecord(f"Failed to deserialize the record at {record.topic} partition {record.partition} "
+                                   f"offset {record.offset} ({FAIL_ON_DESERIALIZATION_PROPERTY}=true): {error}")
         tombstones = [False] * size if False not in values.present else [not present for present in values.present]
         dropped = {*keys.errors, *values.errors}
         if None in rowtimes:
@@ -284,6 +334,8 @@ class Pipeline:
     ) -> None:
         self.plan = plan
         self.log = log
+        # While a batch is processed its log entries are held here, and dropped if the batch is retried in parts.
+        self._held: list[tuple[Record | None, str]] | None = None
         self.rowtime_index = len(plan.source.source.schema.columns)
         self.steps: list[tuple[str, list[CompiledExpression]]] = []
         # per projection: its table functions (FLAT_MAP) by output position, evaluated before the rest
@@ -298,7 +350,8 @@ class Pipeline:
                 scalars = [Const(e.type, None) if i in tables else e for i, e in enumerate(step.expressions)]
                 self.steps.append(("project", compile_expressions(scalars)))
         read = self._source_columns_read()
-        self.decoder = SourceDecoder(plan.source.source, log, parse_timestamp, read)
+        self.decoder = SourceDecoder(plan.source.source, self._log_failure, parse_timestamp, read,
+                                     flag_property(plan, FAIL_ON_DESERIALIZATION_PROPERTY, False))
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
         self.sink = sink
         self.key_width = len(plan.output.key)
@@ -337,9 +390,9 @@ class Pipeline:
         def log_row(row: int, error: BaseException) -> None:
             origin = meta[3][row]
             if not isinstance(error, UdfError):
-                self.log(batch.record(origin), f"Error computing expression: {error}")
+                self._log_failure(batch.record(origin), f"Error computing expression: {error}")
                 return
-            self.log(batch.record(origin), f"Error computing expression: {error}\n{error.trace}")
+            self._log_failure(batch.record(origin), f"Error computing expression: {error}\n{error.trace}")
             if self.udf_error_policy == "fail":
                 raise error
             if self.udf_error_policy != "null":
@@ -400,14 +453,53 @@ class Pipeline:
         new_columns = [outputs[i] if i in outputs else [column[r] for r in origins] for i, column in enumerate(projected)]
         return new_columns, [[column[r] for r in origins] for column in meta], len(origins)
 
+    def _log_failure(self, record: Record | None, reason: str) -> None:
+        if self._held is None:
+            self.log(record, reason)
+        else:
+            self._held.append((record, reason))
+
     def process(self, batch: RecordBatch) -> OutputBatch:
-        """Run the query on a batch of input records and encode what it writes to its sink."""
+        """Run the query on a batch of input records and encode what it writes to its sink.
+
+        Whatever unexpected exception a batch raises (a bug, a RecursionError, a library error on odd input),
+        the batch is processed again in halves, down to the single records that raise: those go to the
+        processing log with the error and the rest is written. A poison record thus costs a few extra passes
+        over its batch instead of stopping the query, which would meet it again after every restart. Only the
+        failures the query is set to stop on (udf.error.policy=fail, ksql.fail.on.deserialization.error)
+        escape. Entries logged during an attempt that is retried in halves are dropped: the halves log them.
+        """
+        held: list[tuple[Record | None, str]] = []
+        self._held = held
+        failure: Exception | None = None
+        try:
+            output = self._process_batch(batch)
+        except Exception as error:
+            if isinstance(error, StopOnRecord) or (isinstance(error, UdfError) and self.udf_error_policy == "fail"):
+                raise
+            failure = error
+        finally:
+            self._held = None
+            if failure is None:  # done, or stopping: what was logged stands
+                for record, reason in held:
+                    self.log(record, reason)
+        if failure is None:
+            return output
+        if len(batch) <= 1:
+            self.log(batch.record(0) if len(batch) else None,
+                     f"Error processing record: {type(failure).__name__}: {failure}")
+            return OutputBatch([], [], [], [], origins=[])
+        middle = len(batch) // 2
+        first = self.process(batch.slice(0, middle))
+        return first.followed_by(self.process(batch.slice(middle, len(batch))), middle)
+
+    def _process_batch(self, batch: RecordBatch) -> OutputBatch:
         dropped: dict[int, str] = {}
         columns, meta = self.run(batch, dropped)
         dead_letters = [self._dead_letter(batch, origin, reason) for origin, reason in sorted(dropped.items())] \
             if self.udf_error_policy == "dlq" else []
         if self.sink is None or not meta[0]:
-            return OutputBatch([], [], [], [], dead_letters=dead_letters)
+            return OutputBatch([], [], [], [], dead_letters=dead_letters, origins=[])
         _, _, _, origins, tombstones, rowtimes, partitions = meta
         size = len(origins)
         keys, key_errors = self._encode_keys(columns[: self.key_width], [batch.keys[i] for i in origins], size)
@@ -428,10 +520,11 @@ class Pipeline:
         output = OutputBatch(
             keys, values, timestamps, partitions,
             None if batch.headers is None else [batch.headers[i] for i in origins],
+            origins=origins,
         )
         if rejected:
             for row, reason in sorted(rejected.items()):
-                self.log(batch.record(origins[row]), reason)
+                self._log_failure(batch.record(origins[row]), reason)
             accepted = [row not in rejected for row in range(size)]
             output = OutputBatch(
                 list(compress(keys, accepted)),
@@ -439,6 +532,7 @@ class Pipeline:
                 list(compress(timestamps, accepted)),
                 list(compress(partitions, accepted)),
                 None if output.headers is None else list(compress(output.headers, accepted)),
+                origins=list(compress(origins, accepted)),
             )
         output.dead_letters = dead_letters
         return output

@@ -18,22 +18,39 @@ PROCESSING_LOG_TOPIC = "ksqlpy_processing_log"
 logger = logging.getLogger(__name__)
 
 
+# An entry quotes at most this much of a record's key and of its value, and of the reason (which may quote
+# the record): a poison record can be megabytes, an entry stays a few KB.
+PREVIEW_BYTES = 2048
+REASON_CHARS = 8192
+
+
 def processing_log_entry(query_id: str, topic: str, record: Record | None, reason: str) -> dict[str, object]:
+    """What went wrong and where: the record's topic (its own if it names one, e.g. a sink record the broker
+    refused, else the query's source), partition, offset and size in bytes (key plus value), with the
+    start of its key and value."""
     return {
         "query_id": query_id,
-        "topic": topic,
+        "topic": (record.topic or topic) if record is not None else topic,
         "partition": record.partition if record is not None else None,
         "offset": record.offset if record is not None else None,
-        "key": _text(record.key) if record is not None else None,
-        "value": _text(record.value) if record is not None else None,
-        "reason": reason,
+        "size": len(record.key or b"") + len(record.value or b"") if record is not None else None,
+        "key": _preview(record.key) if record is not None else None,
+        "value": _preview(record.value) if record is not None else None,
+        "reason": _shortened(reason, REASON_CHARS),
         "timestamp": int(time.time() * 1000),
     }
 
 
-def _text(payload: bytes | None) -> str | None:
-    """The input row as readable text (non-UTF-8 bytes escaped), so an entry shows what failed."""
-    return None if payload is None else payload.decode("utf-8", "backslashreplace")
+def _preview(payload: bytes | None) -> str | None:
+    """The start of a payload as readable text (non-UTF-8 bytes escaped), so an entry shows what failed."""
+    if payload is None:
+        return None
+    text = payload[:PREVIEW_BYTES].decode("utf-8", "backslashreplace")
+    return text if len(payload) <= PREVIEW_BYTES else f"{text}... ({len(payload)} bytes)"
+
+
+def _shortened(text: str, limit: int) -> str:
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ProcessingLog:
@@ -57,8 +74,8 @@ class ProcessingLog:
 
     def write(self, entry: dict[str, object]) -> None:
         logger.warning(
-            "processing log: query %s, topic %s, partition %s, offset %s: %s",
-            entry["query_id"], entry["topic"], entry["partition"], entry["offset"], entry["reason"],
+            "processing log: query %s, topic %s, partition %s, offset %s, %s bytes: %s",
+            entry["query_id"], entry["topic"], entry["partition"], entry["offset"], entry["size"], entry["reason"],
         )
         self._ensure_topic()
         try:

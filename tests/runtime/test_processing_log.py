@@ -1,0 +1,30 @@
+"""Processing-log entries: where the record was, how big it is, and a bounded preview of it."""
+
+from __future__ import annotations
+
+import orjson
+
+from ksqlpy.execution.pipeline import Record
+from ksqlpy.runtime.processing_log import PREVIEW_BYTES, REASON_CHARS, processing_log_entry
+
+
+def test_an_entry_names_the_record_and_its_size_and_quotes_only_its_start() -> None:
+    value = b'{"A":"' + b"x" * 5_000_000 + b'"}'
+    record = Record(b"k\xff", value, 5, partition=2, offset=41, topic="orders")
+    entry = processing_log_entry("Q1", "source", record, "Failed to deserialize: " + "y" * 100_000)
+
+    assert (entry["query_id"], entry["topic"], entry["partition"], entry["offset"]) == ("Q1", "orders", 2, 41)
+    assert entry["size"] == len(value) + 2
+    assert entry["key"] == "k\\xff"
+    preview = str(entry["value"])
+    assert preview.startswith('{"A":"xxx') and preview.endswith(f"... ({len(value)} bytes)")
+    assert len(preview) < PREVIEW_BYTES + 40
+    assert len(str(entry["reason"])) < REASON_CHARS + 40
+    assert len(orjson.dumps(entry)) < 3 * PREVIEW_BYTES + REASON_CHARS
+
+
+def test_an_entry_without_a_record_names_the_query_topic() -> None:
+    entry = processing_log_entry("Q1", "source", None, "boom")
+    assert (entry["topic"], entry["partition"], entry["offset"], entry["size"], entry["value"]) == (
+        "source", None, None, None, None
+    )
