@@ -1,0 +1,60 @@
+"""docker-compose.yml (no Docker engine needed): it parses, every ksqlpy service runs a real CLI invocation,
+and Mosquitto gets the settings the README recommends for the bridge."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ksqlpy.cli import COMMANDS, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return loaded
+
+
+def ksqlpy_services() -> dict[str, list[str]]:
+    """Services built from the Dockerfile, whose entry point is `ksqlpy`, with their command."""
+    return {name: service["command"] for name, service in compose()["services"].items() if "build" in service}
+
+
+def test_the_stack_feeds_mqtt_bridges_it_runs_the_queries_and_shows_the_alerts() -> None:
+    commands = [" ".join(command) for command in ksqlpy_services().values()]
+    assert any(c.startswith("simulate ") and "--mqtt-host mosquitto" in c for c in commands)
+    assert any(c.startswith("mqtt-bridge ") and "--mqtt-host mosquitto" in c for c in commands)
+    assert "run queries/anomaly_detection.sql" in commands
+    assert "consume car-anomalies --from-beginning" in commands
+
+
+@pytest.mark.parametrize("service", sorted(ksqlpy_services()))
+def test_each_service_runs_a_ksqlpy_command_with_options_it_has(
+    service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command, *arguments = ksqlpy_services()[service]
+    assert command in COMMANDS
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    usage = capsys.readouterr().out
+    for argument in arguments:
+        if argument.startswith("-"):
+            assert f"{argument} " in usage, f"{service}: ksqlpy {command} has no option {argument}"
+        elif argument.endswith(".sql"):
+            assert (ROOT / argument).is_file()
+
+
+def test_mosquitto_gets_the_bridge_settings_the_readme_recommends() -> None:
+    mounted = compose()["services"]["mosquitto"]["volumes"]
+    assert "./docker/mosquitto.conf:/mosquitto/config/mosquitto.conf:ro" in mounted
+    lines = (ROOT / "docker" / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    settings = dict(line.split(maxsplit=1) for line in lines if line and not line.startswith("#"))
+    assert settings["listener"] == "1883"
+    assert settings["allow_anonymous"] == "true"
+    assert int(settings["max_inflight_messages"]) > 20  # Mosquitto's default
+    assert settings["max_queued_messages"] == "0"
