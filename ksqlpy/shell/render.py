@@ -103,7 +103,7 @@ def print_result(result: StatementResult, out: TextIO) -> None:
 
 class StreamingTable:
     """Streamed output as it arrives: a push query's header once, then each row in fixed-width columns (on a
-    terminal, long values wrap within them); PRINT's lines as they are."""
+    terminal they share its width and long values wrap within them); PRINT's lines as they are."""
 
     def __init__(self, out: TextIO, total_width: int | None = None) -> None:
         self.out = out
@@ -112,7 +112,11 @@ class StreamingTable:
         self.types: list[SqlType] = []
 
     def header(self, columns: list[str], types: list[SqlType]) -> None:
-        self.widths = fit_widths([max(STREAM_COLUMN_WIDTH, len(name)) for name in columns], self.total_width)
+        widths = [max(STREAM_COLUMN_WIDTH, len(name)) for name in columns]
+        if self.total_width is not None:  # as ksqlDB's CLI: the columns share the terminal's width
+            share = (self.total_width - _table_width([0] * len(columns))) // len(columns)
+            widths = [max(width, share) for width in widths]
+        self.widths = fit_widths(widths, self.total_width)
         self.types = types
         rule = _rule(self.widths)
         self.out.write("\n".join([rule, *_row_lines(columns, self.widths), rule]) + "\n")

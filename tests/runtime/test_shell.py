@@ -83,16 +83,17 @@ def test_format_table_keeps_multi_line_cells_inside_their_column() -> None:
     )
 
 
-def test_streaming_table_wraps_long_values_on_a_terminal_but_not_in_a_pipe() -> None:
+def test_streaming_table_shares_the_terminal_width_and_wraps_long_values_but_not_in_a_pipe() -> None:
     value = "a reading too long for its column"
     on_terminal = io.StringIO()
-    table = StreamingTable(on_terminal, total_width=31)
+    table = StreamingTable(on_terminal, total_width=41)
     table.header(["ID", "READING"], [STRING, STRING])
     table.row(["1", value])
-    assert on_terminal.getvalue().splitlines()[3:] == [
-        "| 1            | a reading    |",
-        "|              | too long for |",
-        "|              | its column   |",
+    assert on_terminal.getvalue().splitlines()[2:] == [
+        "+-------------------+-------------------+",
+        "| 1                 | a reading too     |",
+        "|                   | long for its      |",
+        "|                   | column            |",
     ]
     piped = io.StringIO()
     table = StreamingTable(piped)
