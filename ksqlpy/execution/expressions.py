@@ -8,7 +8,10 @@ as ksqlDB nulls the failing column and logs the record to the processing log.
 
 User-defined functions are looked up once per batch, so a reloaded module takes over at the next batch.
 A vectorized UDF is hoisted out of the row loop: its arguments are evaluated as columns, it is called
-once for the batch, and its result is one more input column of the loop.
+once for the batch, and its result is one more input column of the loop. Whatever a UDF raises, SystemExit
+included, is a failure of that row (see is_udf_failure), and whatever it returns is held to its declared
+SQL type a column at a time (ksqlpy.execution.udf_results): a row UDF's results are gathered into a
+column as the loop runs and checked once after it; a batch with a wrong value is re-run row by row.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ import re
 import traceback
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from itertools import compress
+from functools import partial
+from itertools import chain, compress
 from typing import Any
 
 from ksqlpy.errors import UdfError
 from ksqlpy.execution.casts import DECIMAL_CONTEXT, converter, to_decimal
+from ksqlpy.execution.udf_results import ResultType
 from ksqlpy.functions.registry import Overload
+from ksqlpy.functions.udf import is_udf_failure
 from ksqlpy.planning.expressions import Const, InputRef, LambdaVar, Op, TypedExpr
 from ksqlpy.types import BIGINT, BOOLEAN, DOUBLE, INTEGER, ArrayType, DecimalType, SqlType, StructType
 
@@ -117,10 +123,13 @@ def udf_error(overload: Overload, error: BaseException) -> UdfError:
     return UdfError(overload.name, error, "".join(traceback.format_exception(error, chain=False)))
 
 
-def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, function: Callable[..., Any], *args: Any) -> Any:
+def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, result: ResultType,
+                 function: Callable[..., Any], *args: Any) -> Any:
     try:
-        return function(*args)
-    except Exception as error:
+        return result.convert(function(*args))
+    except BaseException as error:
+        if not is_udf_failure(error):
+            raise
         on_error(row, udf_error(overload, error))
         return None
 
@@ -151,7 +160,7 @@ class VectorizedCall:
         self.overload: Overload = call.detail.overload
         self.args = [CompiledExpression(_left_to_numpy(arg)) for arg in call.args] if hoisted else []
         self.arg_dtypes = [_NUMPY_DTYPES.get(arg.type) for arg in call.args]
-        self.result_dtype = _NUMPY_DTYPES.get(call.type)
+        self.result = ResultType(call.type)
         # The last batch's input and result: expressions of one step that share this call share its result.
         self._last: tuple[Sequence[Column], list[Any]] | None = None
 
@@ -176,8 +185,11 @@ class VectorizedCall:
             return [None] * size
         try:
             results = self._call(function, values, len(rows))
-        except Exception:
+        except BaseException as error:
+            if not is_udf_failure(error):
+                raise
             results = [self._call_one(function, values, index, row, on_error) for index, row in enumerate(rows)]
+        results = self.result.column(results, lambda index, error: on_error(rows[index], udf_error(self.overload, error)))
         if len(rows) == size:
             return results
         out: list[Any] = [None] * size
@@ -194,9 +206,9 @@ class VectorizedCall:
         if isinstance(result, self.numpy.ndarray):
             if result.ndim != 1:
                 raise ValueError(f"returned an array of shape {result.shape}; expected one value per row")
-            if self.result_dtype is not None and result.dtype != self.result_dtype:
-                result = result.astype(self.result_dtype)
-            result = result.tolist()
+            if self.result.sql_type == DOUBLE and result.dtype.kind in "iu":
+                result = result.astype("float64")  # integers widen to DOUBLE: converted here at C speed
+            result = result.tolist()  # any other mismatch is left to self.result's check
         else:
             result = list(result)
         if len(result) != count:
@@ -204,14 +216,17 @@ class VectorizedCall:
         return result
 
     def call_row(self, *args: Any) -> Any:
-        """The function on one row of arguments (a call inside a lambda body cannot be hoisted)."""
+        """The function on one row of arguments (a call inside a lambda body cannot be hoisted); the caller
+        checks the result's type, as for a row UDF."""
         return self._call(self.overload.impl, [[arg] for arg in args], 1)[0]
 
     def _call_one(self, function: Callable[..., Any], values: list[list[Any]], index: int, row: int,
                   on_error: ErrorHandler) -> Any:
         try:
             return self._call(function, [[column[index]] for column in values], 1)[0]
-        except Exception as error:
+        except BaseException as error:
+            if not is_udf_failure(error):
+                raise
             on_error(row, udf_error(self.overload, error))
             return None
 
@@ -219,7 +234,8 @@ class VectorizedCall:
 class TableCall:
     """A table function in a select list: each row's call returns a list, and each element becomes a row.
 
-    A failing call (or a NULL argument, for functions that are NULL on NULL) gives no rows.
+    A failing call (or a NULL argument, for functions that are NULL on NULL) gives no rows; a user
+    function's elements of the wrong type are NULL.
     """
 
     def __init__(self, call: Op) -> None:
@@ -227,6 +243,7 @@ class TableCall:
         # A built-in is bound once; a user function is looked up per batch, so a reload takes over.
         self.builtin = None if self.overload.user_defined else call.detail.implementation()
         self.args = compile_expressions(call.args)
+        self.element = ResultType(call.type)
 
     def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[list[Any]]:
         function = self.builtin or self.overload.impl
@@ -238,10 +255,18 @@ class TableCall:
                 continue
             try:
                 results.append(list(function(*args) or ()))
-            except Exception as error:
+            except BaseException as error:
+                if not is_udf_failure(error):
+                    raise
                 on_error(row, udf_error(self.overload, error) if self.overload.user_defined else error)
                 results.append([])
+        if self.builtin is None and not self.element.fits(list(chain.from_iterable(results))):
+            return [self.element.column(elements, partial(self._wrong_element, on_error, row))
+                    for row, elements in enumerate(results)]
         return results
+
+    def _wrong_element(self, on_error: ErrorHandler, row: int, _index: int, error: BaseException) -> None:
+        on_error(row, udf_error(self.overload, error))
 
 
 def flat_map(table_columns: list[list[list[Any]]]) -> tuple[list[int], list[list[Any]]]:
@@ -261,6 +286,8 @@ def flat_map(table_columns: list[list[list[Any]]]) -> tuple[list[int], list[list
 _RUNTIME: dict[str, Any] = {
     "_guarded": _guarded,
     "_guarded_udf": _guarded_udf,
+    "_is_udf_failure": is_udf_failure,
+    "UdfError": UdfError,
     "_int_div": _int_div,
     "_int_mod": _int_mod,
     "_double_div": _double_div,
@@ -299,8 +326,12 @@ class _CodeGen:
         self.hoisted: dict[str, tuple[str, str]] = hoisted if hoisted is not None else {}
         # vectorized calls shared by the expressions of one step, so each runs once per batch
         self.shared_calls: dict[str, VectorizedCall] = shared_calls if shared_calls is not None else {}
+        # the checks a batch's gathered UDF results must pass for the fast path's output to stand
+        self.result_checks: list[str] = []
         self._temps = 0
         self._lambda_frames: list[dict[str, str]] = []
+        # The whole expression: when it is a user function's call, its output column is the one to check.
+        self.root: TypedExpr | None = None
 
     def constant(self, value: Any) -> str:
         name = f"k{len(self.namespace)}"
@@ -477,25 +508,36 @@ class _CodeGen:
     def _op_call(self, e: Op) -> str:
         bound = e.detail
         overload: Overload = bound.overload
-        holder = ""
+        if overload.vectorized and not self._lambda_frames:
+            return self._hoist(e)
+        if not overload.user_defined:
+            impl = self.constant(bound.implementation())
+            if self.guard_calls:
+                return self._strict_call(e, lambda names: f"_guarded(on_error, row, {impl}, {', '.join(names)})")
+            return self._strict_call(e, lambda names: f"{impl}({', '.join(names)})")
+        holder = self.constant(overload)
+        result = self.constant(ResultType(e.type))
         if overload.vectorized:
-            if not self._lambda_frames:
-                return self._hoist(e)
             impl = self.constant(VectorizedCall(e, hoisted=False).call_row)  # inside a lambda: one row per call
-        elif overload.user_defined:
-            holder = self.constant(overload)
+        else:
             impl = f"f_{holder}"
             self.batch_bindings[impl] = f"{holder}.impl"
-        else:
-            impl = self.constant(bound.implementation())
+        if self.guard_calls:
+            return self._strict_call(
+                e, lambda names: f"_guarded_udf(on_error, row, {holder}, {result}, {impl}, {', '.join(names)})")
+        if e is self.root:
+            self.result_checks.append(f"{result}.fits(out)")
+            return self._strict_call(e, lambda names: f"{impl}({', '.join(names)})")
+        gathered = f"r{len(self.result_checks)}"
+        self.batch_bindings[gathered] = "[]"
+        self.batch_bindings[f"{gathered}_append"] = f"{gathered}.append"
+        self.result_checks.append(f"{result}.fits({gathered})")
+        value = self.temp()
+        return self._strict_call(e, lambda names: f"({gathered}_append({value} := {impl}({', '.join(names)})) or {value})")
 
-        def call(names: list[str]) -> str:
-            if self.guard_calls and holder:
-                return f"_guarded_udf(on_error, row, {holder}, {impl}, {', '.join(names)})"
-            if self.guard_calls:
-                return f"_guarded(on_error, row, {impl}, {', '.join(names)})"
-            return f"{impl}({', '.join(names)})"
-
+    def _strict_call(self, e: Op, call: Callable[[list[str]], str]) -> str:
+        """`call` applied to the argument codes; NULL for a NULL argument when the function says so."""
+        overload: Overload = e.detail.overload
         if overload.null_on_null:
             return self.strict(e.args, call)
         return call([self.gen(a) for a in e.args])
@@ -528,6 +570,7 @@ class CompiledExpression:
         self.expr = expr
         self.type: SqlType = expr.type
         gen = _CodeGen(shared_calls=shared_calls)
+        gen.root = expr
         body = gen.gen(expr)
         guarded = _CodeGen(dict(gen.namespace), guard_calls=True, hoisted=gen.hoisted)
         recovery_body = guarded.gen(expr)
@@ -535,7 +578,7 @@ class CompiledExpression:
         self.input_columns = sorted(gen.columns | gen.read_by_hoisted)
         loop_inputs = [(f"v{i}", f"columns[{i}]") for i in sorted(gen.columns)] + list(gen.hoisted.values())
         self.source = _batch_function_source(body, recovery_body, loop_inputs,
-                                             {**gen.batch_bindings, **guarded.batch_bindings})
+                                             {**gen.batch_bindings, **guarded.batch_bindings}, gen.result_checks)
         code = compile(self.source, "<ksqlpy expression>", "exec")
         exec(code, gen.namespace)  # generated from typed trees only, never from raw user text
         self._evaluate: BatchEvaluator = gen.namespace["evaluate"]
@@ -544,8 +587,10 @@ class CompiledExpression:
         return self._evaluate(columns, size, on_error)
 
 
-def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str, str]], bindings: dict[str, str]) -> str:
-    """`inputs` are (row variable, code of its column) pairs; `bindings` are evaluated once per batch."""
+def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str, str]], bindings: dict[str, str],
+                           result_checks: list[str]) -> str:
+    """`inputs` are (row variable, code of its column) pairs; `bindings` are evaluated once per batch;
+    `result_checks` must all hold after the fast loop, or the batch is re-run row by row."""
     lines = "".join(f"    {name} = {code}\n" for name, code in bindings.items())
     lines += "".join(f"    c{index} = {code}\n" for index, (_, code) in enumerate(inputs))
     if len(inputs) == 1 and body == inputs[0][0]:  # a bare column (or call result): copied at C speed
@@ -563,17 +608,22 @@ def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str
         zipped = ", ".join(f"c{index}" for index in range(len(inputs)))
         loop = f"for {unpack} in zip({zipped})"
         row = f"zip({zipped})"
+    checked = f"if {' and '.join(result_checks)}: " if result_checks else ""
     return (
         "def evaluate(columns, size, on_error):\n"
         f"{lines}"
         "    try:\n"
-        f"        return [{body} {loop}]\n"
-        "    except Exception:\n"
-        "        pass\n"
+        f"        out = [{body} {loop}]\n"
+        f"        {checked}return out\n"
+        "    except BaseException as error:\n"
+        "        if not _is_udf_failure(error):\n"
+        "            raise\n"
         "    out = []\n"
         f"    for row, {unpack_tuple(unpack)} in enumerate({row}):\n"
         "        try:\n"
         f"            out.append({recovery_body})\n"
+        "        except UdfError:\n"
+        "            raise  # udf.error.policy 'fail': logged once already, and it stops the query\n"
         "        except Exception as error:\n"
         "            on_error(row, error)\n"
         "            out.append(None)\n"

@@ -13,6 +13,7 @@ import importlib.util
 import logging
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -20,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ksqlpy.functions.registry import FunctionRegistry, Overload
-from ksqlpy.functions.udf import declarations_of
+from ksqlpy.functions.udf import declarations_of, is_udf_failure
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +117,11 @@ class UdfLoader:
         except UdfRejected as error:
             self._rejected[path] = stamp
             return LoadResult(path, "rejected", error=str(error) + _keeping(loaded))
-        except Exception as error:  # whatever the module's own code raised while importing
+        except BaseException as error:  # whatever the module's own code raised while importing, sys.exit() too
+            if not is_udf_failure(error):
+                raise
             self._rejected[path] = stamp
-            return LoadResult(path, "rejected", error=f"{type(error).__name__}: {error}" + _keeping(loaded))
+            return LoadResult(path, "rejected", error=_import_failure(path, error) + _keeping(loaded))
         self._rejected.pop(path, None)
         self._files[path] = _LoadedFile(stamp, kept)
         return LoadResult(path, action, sorted({o.signature_text() for o in kept}))
@@ -198,7 +201,7 @@ class UdfLoader:
         while not self._stop.wait(interval):
             try:
                 self.scan()
-            except Exception:  # the watcher must outlive any one bad pass
+            except BaseException:  # the watcher must outlive any one bad pass, whatever a module raised
                 logger.exception("UDF reload failed")
 
 
@@ -224,6 +227,16 @@ def _import_fresh(path: Path) -> ModuleType:
         del sys.modules[name]
         raise
     return module
+
+
+def _import_failure(path: Path, error: BaseException) -> str:
+    """What a module raised while importing, and the line of the module where it happened."""
+    if isinstance(error, SystemExit):
+        what = f"it called sys.exit({'' if error.code is None else repr(error.code)}) while importing"
+    else:
+        what = f"{type(error).__name__}: {error}"
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
+    return what + (f" (line {frames[-1].lineno})" if frames else "")
 
 
 def _take_over(running: Overload, replacement: Overload) -> None:

@@ -45,6 +45,15 @@ class UdfDeclarationError(KsqlError):
     """A decorator's arguments or type hints do not describe a valid SQL signature."""
 
 
+def is_udf_failure(error: BaseException) -> bool:
+    """Whether an exception escaping user code (a UDF call, a UDF module's import, a model load) is that
+    code's failure, handled like any other: every exception is, SystemExit and GeneratorExit included,
+    except a KeyboardInterrupt on the main thread, which is the user's Ctrl-C and must stop what runs there.
+    Python delivers signals on the main thread only, so on any other thread user code raised it itself.
+    """
+    return not isinstance(error, KeyboardInterrupt) or threading.current_thread() is not threading.main_thread()
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -86,7 +95,9 @@ class Model(Generic[M]):
                     model = self._load(self.path)
                     if self._warmup is not None:
                         self._warmup(model)
-                except Exception as error:
+                except BaseException as error:
+                    if not is_udf_failure(error):
+                        raise
                     self._error = error
                     raise KsqlError(f"Model {self.name} could not be loaded from {self.path}: {error}") from error
                 self._loaded = model

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -200,3 +203,197 @@ def test_a_user_table_function_turns_one_row_into_many() -> None:
     assert "UDF REPEAT failed: ValueError: negative" in entry["reason"]
     with pytest.raises(StatementError, match="Table function REPEAT is not allowed here"):
         driver.execute("CREATE STREAM out2 AS SELECT id, UCASE(REPEAT(s, n)) AS w FROM src;")
+
+
+class Escape(BaseException):
+    """An exception outside the Exception hierarchy, as a careless library might raise."""
+
+
+def exiting_udf(raised: BaseException) -> Callable[..., Any]:
+    @udf
+    def exits(n: int) -> int:
+        if n == 13:
+            raise raised
+        return n
+
+    return exits
+
+
+@pytest.mark.parametrize("raised", [SystemExit(3), Escape("out"), GeneratorExit()], ids=type)
+def test_any_exception_a_udf_raises_is_a_failure_of_its_row(raised: BaseException) -> None:
+    driver = driver_with(exiting_udf(raised))
+    driver.execute("CREATE STREAM out AS SELECT id, EXITS(n) AS e, EXITS(n) + 1 AS e1 FROM src;")
+    assert feed(driver, ROWS) == [{"E": 1, "E1": 2}, {"E": None, "E1": None}, {"E": 2, "E1": 3}]
+    assert [e["offset"] for e in driver.processing_log] == [1, 1]  # once per expression calling it
+    assert f"UDF EXITS failed: {type(raised).__name__}" in driver.processing_log[0]["reason"]
+
+
+def test_sys_exit_in_a_udf_follows_the_policy() -> None:
+    driver = driver_with(exiting_udf(SystemExit(1)), properties={"udf.error.policy": "dlq"})
+    driver.execute("CREATE STREAM out AS SELECT id, EXITS(n) AS e FROM src;")
+    assert feed(driver, ROWS) == [{"E": 1}, {"E": 2}]
+    assert [letter.key for letter in driver.records("OUT_dlq")] == [b"k1"]
+
+
+def test_the_fail_policy_logs_the_failure_once() -> None:
+    driver = driver_with(exiting_udf(SystemExit(1)), properties={"udf.error.policy": "fail"})
+    driver.execute("CREATE STREAM out AS SELECT id, EXITS(n) + 1 AS e FROM src;")
+    with pytest.raises(UdfError, match="SystemExit"):
+        feed(driver, ROWS)
+    assert len(driver.processing_log) == 1
+
+
+def test_a_keyboard_interrupt_stops_the_main_thread_but_fails_only_the_row_elsewhere() -> None:
+    driver = driver_with(exiting_udf(KeyboardInterrupt()))
+    driver.execute("CREATE STREAM out AS SELECT id, EXITS(n) AS e FROM src;")
+    with pytest.raises(KeyboardInterrupt):  # the user's Ctrl-C arrives on the main thread
+        feed(driver, ROWS)
+    outputs: list[list[dict[str, Any] | None]] = []
+    worker = threading.Thread(target=lambda: outputs.append(feed(driver, ROWS)))
+    worker.start()
+    worker.join()
+    assert outputs == [[{"E": 1}, {"E": None}, {"E": 2}]]
+
+
+def test_a_vectorized_batch_ending_in_system_exit_is_retried_row_by_row() -> None:
+    @udf(vectorized=True)
+    def inverse(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        if (x == 0).any():
+            sys.exit("cannot invert zero")
+        return 1 / x
+
+    driver = driver_with(inverse)
+    driver.execute("CREATE STREAM out AS SELECT id, INVERSE(x) AS inv FROM src;")
+    assert feed(driver, [{"X": 2.0}, {"X": 0.0}, {"X": 4.0}]) == [{"INV": 0.5}, {"INV": None}, {"INV": 0.25}]
+    [entry] = driver.processing_log
+    assert "UDF INVERSE failed: SystemExit: cannot invert zero" in entry["reason"]
+
+
+def test_a_table_function_raising_system_exit_gives_no_rows_for_that_input() -> None:
+    @udtf
+    def repeat(s: str, times: int) -> list[str]:
+        if times < 0:
+            sys.exit(2)
+        return [s] * times
+
+    driver = driver_with(repeat)
+    driver.execute("CREATE STREAM out AS SELECT id, REPEAT(s, n) AS word FROM src;")
+    assert feed(driver, [{"S": "ab", "N": 1}, {"S": "bad", "N": -1}]) == [{"WORD": "ab"}]
+    assert "UDF REPEAT failed: SystemExit: 2" in driver.processing_log[0]["reason"]
+
+
+# --------------------------------------------------------------------------- results of the wrong type
+
+
+def returning(values: dict[int, Any], returns: str, vectorized: bool = False) -> Callable[..., Any]:
+    """A UDF declared to return `returns` that returns values[n] for its argument n (n itself otherwise)."""
+    if vectorized:
+        @udf(name="GIVES", params=["BIGINT"], returns=returns, vectorized=True)
+        def gives_column(n: NDArray[np.int64]) -> Any:
+            column = np.empty(len(n), dtype=object)  # one Python object per row, whatever each one is
+            for row, v in enumerate(n.tolist()):
+                column[row] = values.get(v, v)
+            return column
+
+        return gives_column
+
+    @udf(name="GIVES", params=["BIGINT"], returns=returns)
+    def gives(n: int) -> Any:
+        return values.get(n, n)
+
+    return gives
+
+
+WRONG_VALUES = [
+    pytest.param("BIGINT", "2", id="string for BIGINT"),
+    pytest.param("BIGINT", 2.5, id="float for BIGINT"),
+    pytest.param("BIGINT", True, id="bool for BIGINT"),
+    pytest.param("BIGINT", 2**63, id="BIGINT out of range"),
+    pytest.param("INT", 2**31, id="INT out of range"),
+    pytest.param("DOUBLE", [1.0], id="list for DOUBLE"),
+    pytest.param("DOUBLE", "1.0", id="string for DOUBLE"),
+    pytest.param("STRING", 7, id="int for STRING"),
+    pytest.param("BOOLEAN", 1, id="int for BOOLEAN"),
+    pytest.param("ARRAY<BIGINT>", ["a"], id="string element for ARRAY<BIGINT>"),
+    pytest.param("MAP<STRING, DOUBLE>", {"a": "b"}, id="string value for MAP<STRING, DOUBLE>"),
+]
+
+
+@pytest.mark.parametrize("vectorized", [False, True], ids=["row", "vectorized"])
+@pytest.mark.parametrize(("returns", "wrong"), WRONG_VALUES)
+def test_a_result_of_the_wrong_type_is_null_and_logged(returns: str, wrong: Any, vectorized: bool) -> None:
+    right = {"BIGINT": 1, "INT": 1, "DOUBLE": 1.5, "STRING": "s", "BOOLEAN": False, "ARRAY<BIGINT>": [1],
+             "MAP<STRING, DOUBLE>": {"a": 1.5}}[returns]
+    driver = driver_with(returning({1: right, 2: wrong}, returns, vectorized))
+    driver.execute("CREATE STREAM out AS SELECT id, GIVES(n) AS g FROM src;")
+    assert feed(driver, [{"N": 1}, {"N": 2}, {"N": None}]) == [{"G": right}, {"G": None}, {"G": None}]
+    [entry] = driver.processing_log
+    assert entry["offset"] == 1
+    assert f"UDF GIVES failed: UdfResultTypeError: returned {wrong!r} ({type(wrong).__name__}) where" in entry["reason"]
+
+
+def test_a_numpy_column_of_the_wrong_kind_is_null_not_truncated() -> None:
+    @udf(vectorized=True, params=["DOUBLE"], returns="BIGINT")
+    def doubled(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return x * 2
+
+    driver = driver_with(doubled)
+    driver.execute("CREATE STREAM out AS SELECT id, DOUBLED(x) AS d FROM src;")
+    assert feed(driver, [{"X": 1.25}, {"X": 2.0}]) == [{"D": None}, {"D": None}]
+    assert "returned 2.5 (float) where BIGINT is declared" in driver.processing_log[0]["reason"]
+
+
+def test_a_wrong_result_inside_an_expression_is_null_there_and_follows_the_policy() -> None:
+    driver = driver_with(returning({2: "two"}, "BIGINT"), properties={"udf.error.policy": "skip"})
+    driver.execute("CREATE STREAM out AS SELECT id, GIVES(n) * 10 AS g FROM src WHERE GIVES(n) > 0;")
+    assert feed(driver, [{"N": 1}, {"N": 2}, {"N": 3}]) == [{"G": 10}, {"G": 30}]
+    assert {e["offset"] for e in driver.processing_log} == {1}
+
+
+def test_numbers_that_widen_to_the_declared_type_are_converted() -> None:
+    @udf(vectorized=True, params=["BIGINT"], returns="DOUBLE")
+    def as_is(n: NDArray[np.int64]) -> NDArray[np.int64]:
+        return n
+
+    driver = driver_with(returning({2: Decimal("2.5"), 3: np.int32(3)}, "DOUBLE"), as_is)
+    driver.execute("CREATE STREAM out AS SELECT id, GIVES(n) AS g, AS_IS(n) AS a FROM src;")
+    out = feed(driver, [{"N": 1}, {"N": 2}, {"N": 3}])
+    assert out == [{"G": 1.0, "A": 1.0}, {"G": 2.5, "A": 2.0}, {"G": 3.0, "A": 3.0}]
+    assert {type(value) for row in out if row for value in row.values()} == {float}
+    assert driver.processing_log == []
+
+
+def test_a_struct_result_takes_field_names_in_any_case_and_rejects_unknown_ones() -> None:
+    @udf(params=["BIGINT"], returns="STRUCT<total BIGINT, label STRING>")
+    def summary(n: int) -> dict[str, Any]:
+        return {"total": n, "label": "x"} if n else {"total": n, "colour": "red"}
+
+    driver = driver_with(summary)
+    driver.execute("CREATE STREAM out AS SELECT id, SUMMARY(n) AS s FROM src;")
+    assert feed(driver, [{"N": 4}, {"N": 0}]) == [{"S": {"TOTAL": 4, "LABEL": "x"}}, {"S": None}]
+    assert "it has no field 'colour'" in driver.processing_log[0]["reason"]
+
+
+def test_a_table_function_element_of_the_wrong_type_is_null() -> None:
+    @udtf(params=["BIGINT"], returns="BIGINT")
+    def parts(n: int) -> list[Any]:
+        return [n, str(n)]
+
+    driver = driver_with(parts)
+    driver.execute("CREATE STREAM out AS SELECT id, PARTS(n) AS p FROM src;")
+    assert feed(driver, [{"N": 5}]) == [{"P": 5}, {"P": None}]
+    assert "returned '5' (str) where BIGINT is declared" in driver.processing_log[0]["reason"]
+
+
+def test_a_udf_returning_the_declared_types_is_called_once_per_row() -> None:
+    calls: list[int] = []
+
+    @udf
+    def counted(n: int) -> int:
+        calls.append(n)
+        return n + 1
+
+    driver = driver_with(counted)
+    driver.execute("CREATE STREAM out AS SELECT id, COUNTED(n) AS c, COUNTED(n) * 2 AS c2 FROM src;")
+    assert feed(driver, [{"N": 1}, {"N": 2}]) == [{"C": 2, "C2": 4}, {"C": 3, "C2": 6}]
+    assert calls == [1, 2, 1, 2]  # one loop per expression, no row-by-row re-run

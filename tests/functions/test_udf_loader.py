@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
+from ksqlpy import model
 from ksqlpy.driver import InMemoryDriver
+from ksqlpy.errors import KsqlError
 from ksqlpy.functions.loader import UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
 
@@ -179,3 +182,56 @@ def test_the_watcher_thread_reloads_without_being_asked(harness: Harness) -> Non
             pytest.fail("the watcher did not reload the changed module")
     finally:
         harness.loader.stop()
+
+
+IMPORT_FAILURES = [
+    pytest.param("import sys\nsys.exit(3)\n", "it called sys.exit(3) while importing (line 2)", id="sys.exit"),
+    pytest.param("import sys\n\nsys.exit()\n", "it called sys.exit() while importing (line 3)", id="bare sys.exit"),
+    pytest.param("raise BaseException('boom')\n", "BaseException: boom (line 1)", id="BaseException"),
+]
+
+
+@pytest.mark.parametrize(("source", "reason"), IMPORT_FAILURES)
+def test_a_module_failing_at_first_load_is_rejected_with_its_file_and_the_rest_load(
+        tmp_path: Path, source: str, reason: str) -> None:
+    harness = Harness(tmp_path)
+    harness.write("exits.py", source)
+    harness.write("scaling.py", SCALE_V1)
+    results = {r.path.name: r for r in harness.loader.scan()}
+    assert results["scaling.py"].action == "loaded"
+    rejected = results["exits.py"]
+    assert rejected.action == "rejected"
+    assert str(rejected) == f"UDF module {(tmp_path / 'exits.py').resolve()} rejected: {reason}"
+
+
+@pytest.mark.parametrize(("source", "reason"), IMPORT_FAILURES)
+def test_a_reload_failing_at_import_keeps_the_old_version_and_the_watcher(
+        harness: Harness, source: str, reason: str, caplog: pytest.LogCaptureFixture) -> None:
+    harness.loader.start(interval=0.02)
+    try:
+        harness.write("scaling.py", SCALE_V1 + textwrap.indent(source, "    "))
+        cause = reason.split(" (line")[0]
+        wait_for(lambda: any(cause in record.getMessage() for record in caplog.records), "the rejection")
+        assert harness.send(5) == [{"SCALED": 50}]
+        harness.write("scaling.py", SCALE_V1.replace("* 10", "* 3"))  # the watcher is still there to see this
+        wait_for(lambda: harness.send(1) == [{"SCALED": 3}], "the next reload")
+    finally:
+        harness.loader.stop()
+    assert "scaling.py rejected" in caplog.text and "the previous version keeps running" in caplog.text
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        time.sleep(0.02)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def test_a_model_whose_load_exits_is_a_load_error() -> None:
+    def load(_path: Path) -> object:
+        raise SystemExit(1)
+
+    exiting = model("exiting", "/nowhere", load)
+    with pytest.raises(KsqlError, match="Model exiting could not be loaded from /nowhere"):
+        exiting.get()
