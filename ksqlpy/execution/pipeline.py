@@ -10,7 +10,7 @@ records at fault (see Pipeline.process), so no single record can stop a query.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
 from typing import Any
@@ -25,7 +25,7 @@ from ksqlpy.execution.expressions import (
 )
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.expressions import Const, Op
-from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan
+from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, query_property
 from ksqlpy.schema import Namespace
 from ksqlpy.serialization.base import RecordSerde
 from ksqlpy.serialization.formats import serde_for
@@ -116,12 +116,19 @@ class OutputBatch:
     headers: list[Headers] | None = None
     # Input records a UDF failed on, for the dead-letter topic (udf.error.policy = dlq)
     dead_letters: list[Record] = field(default_factory=list)
-    # Each record's position in the input batch it came from, so a record the sink refuses can be logged
+    # Each record's position in `inputs`, the batch it came from, so a record the sink refuses can be logged
     # against its input; None when the records do not come from a pipeline.
     origins: list[int] | None = None
+    inputs: RecordBatch | None = None
 
     def __len__(self) -> int:
         return len(self.values)
+
+    def input_record(self, row: int) -> Record | None:
+        """The input record the output record at `row` came from, if known."""
+        if self.origins is None or self.inputs is None:
+            return None
+        return self.inputs.record(self.origins[row])
 
     def followed_by(self, other: OutputBatch, shift: int) -> OutputBatch:
         """This batch's records, then `other`'s, whose input positions start `shift` records further on."""
@@ -172,9 +179,9 @@ DEAD_LETTER_TOPIC_PROPERTY = "udf.error.dlq.topic"
 FAIL_ON_DESERIALIZATION_PROPERTY = "ksql.fail.on.deserialization.error"
 
 
-def flag_property(plan: QueryPlan, name: str, default: bool) -> bool:
+def flag_property(properties: Mapping[str, Any], name: str, default: bool) -> bool:
     """A true/false query property; anything else is a StatementError naming it."""
-    value = plan.property(name, str(default).lower())
+    value = query_property(properties, name, str(default).lower())
     if value not in ("true", "false"):
         raise StatementError(f"Invalid value for {name}: '{value}' (expected true or false)")
     return value == "true"
@@ -351,7 +358,7 @@ class Pipeline:
                 self.steps.append(("project", compile_expressions(scalars)))
         read = self._source_columns_read()
         self.decoder = SourceDecoder(plan.source.source, self._log_failure, parse_timestamp, read,
-                                     flag_property(plan, FAIL_ON_DESERIALIZATION_PROPERTY, False))
+                                     flag_property(plan.properties, FAIL_ON_DESERIALIZATION_PROPERTY, False))
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
         self.sink = sink
         self.key_width = len(plan.output.key)
@@ -491,7 +498,9 @@ class Pipeline:
             return OutputBatch([], [], [], [], origins=[])
         middle = len(batch) // 2
         first = self.process(batch.slice(0, middle))
-        return first.followed_by(self.process(batch.slice(middle, len(batch))), middle)
+        output = first.followed_by(self.process(batch.slice(middle, len(batch))), middle)
+        output.inputs = batch
+        return output
 
     def _process_batch(self, batch: RecordBatch) -> OutputBatch:
         dropped: dict[int, str] = {}
@@ -521,6 +530,7 @@ class Pipeline:
             keys, values, timestamps, partitions,
             None if batch.headers is None else [batch.headers[i] for i in origins],
             origins=origins,
+            inputs=batch,
         )
         if rejected:
             for row, reason in sorted(rejected.items()):
@@ -533,6 +543,7 @@ class Pipeline:
                 list(compress(partitions, accepted)),
                 None if output.headers is None else list(compress(output.headers, accepted)),
                 origins=list(compress(origins, accepted)),
+                inputs=batch,
             )
         output.dead_letters = dead_letters
         return output

@@ -128,6 +128,10 @@ class Scorer:
     def is_anomaly(self, matrix: np.ndarray) -> np.ndarray:
         return self.score(matrix) > self.threshold
 
+    def relative_score(self, matrix: np.ndarray) -> np.ndarray:
+        """The reconstruction error in units of the alert threshold: 1.0 is the threshold itself."""
+        return self.score(matrix) / self.threshold
+
     def sha256(self) -> str:
         if self.path is None:
             raise ValueError("this scorer was not loaded from an artifact")

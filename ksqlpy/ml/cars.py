@@ -84,6 +84,11 @@ def sensor_matrix(readings: Iterable[Mapping[str, Any]]) -> np.ndarray:
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(SENSOR_FIELDS))
 
 
+def sensorinput(reading: Mapping[str, Any]) -> str:
+    """The 18 sensor values as '#'-separated text: the original car demo's DELIMITED `sensorinput` column."""
+    return "#".join(str(reading[name]) for name in SENSOR_FIELDS)
+
+
 def is_failure(reading: Mapping[str, Any]) -> bool:
     """The demo's label as a bool: failure_occurred is the text "true" or "false"."""
     return str(reading.get("failure_occurred", "false")).lower() == "true"

@@ -297,7 +297,7 @@ class KsqlpyApp:
             if status is None:
                 row.extend([None, None, None])
             else:
-                row[1] = status.state
+                row[1] = status.state if status.error is None else f"{status.state}: {status.error}"
                 row.extend([status.records_in, status.records_out, status.total_lag])
 
     # -- running
@@ -323,13 +323,15 @@ class KsqlpyApp:
     def progress_text(self) -> str:
         parts = []
         for query_id, status in sorted(self.backend.query_status().items()):
-            parts.append(f"{query_id} in={status.records_in} out={status.records_out} lag={status.total_lag}")
+            part = f"{query_id} in={status.records_in} out={status.records_out} lag={status.total_lag}"
+            parts.append(part if status.error is None else f"{part} {status.state}: {status.error}")
         return " | ".join(parts) or "no persistent queries"
 
     def summary_lines(self) -> list[str]:
         """One line per persistent query with its totals in this process (printed when `ksqlpy run` ends)."""
         return [
             f"query {query_id}: state={status.state} records_in={status.records_in} records_out={status.records_out}"
+            + ("" if status.error is None else f" error={status.error}")
             for query_id, status in sorted(self.backend.query_status().items())
         ]
 

@@ -113,7 +113,7 @@ class KafkaBackend:
         failures = produce_all(self._producer, topic, OutputBatch.of(records))
         remaining = self._producer.flush(ADMIN_TIMEOUT)
         if failures:
-            raise KsqlError(f"Could not write to {topic}: {failures[0].str()}")
+            raise KsqlError(f"Could not write to {topic}: {failures[0][0].str()}")
         if remaining:
             raise KsqlError(f"Could not write to {topic}: the broker did not acknowledge {remaining} records")
 

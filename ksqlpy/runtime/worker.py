@@ -22,10 +22,12 @@ from operator import itemgetter
 from typing import Any, cast
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import ConfigResource
 
 from ksqlpy.backoff import Backoff
 from ksqlpy.engine import PersistentQuery
-from ksqlpy.execution.pipeline import Headers, OutputBatch, RecordBatch
+from ksqlpy.errors import KsqlError
+from ksqlpy.execution.pipeline import Headers, OutputBatch, Record, RecordBatch, flag_property
 from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.clients import KafkaClients
 
@@ -160,25 +162,43 @@ class LatestStart:
 
 # librdkafka's RD_KAFKA_PARTITION_UA: no partition chosen, the partitioner places the record by key
 _ANY_PARTITION = -1
+# How the producer (checking ahead against its message.max.bytes) or the broker refuses one record for good:
+# sending it again cannot help, so it is logged and skipped, or stops the query (ksql.fail.on.production.error).
+RECORD_REFUSALS = frozenset(
+    {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
+     KafkaError.INVALID_TIMESTAMP}
+)
+# As in ksqlDB, true stops the query on a record the sink refuses; ksqlDB's default is true, but here a record
+# too large for its sink must not stop a query, so the default is false: log and go on.
+FAIL_ON_PRODUCTION_PROPERTY = "ksql.fail.on.production.error"
+# Kafka's default max.message.bytes (topic) and message.max.bytes (broker): what a sink takes when the broker
+# does not say (Tansu does not).
+KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1048588
+DeliveryFailure = tuple[KafkaError, Message]
 
 
-def produce_all(producer: Producer, topic: str, batch: OutputBatch) -> list[KafkaError]:
+def produce_all(
+    producer: Producer, topic: str, batch: OutputBatch, on_refused: Callable[[int, KafkaError], None] | None = None,
+) -> list[DeliveryFailure]:
     """Produce a batch's records, letting the producer's (murmur2) partitioner place each one by key as ksqlDB's would.
 
-    The returned list fills with delivery failures as the producer is flushed. Producers made with
-    ONLY_ERROR_REPORTS call back for failed deliveries alone, which keeps Python off the per-record path.
+    The returned list fills with delivery failures (error and message) as the producer is flushed. Producers
+    made with ONLY_ERROR_REPORTS call back for failed deliveries alone, which keeps Python off the per-record
+    path. A record the producer refuses outright (RECORD_REFUSALS, e.g. larger than its message.max.bytes)
+    goes to `on_refused` with its position and the others are produced; without `on_refused` it is raised.
     """
-    failures: list[KafkaError] = []
+    failures: list[DeliveryFailure] = []
 
-    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+    def on_delivery(error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            failures.append(error)
+            failures.append((error, message))
 
     # Arguments go by position: keywords cost produce() about a microsecond a record. Its positional
     # order is topic, value, key, partition, on_delivery, callback (an alias), timestamp, headers.
     produce = producer.produce
     headers_column: Iterable[Headers] = batch.headers or repeat(())
-    for value, key, timestamp, headers in zip(batch.values, batch.keys, batch.timestamps, headers_column, strict=False):
+    rows = zip(batch.values, batch.keys, batch.timestamps, headers_column, strict=False)
+    for row, (value, key, timestamp, headers) in enumerate(rows):
         while True:
             try:
                 if headers:
@@ -188,7 +208,34 @@ def produce_all(producer: Producer, topic: str, batch: OutputBatch) -> list[Kafk
                 break
             except BufferError:  # the local queue is full: let deliveries drain it, then try again
                 producer.poll(0.1)
+            except KafkaException as error:
+                if on_refused is None or error.args[0].code() not in RECORD_REFUSALS:
+                    raise
+                on_refused(row, error.args[0])
+                break
     return failures
+
+
+def max_record_bytes(clients: KafkaClients, topic: str) -> int:
+    """The largest record the broker takes on `topic`: its max.message.bytes (which a topic without its own
+    value inherits from the broker's message.max.bytes), else Kafka's default. Producers check each record
+    against it before sending, so one too large is refused at once, record by record."""
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    try:
+        configs = clients.admin().describe_configs([resource], request_timeout=CLIENT_CALL_TIMEOUT)[resource].result()
+    except KafkaException as error:
+        logger.debug("could not read max.message.bytes of %s: %s", topic, describe_error(error))
+        return KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+    entry = configs.get("max.message.bytes")
+    if entry is not None and entry.value and entry.value.isdigit():
+        return int(entry.value)
+    return KAFKA_DEFAULT_MAX_MESSAGE_BYTES
+
+
+def message_record(message: Message) -> Record:
+    """A produced record the broker refused, as the processing log names it (sink topic and partition)."""
+    return Record(message.key(), message.value(), 0, partition=cast(int, message.partition()), offset=-1,
+                  topic=cast(str, message.topic()))
 
 
 def offset_ranges(batch: RecordBatch) -> tuple[dict[int, int], dict[int, int]]:
@@ -222,6 +269,7 @@ class QueryWorker(threading.Thread):
         self.group_id = consumer_group_id(service_id, query.query_id)
         self.exactly_once = query_property(properties, "processing.guarantee", "at_least_once") in EXACTLY_ONCE
         self.offset_reset = query_property(properties, "auto.offset.reset", "latest")
+        self.fail_on_production_error = flag_property(properties, FAIL_ON_PRODUCTION_PROPERTY, False)
         # Each process running the query needs its own transactional id; zombies are fenced through the
         # consumer group generation carried by send_offsets_to_transaction.
         self.transactional_id = f"_ksqlpy_{service_id}{query.query_id}_{instance_id or uuid.uuid4().hex[:12]}"
@@ -236,7 +284,7 @@ class QueryWorker(threading.Thread):
         # Produced but not yet known to be delivered (at-least-once): where to rewind to, where to commit to.
         self._unsettled_starts: dict[int, int] = {}
         self._unsettled_ends: dict[int, int] = {}
-        self._unsettled_failures: list[list[KafkaError]] = []
+        self._unsettled_failures: list[list[DeliveryFailure]] = []
         self._last_settle = time.monotonic()
         self._latest_start = LatestStart()
         self._last_warning = ("", 0.0)
@@ -272,6 +320,8 @@ class QueryWorker(threading.Thread):
     # -- the loop
 
     def run(self) -> None:
+        """The query's thread. Whatever ends it other than stop() (SystemExit included) leaves the query in
+        state ERROR with the reason, for SHOW QUERIES, the progress line and the log."""
         backoff = Backoff(first=0.1, cap=MAX_BACKOFF)
         try:
             while not self._stopping.is_set():
@@ -279,7 +329,7 @@ class QueryWorker(threading.Thread):
                     self._open()
                     self._step()
                     backoff.reset()
-                except QueryFailure as error:
+                except (QueryFailure, KsqlError) as error:  # KsqlError: a record the query is set to stop on
                     self._fail(str(error))
                     return
                 except (KafkaException, TransientFailure) as error:
@@ -291,17 +341,23 @@ class QueryWorker(threading.Thread):
                     reason = str(error) if isinstance(error, TransientFailure) else f"Kafka error: {describe_error(error)}"
                     logger.warning("query %s: %s, retrying in %.1f s", self.query_id, reason, delay)
                     self._stopping.wait(delay)
-        except Exception as error:
-            logger.exception("query %s failed", self.query_id)
-            self._fail(f"{type(error).__name__}: {error}")
+        except BaseException as error:  # the thread ends here: nothing may escape unseen
+            logger.debug("query %s failed", self.query_id, exc_info=error)
+            self._fail(describe_exception(error))
         finally:
-            self._close()
+            try:
+                self._close()
+            except BaseException as error:
+                logger.debug("query %s: closing failed", self.query_id, exc_info=error)
+                self._fail(f"closing the query failed: {describe_exception(error)}")
+                self._close_consumer()
 
     def _open(self) -> None:
         if self._consumer is None:
             settings: dict[str, Any] = {
                 "auto.offset.reset": self.offset_reset,
-                "enable.partition.eof": self.offset_reset == "latest",
+                # End-of-partition events tell when 'latest' really starts and when the backlog is read.
+                "enable.partition.eof": True,
             }
             if self.exactly_once:
                 settings["isolation.level"] = "read_committed"
@@ -314,6 +370,7 @@ class QueryWorker(threading.Thread):
                 if self.exactly_once
                 else {"enable.idempotence": True}
             )
+            settings["message.max.bytes"] = max_record_bytes(self.clients, self.sink_topic)
             self._producer = self.clients.producer(error_cb=self._on_client_error, **ONLY_ERROR_REPORTS, **settings)
         if self.exactly_once and not self._transactions_ready:
             self._producer.init_transactions(CLIENT_CALL_TIMEOUT)
@@ -389,15 +446,24 @@ class QueryWorker(threading.Thread):
             raise
 
     def _settle(self) -> None:
-        """Wait until everything produced is acknowledged; only then may its input offsets be committed."""
+        """Wait until everything produced is acknowledged; only then may its input offsets be committed.
+
+        Records lost on the way are produced again (from the first uncommitted input); records the broker
+        refused for good are logged and skipped, or stop the query under ksql.fail.on.production.error.
+        """
         producer = self._producer
         assert producer is not None
         self._flush(producer)
         failures = [failure for batch in self._unsettled_failures for failure in batch]
-        if failures:
+        refused = [(error, message) for error, message in failures if error.code() in RECORD_REFUSALS]
+        lost = [error for error, _message in failures if error.code() not in RECORD_REFUSALS]
+        if lost or (refused and self.fail_on_production_error):
             self._rewind(self._unsettled_starts)
             self._forget_unsettled()
-            raise TransientFailure(f"{len(failures)} records not delivered to {self.sink_topic}: {failures[0].str()}")
+        if lost:
+            raise TransientFailure(f"{len(lost)} records not delivered to {self.sink_topic}: {lost[0].str()}")
+        for error, message in refused:
+            self._refused(message_record(message), cast(str, message.topic()), len(message), error)
         self._pending_commit.update(self._unsettled_ends)
         self._forget_unsettled()
 
@@ -407,16 +473,30 @@ class QueryWorker(threading.Thread):
         self._unsettled_failures.clear()
         self._last_settle = time.monotonic()
 
-    def _produce(self, producer: Producer, outputs: OutputBatch) -> list[KafkaError]:
+    def _produce(self, producer: Producer, outputs: OutputBatch) -> list[DeliveryFailure]:
+        def refused_output(row: int, error: KafkaError) -> None:
+            size = len(outputs.keys[row] or b"") + len(outputs.values[row] or b"")
+            self._refused(outputs.input_record(row), self.sink_topic, size, error)
+
         try:
-            failures = produce_all(producer, self.sink_topic, outputs)
+            failures = produce_all(producer, self.sink_topic, outputs, refused_output)
             if outputs.dead_letters:
-                failures += produce_all(producer, self.query.pipeline.dead_letter_topic, OutputBatch.of(outputs.dead_letters))
+                letters, topic = outputs.dead_letters, self.query.pipeline.dead_letter_topic
+                failures += produce_all(producer, topic, OutputBatch.of(letters),
+                                        lambda row, error: self._refused(letters[row], topic, len(letters[row].value or b""), error))
             return failures
         except KafkaException as error:
             if error.args[0].retriable():
                 raise
             raise QueryFailure(f"cannot write to {self.sink_topic}: {describe_error(error)}") from error
+
+    def _refused(self, record: Record | None, topic: str, size: int, error: KafkaError) -> None:
+        """A record `topic` will never take: to the processing log, or the end of the query if it is set to
+        fail on production errors. `record` is the input it came from when known, else the refused record."""
+        reason = f"Failed to produce a record of {size} bytes to {topic}: {error.str()}"
+        if self.fail_on_production_error:
+            raise QueryFailure(f"{reason} ({FAIL_ON_PRODUCTION_PROPERTY}=true)")
+        self.query.pipeline.log(record, reason)
 
     def _flush(self, producer: Producer) -> None:
         backoff = Backoff(first=0.5, cap=MAX_BACKOFF)
@@ -585,7 +665,8 @@ class QueryWorker(threading.Thread):
         self.query.state = ERROR
         with self._lock:
             self._status.state = ERROR
-            self._status.error = message
+            if self._status.error is None:  # the first failure is the cause; what follows it is a consequence
+                self._status.error = message
 
     def _close(self) -> None:
         if not self.exactly_once and self._consumer is not None:
@@ -614,6 +695,12 @@ class QueryWorker(threading.Thread):
                 consumer.close()
             except (KafkaException, RuntimeError) as error:
                 logger.warning("query %s: closing the consumer failed (%s)", self.query_id, describe_error(error))
+
+
+def describe_exception(error: BaseException) -> str:
+    """An exception nobody expected, in one line: its type and its text."""
+    text = describe_error(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def describe_error(error: BaseException) -> str:

@@ -1,5 +1,6 @@
 """udfs/anomaly.py loaded the way ksqlpy loads it, queried through SQL: ANOMALY_SCORE, IS_ANOMALY and the demo's
-ANOMALY(sensorinput) over a DELIMITED stream; importing the module must not import TensorFlow."""
+ANOMALY(sensorinput) over a DELIMITED stream, in the seed article's pipeline too; importing the module must not
+import TensorFlow."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from ksqlpy.driver import InMemoryDriver
 from ksqlpy.functions.loader import UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.ml.anomaly import Scorer
-from ksqlpy.ml.cars import SENSOR_FIELDS, CarSimulator, sensor_matrix
+from ksqlpy.ml.cars import SENSOR_FIELDS, CarSimulator, is_failure, sensor_matrix, sensorinput
 
 READINGS = ", ".join(SENSOR_FIELDS)
 COLUMNS = ", ".join(f"{name} DOUBLE" for name in SENSOR_FIELDS)
@@ -41,6 +42,15 @@ def test_functions_are_registered_with_sensor_parameter_names(registry: Function
         assert overload.vectorized
     [delimited] = registry.overloads("ANOMALY")
     assert delimited.param_names == ("sensorinput",)
+
+
+def test_describe_function_states_each_scale(registry: FunctionRegistry) -> None:
+    driver = InMemoryDriver(registry=registry)
+    described = {name: driver.execute(f"DESCRIBE FUNCTION {name};")[0].rows[0][2]
+                 for name in ("ANOMALY_SCORE", "IS_ANOMALY", "ANOMALY")}
+    assert described["ANOMALY_SCORE"].startswith("Raw reconstruction error")
+    assert "exceeds the threshold" in described["IS_ANOMALY"]
+    assert "relative to the model's alert threshold: 1.0 is the threshold" in described["ANOMALY"]
 
 
 def test_score_and_alert_per_reading(registry: FunctionRegistry, committed_scorer: Scorer) -> None:
@@ -71,7 +81,7 @@ def test_score_and_alert_per_reading(registry: FunctionRegistry, committed_score
 
 def test_anomaly_over_the_demos_delimited_sensorinput(registry: FunctionRegistry, committed_scorer: Scorer) -> None:
     readings = list(CarSimulator(cars=3, failure_rate=0.2, seed=8).readings(30))
-    texts = ["#".join(str(reading[name]) for name in SENSOR_FIELDS) for reading in readings]
+    texts = [sensorinput(reading) for reading in readings]
     driver = InMemoryDriver(registry=registry)
     driver.execute(
         "CREATE STREAM carsensor (eventid INTEGER, sensorinput VARCHAR) "
@@ -85,9 +95,27 @@ def test_anomaly_over_the_demos_delimited_sensorinput(registry: FunctionRegistry
     driver.process()
     outputs = output_values(driver, "ANOMALYDETECTION")
     assert [o["EVENTID"] for o in outputs] == [*range(30), 100, 101]
-    np.testing.assert_allclose([o["ANOMALY_VAL"] for o in outputs[:30]],
-                               committed_scorer.score(sensor_matrix(readings)), rtol=1e-9)
+    relative = committed_scorer.score(sensor_matrix(readings)) / committed_scorer.threshold
+    np.testing.assert_allclose([o["ANOMALY_VAL"] for o in outputs[:30]], relative, rtol=1e-9)
     assert outputs[30]["ANOMALY_VAL"] is None and outputs[31]["ANOMALY_VAL"] is None
+
+
+def test_the_seed_articles_pipeline_alerts_on_the_faulty_reading_only(
+        registry: FunctionRegistry, committed_scorer: Scorer, udfs_directory: Path) -> None:
+    readings = list(CarSimulator(cars=3, failure_rate=0.2, seed=8).readings(60))
+    normal = next(reading for reading in readings if not is_failure(reading))
+    faulty = next(reading for reading in readings if is_failure(reading))
+    driver = InMemoryDriver(registry=registry)
+    driver.execute((udfs_directory.parent / "queries" / "seed_article.sql").read_text(encoding="utf-8"))
+    driver.produce("car-sensor", None, f"normal-1,{sensorinput(normal)}".encode(), 1_000)
+    driver.produce("car-sensor", None, f"faulty-2,{sensorinput(faulty)}".encode(), 1_001)
+    driver.process()
+    scored = [(record.value or b"").decode().split(",") for record in driver.records("ANOMALYDETECTION")]
+    alerts = [(record.value or b"").decode().split(",") for record in driver.records("ANOMALYDETECTIONWITHFILTER")]
+    assert [(eventid, text) for eventid, text, _ in alerts] == [("faulty-2", sensorinput(faulty))]
+    relative = committed_scorer.score(sensor_matrix([normal, faulty])) / committed_scorer.threshold
+    np.testing.assert_allclose([float(value) for _, _, value in scored], relative, rtol=1e-9)
+    assert relative[0] < 1 and relative[1] > 3
 
 
 def test_importing_the_module_does_not_import_tensorflow(udfs_directory: Path) -> None:

@@ -291,22 +291,3 @@ def test_backend_topics(make_engine: Factory, unique_topic: Callable[..., str]) 
     backend.delete_topic(topic)
     assert backend.topic_partitions(topic) is None
 
-
-def test_record_the_sink_rejects_stops_the_query_in_error(
-    broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None], wait_until: Callable[..., Any],
-) -> None:
-    # Every ksqlpy client gets this librdkafka limit, so the sink producer refuses the big output record.
-    config = RuntimeConfig(bootstrap_servers=broker, service_id=f"t{uuid.uuid4().hex[:8]}_",
-                           kafka={"message.max.bytes": "2000"})
-    backend = KafkaBackend(KafkaClients(config), config)
-    try:
-        engine = Engine(backend)
-        topic = unique_topic("orders")
-        produce_json(broker, topic, [("big", {"AMOUNT": 50, "ITEM": "x" * 5000}, 1000)])
-        query_id = engine.execute(orders_script(topic, suffix()))[-1].query_id
-        assert query_id is not None
-        status = wait_until(lambda: (s := backend.query_status()[query_id]).state == "ERROR" and s, message="ERROR")
-        assert f"cannot write to {topic}_big" in status.error
-        assert engine.queries[query_id].state == "ERROR"  # what SHOW QUERIES reports
-    finally:
-        backend.close()
