@@ -303,8 +303,8 @@ class KsqlpyApp:
     # -- running
 
     def run_until(self, idle_seconds: float | None = None) -> None:
-        """Block while persistent queries run: until Ctrl-C / SIGTERM, or with `idle_seconds` until no
-        input record has arrived for that long (and at least that long has passed)."""
+        """Block while persistent queries run: until Ctrl-C / SIGTERM, or with `idle_seconds` until every
+        query holds its partitions and has read its backlog, and then no input has arrived for that long."""
         progress = ProgressLine(self.status)
         started = time.monotonic()
         with stop_on_signals() as stop:
@@ -312,8 +312,8 @@ class KsqlpyApp:
                 while not stop.wait(min(PROGRESS_INTERVAL_S, idle_seconds or PROGRESS_INTERVAL_S)):
                     progress.show(self.progress_text())
                     if idle_seconds is not None:
-                        last_activity = max(started, self.backend.last_input_time())
-                        if time.monotonic() - last_activity >= idle_seconds:
+                        idle_since = self.backend.idle_since()
+                        if idle_since is not None and time.monotonic() - max(started, idle_since) >= idle_seconds:
                             break
             except KeyboardInterrupt:  # a second Ctrl-C
                 pass

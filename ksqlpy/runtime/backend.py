@@ -152,11 +152,15 @@ class KafkaBackend:
             workers = list(self._workers.values())
         return {worker.query_id: worker.status() for worker in workers}
 
-    def last_input_time(self) -> float:
-        """Monotonic time a record was last consumed (or a query joined its group), for --until-idle."""
+    def idle_since(self) -> float | None:
+        """Monotonic time a record was last consumed (or a query joined its group), for --until-idle; None
+        while any query is still joining its group or reading its backlog."""
         with self._lock:
             workers = list(self._workers.values())
-        return max([self._last_input, *(worker.last_input for worker in workers)])
+        times = [worker.idle_since() for worker in workers]
+        if None in times:
+            return None
+        return max([self._last_input, *(t for t in times if t is not None)])
 
     def push_query(
         self,

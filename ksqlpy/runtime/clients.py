@@ -10,11 +10,15 @@ from confluent_kafka.admin import AdminClient
 from ksqlpy.runtime.config import RuntimeConfig
 
 # A short session timeout keeps consumer-group joins fast (seconds, not tens of seconds, on small brokers).
+# Tansu does not answer a waiting fetch as soon as records arrive: with librdkafka's 500 ms fetch wait one
+# hop through the embedded broker took p50 125 ms at 10k records/s, with 100 ms p50 31 ms. On Apache Kafka
+# the wait only bounds how often an idle consumer asks.
 CONSUMER_DEFAULTS = {
     "session.timeout.ms": "6000",
     "heartbeat.interval.ms": "1500",
     "enable.auto.commit": "false",
     "auto.offset.reset": "latest",
+    "fetch.wait.max.ms": "100",
 }
 # murmur2 is what Java clients and Kafka Streams use, so keys land on the same partitions as ksqlDB's.
 PRODUCER_DEFAULTS = {"partitioner": "murmur2_random", "linger.ms": "5"}

@@ -15,11 +15,11 @@ from ksqlpy.execution.pipeline import Pipeline
 from ksqlpy.planning.plan import QueryPlan, query_property
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.worker import (
-    BATCH_SIZE,
     POLL_TIMEOUT,
     LatestStart,
     batch_of,
     describe_error,
+    take_fetched,
 )
 
 logger = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def run_push_query(
         latest_start = LatestStart(set() if from_start else set(found.partitions))
         while remaining != 0 and not (cancel is not None and cancel.is_set()):
             messages = latest_start.records(
-                consumer.consume(BATCH_SIZE, POLL_TIMEOUT),
+                take_fetched(consumer, POLL_TIMEOUT),
                 lambda failure: logger.warning("push query on %s: %s", topic, failure.str()),
             )
             if not messages:

@@ -15,7 +15,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import itemgetter
@@ -34,11 +35,17 @@ from ksqlpy.runtime.clients import KafkaClients
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 5000
+# How long a worker with nothing fetched waits for a record before it looks after its commits again.
 POLL_TIMEOUT = 0.2
 # At-least-once: produced records are flushed, and the offsets behind them committed, at most this often
 # (Kafka Streams commits every 30 s; a short interval bounds what a crash replays). Waiting for every
 # batch's acknowledgements instead would stall the loop on each broker round trip.
 COMMIT_INTERVAL = 0.5
+# Exactly-once: a transaction takes in every batch consumed for this long, then commits their output and
+# input offsets together (Kafka Streams' commit.interval.ms under exactly-once). Read_committed readers see
+# output only once it commits, so this bounds the latency it adds; small batches at low rates share one
+# transaction instead of each paying for its own.
+TRANSACTION_INTERVAL = 0.1
 MAX_BACKOFF = 5.0
 # How long stop() keeps waiting for an unreachable broker to acknowledge a batch before giving up on it
 # (the batch is then not committed, so it is processed again on restart: nothing is lost).
@@ -124,6 +131,21 @@ def batch_of(messages: list[Message], topic: str) -> RecordBatch:
     )
 
 
+def take_fetched(consumer: Consumer, wait: float) -> list[Message]:
+    """What the consumer has already fetched, up to a batch; only when that is nothing, the first record to
+    arrive within `wait` seconds and whatever came with it.
+
+    consume(n, timeout) waits until it has n records or the timeout ends: at low rates that is pure delay.
+    Taking what is there keeps batches small when records trickle in and full under load.
+    """
+    messages = consumer.consume(BATCH_SIZE, 0)
+    if not messages:
+        messages = consumer.consume(1, wait)
+        if messages:
+            messages += consumer.consume(BATCH_SIZE - 1, 0)
+    return messages
+
+
 class LatestStart:
     """Drops records that were already in a partition when reading began at 'latest'.
 
@@ -132,8 +154,9 @@ class LatestStart:
     (enable.partition.eof) marks where "now" really is; on brokers that answer correctly it comes at once.
     """
 
-    def __init__(self, partitions: set[int] | None = None) -> None:
+    def __init__(self, partitions: set[int] | None = None, on_end: Callable[[int], None] | None = None) -> None:
         self.pending: set[int] = set(partitions or ())
+        self.on_end = on_end  # told of every end-of-partition event
 
     def records(self, messages: list[Message], on_error: Callable[[KafkaError], None]) -> list[Message]:
         """The messages that are records to process; other errors than end-of-partition go to `on_error`."""
@@ -156,8 +179,35 @@ class LatestStart:
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 self.pending.discard(partition)
+                if self.on_end is not None:
+                    self.on_end(partition)
             return False
         return partition not in self.pending
+
+
+class CatchUp:
+    """Whether a query holds its partitions and has read each one to its end since it got it: until then,
+    a pause in its input is a rebalance or a fetch under way, not idleness (`ksqlpy run --until-idle`)."""
+
+    def __init__(self) -> None:
+        self.assigned = False
+        self.behind: set[int] = set()  # assigned partitions whose end has not been reached yet
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        self.assigned = True
+        self.behind.update(partitions)
+
+    def revoke(self, partitions: Iterable[int]) -> None:
+        # The (eager) rebalance protocol revokes everything and then assigns anew.
+        self.assigned = False
+        self.behind.difference_update(partitions)
+
+    def reached_end(self, partition: int) -> None:
+        self.behind.discard(partition)
+
+    @property
+    def done(self) -> bool:
+        return self.assigned and not self.behind
 
 
 # librdkafka's RD_KAFKA_PARTITION_UA: no partition chosen, the partitioner places the record by key
@@ -286,7 +336,12 @@ class QueryWorker(threading.Thread):
         self._unsettled_ends: dict[int, int] = {}
         self._unsettled_failures: list[list[DeliveryFailure]] = []
         self._last_settle = time.monotonic()
-        self._latest_start = LatestStart()
+        self._catch_up = CatchUp()
+        self._latest_start = LatestStart(on_end=self._catch_up.reached_end)
+        # Exactly-once: the batches in the open transaction, where to rewind to and where to commit to.
+        self._transaction_opened: float | None = None
+        self._transaction_starts: dict[int, int] = {}
+        self._transaction_ends: dict[int, int] = {}
         self._last_warning = ("", 0.0)
         # Set by the clients' error callback: librdkafka reports lost brokers and fatal errors there.
         self._broker_down = False
@@ -310,6 +365,14 @@ class QueryWorker(threading.Thread):
                 self._status.error,
                 list(self._status.partitions),
             )
+
+    def idle_since(self) -> float | None:
+        """Monotonic time of the query's last input (a record, or joining its group), once it holds its
+        partitions and has read each to its end; None while it is still joining or catching up. A query
+        whose thread has ended waits for nothing."""
+        if self.is_alive() and not self._catch_up.done:
+            return None
+        return self.last_input
 
     def stop(self, timeout: float | None = None) -> None:
         """Finish the current batch, commit, close the clients and wait for the thread."""
@@ -383,7 +446,7 @@ class QueryWorker(threading.Thread):
             raise KafkaException(self._fatal_error)
         if self._broker_down:
             self._probe_broker()
-        messages = self._latest_start.records(self._consumer.consume(BATCH_SIZE, POLL_TIMEOUT), self._on_consumer_error)
+        messages = self._latest_start.records(take_fetched(self._consumer, self._fetch_wait()), self._on_consumer_error)
         if messages:
             self._process(batch_of(messages, self.source_topic))
             if not self._collector_tuned:
@@ -393,7 +456,15 @@ class QueryWorker(threading.Thread):
             self._settle()
         if self._pending_commit:
             self._commit_pending()
+        if self._transaction_opened is not None and time.monotonic() - self._transaction_opened >= TRANSACTION_INTERVAL:
+            self._commit_open_transaction()
         self._update_lag()
+
+    def _fetch_wait(self) -> float:
+        """How long to wait for input when none is fetched: not past the moment the open transaction is due."""
+        if self._transaction_opened is None:
+            return POLL_TIMEOUT
+        return max(0.0, min(POLL_TIMEOUT, self._transaction_opened + TRANSACTION_INTERVAL - time.monotonic()))
 
     def _on_consumer_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -545,24 +616,62 @@ class QueryWorker(threading.Thread):
     # -- exactly-once
 
     def _commit_in_transaction(self, outputs: OutputBatch, starts: dict[int, int], ends: dict[int, int]) -> None:
+        """Produce a batch's output in the open transaction, beginning one if none is open; _step commits it,
+        with the input offsets of every batch in it, once it has been open for TRANSACTION_INTERVAL."""
+        producer = self._producer
+        assert producer is not None
+        # Recorded first: if beginning the transaction fails, this batch too is rewound.
+        for partition, offset in starts.items():
+            self._transaction_starts.setdefault(partition, offset)
+        self._transaction_ends.update(ends)
+        with self._aborting_on_failure(producer):
+            if self._transaction_opened is None:
+                producer.begin_transaction()
+                self._transaction_opened = time.monotonic()
+            self._produce(producer, outputs)
+
+    def _commit_open_transaction(self) -> None:
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
-        offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(ends.items())]
-        try:
-            producer.begin_transaction()
-            self._produce(producer, outputs)
+        offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(self._transaction_ends.items())]
+        with self._aborting_on_failure(producer):
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), CLIENT_CALL_TIMEOUT)
             self._commit_transaction(producer)
+        self._forget_transaction()
+
+    def _commit_before_leaving(self, occasion: str) -> None:
+        """Commit the open transaction before its partitions are given up; if that fails, whoever gets them
+        next resumes from the last commit."""
+        if self._transaction_opened is None or self._consumer is None or self._producer is None:
+            return  # nothing open, or the consumer is closing after the transaction failed
+        try:
+            self._commit_open_transaction()
+        except (KafkaException, TransientFailure) as error:
+            logger.warning("query %s: open transaction not committed at %s (%s); its records are processed again",
+                           self.query_id, occasion, describe_error(error))
+
+    @contextmanager
+    def _aborting_on_failure(self, producer: Producer) -> Iterator[None]:
+        """A failure aborts the open transaction and rewinds the consumer to the first batch in it."""
+        try:
+            yield
         except QueryFailure:
             self._abort_transaction(producer)
+            self._forget_transaction()
             raise
         except KafkaException as error:
             kafka_error = error.args[0]
             if kafka_error.fatal():
                 raise
             self._abort_transaction(producer)
-            self._rewind(starts)
+            self._rewind(self._transaction_starts)
+            self._forget_transaction()
             raise TransientFailure(f"transaction aborted: {kafka_error.str()}") from error
+
+    def _forget_transaction(self) -> None:
+        self._transaction_opened = None
+        self._transaction_starts.clear()
+        self._transaction_ends.clear()
 
     def _commit_transaction(self, producer: Producer) -> None:
         backoff = Backoff(first=0.1, cap=MAX_BACKOFF)
@@ -609,6 +718,7 @@ class QueryWorker(threading.Thread):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.last_input = time.monotonic()  # joining the group counts as activity for --until-idle
+        self._catch_up.assign(tp.partition for tp in partitions)
         with self._lock:
             self._status.partitions = sorted({*self._status.partitions, *(tp.partition for tp in partitions)})
         if self.offset_reset == "latest":
@@ -632,9 +742,12 @@ class QueryWorker(threading.Thread):
                 logger.warning("query %s: commit on revoke failed (%s)", self.query_id, describe_error(error))
             except TransientFailure as error:
                 logger.warning("query %s: %s; the records are processed again by the new owner", self.query_id, error)
+        else:
+            self._commit_before_leaving("rebalance")
         for partition in revoked:
             self._pending_commit.pop(partition, None)
         self._latest_start.pending -= revoked
+        self._catch_up.revoke(revoked)
         with self._lock:
             for partition in revoked:
                 self._status.lag.pop(partition, None)
@@ -679,6 +792,8 @@ class QueryWorker(threading.Thread):
             except TransientFailure as error:
                 logger.warning("query %s: not committed at shutdown (%s); it is processed again on restart",
                                self.query_id, error)
+        if self.exactly_once:
+            self._commit_before_leaving("shutdown")
         self._close_consumer()
         if self._producer is not None:
             self._producer.flush(CLIENT_CALL_TIMEOUT)
