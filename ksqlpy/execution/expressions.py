@@ -10,8 +10,10 @@ User-defined functions are looked up once per batch, so a reloaded module takes 
 A vectorized UDF is hoisted out of the row loop: its arguments are evaluated as columns, it is called
 once for the batch, and its result is one more input column of the loop. Whatever a UDF raises, SystemExit
 included, is a failure of that row (see is_udf_failure), and whatever it returns is held to its declared
-SQL type a column at a time (ksqlpy.execution.udf_results): a row UDF's results are gathered into a
-column as the loop runs and checked once after it; a batch with a wrong value is re-run row by row.
+SQL type a column at a time (ksqlpy.execution.udf_results). When the call is the whole expression its
+output column is checked, and fixed in place if need be; a call inside a larger expression has its
+results gathered into a column as the loop runs, checked once after it, and a batch where one does not
+fit is re-run row by row.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import re
 import traceback
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
 from itertools import chain, compress
 from typing import Any
 
@@ -123,6 +124,16 @@ def udf_error(overload: Overload, error: BaseException) -> UdfError:
     return UdfError(overload.name, error, "".join(traceback.format_exception(error, chain=False)))
 
 
+def _fitted(result: ResultType, overload: Overload, column: list[Any], on_error: ErrorHandler,
+            rows: Sequence[int] | None = None) -> list[Any]:
+    """A user function's result column held to its declared type; a value that does not fit is NULL and
+    reported as the function's failure on its row (`rows[i]` for the column's i-th value, or i itself)."""
+    def wrong(index: int, error: BaseException) -> None:
+        on_error(index if rows is None else rows[index], udf_error(overload, error))
+
+    return result.column(column, wrong)
+
+
 def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, result: ResultType,
                  function: Callable[..., Any], *args: Any) -> Any:
     try:
@@ -189,7 +200,7 @@ class VectorizedCall:
             if not is_udf_failure(error):
                 raise
             results = [self._call_one(function, values, index, row, on_error) for index, row in enumerate(rows)]
-        results = self.result.column(results, lambda index, error: on_error(rows[index], udf_error(self.overload, error)))
+        results = _fitted(self.result, self.overload, results, on_error, rows)
         if len(rows) == size:
             return results
         out: list[Any] = [None] * size
@@ -261,12 +272,9 @@ class TableCall:
                 on_error(row, udf_error(self.overload, error) if self.overload.user_defined else error)
                 results.append([])
         if self.builtin is None and not self.element.fits(list(chain.from_iterable(results))):
-            return [self.element.column(elements, partial(self._wrong_element, on_error, row))
+            return [_fitted(self.element, self.overload, elements, on_error, [row] * len(elements))
                     for row, elements in enumerate(results)]
         return results
-
-    def _wrong_element(self, on_error: ErrorHandler, row: int, _index: int, error: BaseException) -> None:
-        on_error(row, udf_error(self.overload, error))
 
 
 def flat_map(table_columns: list[list[list[Any]]]) -> tuple[list[int], list[list[Any]]]:
@@ -287,6 +295,7 @@ _RUNTIME: dict[str, Any] = {
     "_guarded": _guarded,
     "_guarded_udf": _guarded_udf,
     "_is_udf_failure": is_udf_failure,
+    "_fitted": _fitted,
     "UdfError": UdfError,
     "_int_div": _int_div,
     "_int_mod": _int_mod,
@@ -328,6 +337,8 @@ class _CodeGen:
         self.shared_calls: dict[str, VectorizedCall] = shared_calls if shared_calls is not None else {}
         # the checks a batch's gathered UDF results must pass for the fast path's output to stand
         self.result_checks: list[str] = []
+        # how the fast path's output column is returned: held to a user function's type when it is one's
+        self.returned = "out"
         self._temps = 0
         self._lambda_frames: list[dict[str, str]] = []
         # The whole expression: when it is a user function's call, its output column is the one to check.
@@ -526,7 +537,7 @@ class _CodeGen:
             return self._strict_call(
                 e, lambda names: f"_guarded_udf(on_error, row, {holder}, {result}, {impl}, {', '.join(names)})")
         if e is self.root:
-            self.result_checks.append(f"{result}.fits(out)")
+            self.returned = f"_fitted({result}, {holder}, out, on_error)"
             return self._strict_call(e, lambda names: f"{impl}({', '.join(names)})")
         gathered = f"r{len(self.result_checks)}"
         self.batch_bindings[gathered] = "[]"
@@ -578,7 +589,8 @@ class CompiledExpression:
         self.input_columns = sorted(gen.columns | gen.read_by_hoisted)
         loop_inputs = [(f"v{i}", f"columns[{i}]") for i in sorted(gen.columns)] + list(gen.hoisted.values())
         self.source = _batch_function_source(body, recovery_body, loop_inputs,
-                                             {**gen.batch_bindings, **guarded.batch_bindings}, gen.result_checks)
+                                             {**gen.batch_bindings, **guarded.batch_bindings},
+                                             gen.result_checks, gen.returned)
         code = compile(self.source, "<ksqlpy expression>", "exec")
         exec(code, gen.namespace)  # generated from typed trees only, never from raw user text
         self._evaluate: BatchEvaluator = gen.namespace["evaluate"]
@@ -588,9 +600,10 @@ class CompiledExpression:
 
 
 def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str, str]], bindings: dict[str, str],
-                           result_checks: list[str]) -> str:
+                           result_checks: list[str], returned: str) -> str:
     """`inputs` are (row variable, code of its column) pairs; `bindings` are evaluated once per batch;
-    `result_checks` must all hold after the fast loop, or the batch is re-run row by row."""
+    `result_checks` must all hold after the fast loop, or the batch is re-run row by row; `returned` is the
+    code returning the fast loop's output `out`."""
     lines = "".join(f"    {name} = {code}\n" for name, code in bindings.items())
     lines += "".join(f"    c{index} = {code}\n" for index, (_, code) in enumerate(inputs))
     if len(inputs) == 1 and body == inputs[0][0]:  # a bare column (or call result): copied at C speed
@@ -608,16 +621,17 @@ def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str
         zipped = ", ".join(f"c{index}" for index in range(len(inputs)))
         loop = f"for {unpack} in zip({zipped})"
         row = f"zip({zipped})"
-    checked = f"if {' and '.join(result_checks)}: " if result_checks else ""
+    checked = f"if {' and '.join(result_checks)}:\n            " if result_checks else ""
     return (
         "def evaluate(columns, size, on_error):\n"
         f"{lines}"
         "    try:\n"
         f"        out = [{body} {loop}]\n"
-        f"        {checked}return out\n"
         "    except BaseException as error:\n"
         "        if not _is_udf_failure(error):\n"
         "            raise\n"
+        "    else:\n"
+        f"        {checked}return {returned}\n"
         "    out = []\n"
         f"    for row, {unpack_tuple(unpack)} in enumerate({row}):\n"
         "        try:\n"

@@ -397,3 +397,18 @@ def test_a_udf_returning_the_declared_types_is_called_once_per_row() -> None:
     driver.execute("CREATE STREAM out AS SELECT id, COUNTED(n) AS c, COUNTED(n) * 2 AS c2 FROM src;")
     assert feed(driver, [{"N": 1}, {"N": 2}]) == [{"C": 2, "C2": 4}, {"C": 3, "C2": 6}]
     assert calls == [1, 2, 1, 2]  # one loop per expression, no row-by-row re-run
+
+
+def test_a_whole_expression_udf_result_is_converted_in_place_without_calling_again() -> None:
+    calls: list[float] = []
+
+    @udf
+    def mean_of(x: float) -> float:
+        calls.append(x)
+        return np.mean([x, 0.0]) if x else "none"  # a numpy float64 is a float, but not a plain one
+
+    driver = driver_with(mean_of)
+    driver.execute("CREATE STREAM out AS SELECT id, MEAN_OF(x) AS m FROM src;")
+    assert feed(driver, [{"X": 3.0}, {"X": 0.0}]) == [{"M": 1.5}, {"M": None}]
+    assert calls == [3.0, 0.0]
+    assert "returned 'none' (str) where DOUBLE is declared" in driver.processing_log[0]["reason"]
