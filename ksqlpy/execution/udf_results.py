@@ -49,6 +49,8 @@ _INT_RANGES: dict[SqlType, tuple[int, int]] = {
     DATE: (-(2**31), 2**31 - 1),
     TIME: (0, 86_400_000 - 1),
 }
+# the one Python type of each of the other primitive SQL types' values
+_EXACT_TYPES: dict[SqlType, type] = {BOOLEAN: bool, DOUBLE: float, STRING: str, BYTES: bytes}
 _NONE = type(None)
 _not_none = partial(is_not, None)
 
@@ -64,10 +66,6 @@ class UdfResultTypeError(TypeError):
         # what is wrong inside an array, map or struct, for the message about the whole value
         self.detail = f"{self.shown} is not a valid {sql_type} value{why}"
         super().__init__(f"returned {self.shown} where {sql_type} is declared{why}")
-
-
-def _wrong(value: Any, sql_type: SqlType, why: str = "") -> UdfResultTypeError:
-    return UdfResultTypeError(value, sql_type, why)
 
 
 def _inside(value: Any, sql_type: SqlType, convert: Callable[[], Any]) -> Any:
@@ -158,9 +156,6 @@ def _present(column: list[Any], kind: type) -> list[Any] | None:
     return list(filter(_not_none, column)) if _NONE in kinds else column
 
 
-_EXACT_TYPES: dict[SqlType, type] = {BOOLEAN: bool, DOUBLE: float, STRING: str, BYTES: bytes}
-
-
 # --------------------------------------------------------------------------- one value
 
 
@@ -176,8 +171,8 @@ def _converter(sql_type: SqlType) -> Convert:
                 number = int(value)
                 if low <= number <= high:
                     return number
-                raise _wrong(value, sql_type, ": out of range")
-            raise _wrong(value, sql_type)
+                raise UdfResultTypeError(value, sql_type, ": out of range")
+            raise UdfResultTypeError(value, sql_type)
 
         return integer
     if sql_type == DOUBLE:
@@ -199,7 +194,7 @@ def _converter(sql_type: SqlType) -> Convert:
             items = value.tolist() if hasattr(value, "tolist") else value  # a numpy array holds plain values
             if isinstance(items, (list, tuple)):
                 return _inside(value, sql_type, lambda: [element(item) for item in items])
-            raise _wrong(value, sql_type)
+            raise UdfResultTypeError(value, sql_type)
 
         return array
     if isinstance(sql_type, MapType):
@@ -209,7 +204,7 @@ def _converter(sql_type: SqlType) -> Convert:
             if value is None:
                 return None
             if not isinstance(value, dict):
-                raise _wrong(value, sql_type)
+                raise UdfResultTypeError(value, sql_type)
             return _inside(value, sql_type, lambda: {key(k): item(v) for k, v in value.items()})
 
         return mapping
@@ -223,7 +218,7 @@ def _double(value: Any) -> Any:
         return value
     if isinstance(value, (Real, Decimal)) and not isinstance(value, bool):
         return float(value)
-    raise _wrong(value, DOUBLE)
+    raise UdfResultTypeError(value, DOUBLE)
 
 
 def _boolean(value: Any) -> Any:
@@ -233,7 +228,7 @@ def _boolean(value: Any) -> Any:
 
     if isinstance(value, numpy.bool_):
         return bool(value)
-    raise _wrong(value, BOOLEAN)
+    raise UdfResultTypeError(value, BOOLEAN)
 
 
 def _of_class(accepted: type | tuple[type, ...], make: type, sql_type: SqlType, value: Any) -> Any:
@@ -241,7 +236,7 @@ def _of_class(accepted: type | tuple[type, ...], make: type, sql_type: SqlType, 
         return value
     if isinstance(value, accepted):
         return make(value)
-    raise _wrong(value, sql_type)
+    raise UdfResultTypeError(value, sql_type)
 
 
 def _decimal(sql_type: DecimalType, value: Any) -> Any:
@@ -250,11 +245,11 @@ def _decimal(sql_type: DecimalType, value: Any) -> Any:
     if isinstance(value, Integral) and not isinstance(value, bool):
         value = Decimal(int(value))
     if not isinstance(value, Decimal) or not value.is_finite():
-        raise _wrong(value, sql_type)
+        raise UdfResultTypeError(value, sql_type)
     try:
         return to_decimal(value, sql_type)
     except EvaluationError as error:
-        raise _wrong(value, sql_type, f": {error}") from error
+        raise UdfResultTypeError(value, sql_type, f": {error}") from error
 
 
 def _struct_converter(sql_type: StructType) -> Convert:
@@ -266,12 +261,12 @@ def _struct_converter(sql_type: StructType) -> Convert:
         if value is None:
             return None
         if not isinstance(value, dict):
-            raise _wrong(value, sql_type)
+            raise UdfResultTypeError(value, sql_type)
         fields = dict.fromkeys(converters)
         for key, item in value.items():
             name = key if key in converters else by_upper.get(key.upper()) if isinstance(key, str) else None
             if name is None:
-                raise _wrong(value, sql_type, f": it has no field {key!r}")
+                raise UdfResultTypeError(value, sql_type, f": it has no field {key!r}")
             fields[name] = _inside(value, sql_type, partial(converters[name], item))
         return fields
 
