@@ -89,11 +89,12 @@ class UdfLoader:
                 if (loaded is not None and loaded.stamp == stamp) or self._rejected.get(path) == stamp:
                     continue
                 results.append(self._load(path, stamp, loaded))
-            # Changes while running are news worth a line at the default level; the first pass is the caller's.
+            # Changes while running are news worth a line at the default level; the first pass, rejections
+            # included, is the caller's to report (said twice, a rejection looks like two).
             quiet = not self._scanned
             self._scanned = True
             for result in results:
-                (logger.error if result.error else logger.info if quiet else logger.warning)("%s", result)
+                (logger.info if quiet else logger.error if result.error else logger.warning)("%s", result)
             return results
 
     def _module_files(self) -> list[Path]:
