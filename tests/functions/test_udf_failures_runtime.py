@@ -5,8 +5,6 @@ RUNNING, each bad row NULL and processing-logged, and the reload watcher alive."
 from __future__ import annotations
 
 import io
-import os
-import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +16,7 @@ from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.processing_log import PROCESSING_LOG_TOPIC
 from tests.runtime.conftest import broker, consume_all, produce_json, unique_topic, wait_until  # noqa: F401
+from tests.runtime.test_udfs_runtime import write_module
 
 MODULE = '''
     import sys
@@ -34,15 +33,6 @@ MODULE = '''
 
     FACTOR = 10
 '''
-
-
-def write_module(directory: Path, source: str) -> None:
-    path = directory / "careless.py"
-    existed = path.exists()
-    path.write_text(textwrap.dedent(source))
-    if existed:  # a rewrite inside the timestamp granularity still counts as a change
-        stamp = path.stat().st_mtime_ns + 1_000_000_000
-        os.utime(path, ns=(stamp, stamp))
 
 
 @pytest.fixture
