@@ -121,7 +121,11 @@ def _guarded(on_error: ErrorHandler, row: int, function: Callable[..., Any], *ar
 
 
 def udf_error(overload: Overload, error: BaseException) -> UdfError:
-    return UdfError(overload.name, error, "".join(traceback.format_exception(error, chain=False)))
+    trace = "".join(traceback.format_exception(error, chain=False))
+    try:
+        return UdfError(overload.name, error, trace)
+    except Exception:  # the exception's own message fails to render: say so rather than fail the query
+        return UdfError(overload.name, RuntimeError(f"{type(error).__name__} whose message cannot be shown"), trace)
 
 
 def _fitted(result: ResultType, overload: Overload, column: list[Any], on_error: ErrorHandler,

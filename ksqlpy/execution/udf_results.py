@@ -11,6 +11,7 @@ Python carrier (numpy scalars, a tuple for an ARRAY, bytearray for BYTES); anyth
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable
 from decimal import Decimal
 from functools import partial
@@ -52,6 +53,9 @@ _INT_RANGES: dict[SqlType, tuple[int, int]] = {
 # the one Python type of each of the other primitive SQL types' values
 _EXACT_TYPES: dict[SqlType, type] = {BOOLEAN: bool, DOUBLE: float, STRING: str, BYTES: bytes}
 _NONE = type(None)
+# Values shown in messages: long ones shortened, and a value whose own repr() fails still shown
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
 _not_none = partial(is_not, None)
 
 
@@ -59,10 +63,7 @@ class UdfResultTypeError(TypeError):
     """A value a user function returned is not of its declared SQL type and does not widen to it."""
 
     def __init__(self, value: Any, sql_type: SqlType, why: str = "") -> None:
-        shown = repr(value)
-        if len(shown) > 80:
-            shown = shown[:77] + "..."
-        self.shown = f"{shown} ({type(value).__name__})"
+        self.shown = f"{_SHORT.repr(value)} ({type(value).__name__})"
         # what is wrong inside an array, map or struct, for the message about the whole value
         self.detail = f"{self.shown} is not a valid {sql_type} value{why}"
         super().__init__(f"returned {self.shown} where {sql_type} is declared{why}")

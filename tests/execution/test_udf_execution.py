@@ -219,13 +219,23 @@ def exiting_udf(raised: BaseException) -> Callable[..., Any]:
     return exits
 
 
-@pytest.mark.parametrize("raised", [SystemExit(3), Escape("out"), GeneratorExit()], ids=type)
-def test_any_exception_a_udf_raises_is_a_failure_of_its_row(raised: BaseException) -> None:
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no message for you")
+
+
+@pytest.mark.parametrize(("raised", "reason"), [
+    (SystemExit(3), "SystemExit: 3"),
+    (Escape("out"), "Escape: out"),
+    (GeneratorExit(), "GeneratorExit"),
+    (Unprintable(), "RuntimeError: Unprintable whose message cannot be shown"),
+], ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else "")
+def test_any_exception_a_udf_raises_is_a_failure_of_its_row(raised: BaseException, reason: str) -> None:
     driver = driver_with(exiting_udf(raised))
     driver.execute("CREATE STREAM out AS SELECT id, EXITS(n) AS e, EXITS(n) + 1 AS e1 FROM src;")
     assert feed(driver, ROWS) == [{"E": 1, "E1": 2}, {"E": None, "E1": None}, {"E": 2, "E1": 3}]
     assert [e["offset"] for e in driver.processing_log] == [1, 1]  # once per expression calling it
-    assert f"UDF EXITS failed: {type(raised).__name__}" in driver.processing_log[0]["reason"]
+    assert f"UDF EXITS failed: {reason}" in driver.processing_log[0]["reason"]
 
 
 def test_sys_exit_in_a_udf_follows_the_policy() -> None:
@@ -361,6 +371,17 @@ def test_numbers_that_widen_to_the_declared_type_are_converted() -> None:
     assert out == [{"G": 1.0, "A": 1.0}, {"G": 2.5, "A": 2.0}, {"G": 3.0, "A": 3.0}]
     assert {type(value) for row in out if row for value in row.values()} == {float}
     assert driver.processing_log == []
+
+
+def test_a_wrong_result_that_cannot_even_be_shown_is_still_null_and_logged() -> None:
+    class Opaque:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    driver = driver_with(returning({2: Opaque()}, "STRING"))
+    driver.execute("CREATE STREAM out AS SELECT id, GIVES(n) AS g FROM src;")
+    assert feed(driver, [{"N": 2}]) == [{"G": None}]
+    assert "returned <Opaque instance at" in driver.processing_log[0]["reason"]
 
 
 def test_a_struct_result_takes_field_names_in_any_case_and_rejects_unknown_ones() -> None:
