@@ -20,13 +20,17 @@ class QueryTotals:
 
 
 class KsqlpyRun:
-    """One `ksqlpy run FILE --bootstrap-servers B --service-id ID [args...]` process."""
+    """One `ksqlpy run FILE --bootstrap-servers B --service-id ID [args...]` process; `prelude` is Python run
+    in it first (for fault injection)."""
 
-    def __init__(self, sql_file: Path, bootstrap: str, service_id: str, *args: str) -> None:
+    def __init__(self, sql_file: Path, bootstrap: str, service_id: str, *args: str, prelude: str = "") -> None:
         self.name = f"{sql_file.stem}-{os.getpid()}-{id(self)}"
         self.stdout_path = sql_file.parent / f"{self.name}.out"
         self.stderr_path = sql_file.parent / f"{self.name}.err"
-        command = [sys.executable, "-m", "ksqlpy.cli", "run", str(sql_file), "--bootstrap-servers", bootstrap,
+        entry = ["-m", "ksqlpy.cli"]
+        if prelude:
+            entry = ["-c", f"{prelude}\nimport sys\nfrom ksqlpy.cli import main\nsys.exit(main())"]
+        command = [sys.executable, *entry, "run", str(sql_file), "--bootstrap-servers", bootstrap,
                    "--service-id", service_id, *args]
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(command, stdout=out, stderr=err, stdin=subprocess.DEVNULL)

@@ -154,18 +154,18 @@ def test_fail_on_settings_stop_the_query_in_error_with_the_reason(
 
 def test_a_query_thread_ended_by_system_exit_is_shown_as_error(
     app: KsqlpyApp, broker: str, unique_topic: Callable[..., str], wait_until: Callable[..., Any],
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     source, sink = unique_topic("orders"), unique_topic("copies")
-    produce_raw(app, source, [json_row(1)])
+    produce_raw(app, source, [])
     with caplog.at_level(logging.ERROR, logger="ksqlpy.runtime.worker"):
         query_id = start_query(app, source, sink, "SELECT k, amount")
-        pipeline = app.engine.queries[query_id].pipeline
 
         def exit_instead(*_args: Any) -> Any:
             raise SystemExit("bye")
 
-        pipeline.process = exit_instead  # type: ignore[method-assign]
+        monkeypatch.setattr(app.engine.queries[query_id].pipeline, "process", exit_instead)
+        produce_raw(app, source, [json_row(1)])
         wait_until(lambda: app.backend.query_status()[query_id].state == "ERROR", timeout=30,
                    message="the query to be shown in ERROR")
     status = app.backend.query_status()[query_id]
