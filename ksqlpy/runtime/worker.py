@@ -534,7 +534,8 @@ class QueryWorker(threading.Thread):
         if lost:
             raise TransientFailure(f"{len(lost)} records not delivered to {self.sink_topic}: {lost[0].str()}")
         for error, message in refused:
-            self._refused(message_record(message), cast(str, message.topic()), len(message), error)
+            size = len(message.key() or b"") + len(message.value() or b"")
+            self._refused(message_record(message), cast(str, message.topic()), size, error)
         self._pending_commit.update(self._unsettled_ends)
         self._forget_unsettled()
 
