@@ -88,6 +88,28 @@ def test_restart_after_kill_resumes_from_committed_offsets(
         assert set(ids) == set(range(RECORDS)) and len(ids) >= RECORDS
 
 
+def test_until_idle_after_a_kill_waits_for_the_group_and_drains_the_backlog(
+    broker: str, tmp_path: Path, service_id: str, unique_topic: Callable[..., str],
+    produce_json: Callable[..., None], consume_all: Callable[..., Any],
+) -> None:
+    source, sink = unique_topic("orders"), unique_topic("doubled")
+    sql = write_sql(tmp_path, "idle", doubling_query(source, sink))
+    produce_json(broker, source, orders(range(10)))
+    crashed = KsqlpyRun(sql, broker, service_id)
+    try:
+        assert len(consume_all(broker, sink, expected_count=10, timeout=30)) == 10, crashed.describe()
+    finally:
+        crashed.kill()
+    backlog = range(10, 10 + 5 * RECORDS)
+    produce_json(broker, source, orders(backlog))
+    # The dead member holds the group until its session (6 s) expires: far longer than the idle time.
+    rerun = KsqlpyRun(sql, broker, service_id, "--until-idle", "1")
+    assert rerun.wait(60) == 0, rerun.describe()
+    assert rerun.totals()["CSAS_DOUBLED_0"].records_in >= len(backlog), rerun.describe()
+    ids = {r.json_value["ID"] for r in consume_all(broker, sink, idle=1.5)}
+    assert ids == set(range(10 + len(backlog)))
+
+
 def test_running_the_same_file_again_does_not_duplicate_queries(
     broker: str, tmp_path: Path, service_id: str, unique_topic: Callable[..., str],
     produce_json: Callable[..., None], consume_all: Callable[..., Any],
