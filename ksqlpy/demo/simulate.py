@@ -177,7 +177,7 @@ def _open_sink(args: argparse.Namespace) -> ReadingSink:
     config = load_config(args.bootstrap_servers, args.config, args.property)
     if config.bootstrap_servers is None:
         raise KsqlError(NO_BROKER_MESSAGE)
-    return KafkaSink(KafkaClients(config), args.topic)
+    return KafkaSink(KafkaClients.connected(config), args.topic)
 
 
 def main(argv: Sequence[str]) -> int:

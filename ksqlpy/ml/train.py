@@ -298,7 +298,7 @@ def _source(args: argparse.Namespace) -> tuple[KafkaSource | GeneratedSource, di
         raise KsqlError("No Kafka to read from: pass --bootstrap-servers (or set KSQLPY_BOOTSTRAP_SERVERS), "
                         "or --generate N to train on generated readings")
     group = args.group or f"ksqlpy-train-{uuid.uuid4().hex[:12]}"
-    kafka = KafkaSource(KafkaClients(config), args.topic, group, args.max_records, args.idle_timeout, args.wait)
+    kafka = KafkaSource(KafkaClients.connected(config), args.topic, group, args.max_records, args.idle_timeout, args.wait)
     return kafka, {"source": "kafka", "topic": args.topic, "group": group}
 
 

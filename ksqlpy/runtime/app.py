@@ -21,7 +21,7 @@ from ksqlpy.engine import Engine, StatementResult
 from ksqlpy.errors import KsqlError, StatementError
 from ksqlpy.functions.loader import LoadResult, UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
-from ksqlpy.runtime.command_log import CommandLog, command_key, is_recorded
+from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.syntax import ast
@@ -92,13 +92,15 @@ class KsqlpyApp:
     # -- lifecycle
 
     def start(self) -> KsqlpyApp:
-        from ksqlpy.runtime.backend import KafkaBackend
+        from ksqlpy.runtime.backend import KafkaBackend, KeptTopic
         from ksqlpy.runtime.clients import KafkaClients
 
         try:
             if self.config.bootstrap_servers is None:
                 self._start_embedded_broker()
-            self._clients = KafkaClients(self.config)
+                self._clients = KafkaClients(self.config)
+            else:
+                self._clients = KafkaClients.connected(self.config)
             self._backend = KafkaBackend(self._clients, self.config)
             registry = FunctionRegistry.with_builtins()
             engine = self._engine = Engine(self._backend, self.config.properties, registry)
@@ -107,6 +109,8 @@ class KsqlpyApp:
             self._report_udfs(self.udf_loader.scan())
             self._command_log = CommandLog(self._clients, self.config.service_id)
             self._replay()
+            self._backend.keep_topic(self._command_log.topic, KeptTopic(1, COMMAND_TOPIC_CONFIG, self._command_log.rewrite))
+            self._backend.watch_topics()
             self.udf_loader.start()
         except BaseException:
             self.close()

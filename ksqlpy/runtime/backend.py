@@ -3,6 +3,12 @@
 Topics are created with the broker's default replication factor (replication_factor -1, which real clusters
 resolve from `default.replication.factor`); the `ksql.sink.replicas` property overrides it. No topic
 configs are set: retention and cleanup follow the broker's defaults, as for ksqlDB's sink topics.
+
+A watch thread checks every few seconds (one metadata request) that the topics ksqlpy relies on still exist:
+its internal topics and each running query's source and sink. A broker that lost them (Tansu with memory
+storage restarted, or a topic deleted behind ksqlpy's back) is said so plainly; the topics are created
+again with their declared partitions, internal topics are restored by their owners, and the queries that
+use them restart with fresh clients, reading their re-created input from its beginning.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
@@ -40,6 +47,19 @@ BROKER_DEFAULT_REPLICAS = -1
 ADMIN_TIMEOUT = 15.0
 # How long stop_query/close wait for a worker to finish its batch, commit and close.
 WORKER_STOP_TIMEOUT = 30.0
+# How often the watch thread checks that the topics ksqlpy relies on still exist.
+TOPIC_CHECK_INTERVAL = 5.0
+# How long a group join takes to complete: Kafka's (and Tansu's) initial rebalance delay is 3 s.
+GROUP_JOIN_SETTLE = 5.0
+
+
+@dataclass(frozen=True)
+class KeptTopic:
+    """A topic ksqlpy owns outside any query: how to create it again, and who restores what it held."""
+
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+    restore: Callable[[], None] | None = None
 
 
 class KafkaBackend:
@@ -50,18 +70,21 @@ class KafkaBackend:
         self.instance_id = uuid.uuid4().hex[:12]
         self._admin: AdminClient = clients.admin()
         self._producer = clients.producer(**ONLY_ERROR_REPORTS)
-        self._processing_log = ProcessingLog(self._producer, self.create_topic)
+        self._processing_log = ProcessingLog(self._producer, self._create_processing_log_topic)
         self._workers: dict[str, QueryWorker] = {}
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
+        self._kept_topics: dict[str, KeptTopic] = {}
+        self._closing = threading.Event()
+        self._watch: threading.Thread | None = None
 
     # -- topics
 
-    def create_topic(self, name: str, partitions: int) -> None:
+    def create_topic(self, name: str, partitions: int, config: Mapping[str, str] | None = None) -> None:
         """Create the topic unless it exists, then wait until the broker's metadata shows it."""
         replicas = int(self.config.properties.get(REPLICAS_PROPERTY, BROKER_DEFAULT_REPLICAS))
         futures = self._admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=replicas)],
+            [NewTopic(name, num_partitions=partitions, replication_factor=replicas, config=dict(config or {}))],
             operation_timeout=ADMIN_TIMEOUT,
             request_timeout=ADMIN_TIMEOUT,
         )
@@ -71,6 +94,15 @@ class KafkaBackend:
             if _code(error) != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise KsqlError(f"Could not create topic {name}: {describe_error(error)}") from error
         self._wait_for(name, present=True)
+
+    def keep_topic(self, name: str, topic: KeptTopic) -> None:
+        """Watch an internal topic (it exists already): created again, and restored, should the broker lose it."""
+        with self._lock:
+            self._kept_topics[name] = topic
+
+    def _create_processing_log_topic(self, name: str, partitions: int) -> None:
+        self.create_topic(name, partitions)
+        self.keep_topic(name, KeptTopic(partitions))
 
     def topic_partitions(self, name: str) -> int | None:
         return self._topic_sizes().get(name)
@@ -106,6 +138,66 @@ class KafkaBackend:
                 raise KsqlError(f"Topic {name} did not {state} in the broker's metadata within {timeout:.0f} s")
             time.sleep(0.1)
 
+    # -- lost topics
+
+    def watch_topics(self) -> None:
+        """Start checking, every TOPIC_CHECK_INTERVAL, that the topics ksqlpy relies on are still there."""
+        if self._watch is None:
+            self._watch = threading.Thread(target=self._watch_topics, name="ksqlpy-topic-watch", daemon=True)
+            self._watch.start()
+
+    def _watch_topics(self) -> None:
+        while not self._closing.wait(TOPIC_CHECK_INTERVAL):
+            try:
+                self.restore_lost_topics()
+            except KsqlError as error:  # an unreachable broker: the clients report that themselves
+                logger.debug("topic check skipped: %s", error)
+
+    def restore_lost_topics(self) -> list[str]:
+        """Create again the topics ksqlpy relies on that the broker no longer has; returns their names."""
+        with self._lock:
+            kept = dict(self._kept_topics)
+            workers = list(self._workers.values())
+        wanted = {name: topic.partitions for name, topic in kept.items()}
+        for worker in workers:
+            wanted[worker.source_topic] = worker.query.plan.source.source.partitions
+            wanted[worker.sink_topic] = worker.query.sink.partitions
+        present = self._topic_sizes()
+        lost = sorted(name for name in wanted if name not in present)
+        if not lost:
+            return []
+        logger.error(
+            "Kafka at %s no longer has %s: the broker lost its data (restarted without its storage?) or the "
+            "topics were deleted. Creating them again with their declared partitions; queries using them restart "
+            "and read their input from the beginning of the new topics. Records and offsets they held are gone.",
+            self.config.bootstrap_servers, ", ".join(lost),
+        )
+        # The queries' clients hold state the broker lost (producer ids, group generations): they restart.
+        # Their consumers are stopped once they have rejoined the emptied broker's groups and before their
+        # topics exist again (which would make them rejoin): a consumer leaving in the middle of a join stays
+        # in the group as a member that never syncs, and on Tansu nobody can join after it.
+        affected = [w for w in workers if w.source_topic in lost or w.sink_topic in lost]
+        if affected:
+            self._closing.wait(GROUP_JOIN_SETTLE)
+        for worker in affected:
+            worker.stop(0)
+        for worker in affected:
+            worker.stop(WORKER_STOP_TIMEOUT)
+        for name in lost:
+            topic = kept.get(name)
+            self.create_topic(name, wanted[name], topic.config if topic is not None else None)
+            if topic is not None and topic.restore is not None:
+                try:
+                    topic.restore()
+                except KsqlError as error:
+                    logger.error("could not restore what %s held: %s", name, error)
+        for worker in affected:
+            with self._lock:
+                still_running = self._workers.get(worker.query_id) is worker
+            if still_running:  # not terminated meanwhile
+                self.start_query(worker.query, from_beginning=worker.source_topic in lost)
+        return lost
+
     # -- records
 
     def write(self, topic: str, records: list[Record]) -> None:
@@ -122,8 +214,12 @@ class KafkaBackend:
 
     # -- queries
 
-    def start_query(self, query: PersistentQuery) -> None:
+    def start_query(self, query: PersistentQuery, from_beginning: bool = False) -> None:
+        """Run the query in a new worker (replacing a running one); `from_beginning` reads its input from the
+        start wherever the group has no committed offset, whatever auto.offset.reset says."""
         properties = {**self.config.properties, **query.plan.properties}
+        if from_beginning:
+            properties["auto.offset.reset"] = "earliest"
         worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id)
         with self._lock:
             previous = self._workers.pop(query.query_id, None)
@@ -169,13 +265,17 @@ class KafkaBackend:
         properties: Mapping[str, Any] | None = None,
         limit: int | None = None,
         cancel: threading.Event | None = None,
+        ready: threading.Event | None = None,
     ) -> Iterator[list[Any]]:
         """Stream a transient query's rows; session properties override the configured ones."""
         merged = {**self.config.properties, **(properties or {})}
-        return run_push_query(self.clients, plan, pipeline, merged, limit, cancel)
+        return run_push_query(self.clients, plan, pipeline, merged, limit, cancel, ready)
 
     def close(self) -> None:
         """Stop every query (each finishes its batch, commits and closes), then flush what is left to write."""
+        self._closing.set()
+        if self._watch is not None:
+            self._watch.join()
         with self._lock:
             workers = list(self._workers.values())
             self._workers.clear()

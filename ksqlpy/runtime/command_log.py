@@ -2,7 +2,9 @@
 
 On start-up the log is replayed to rebuild the catalog and restart persistent queries, so metadata
 survives restarts and every process sharing a service id sees the same statements. Records are
-`{"statement": text, "properties": {...}}` JSON values keyed by a sequence number.
+`{"statement": text, "properties": {...}}` JSON values keyed by a sequence number. Secrets are never
+recorded: sensitive settings in a statement are masked and sensitive properties left out (each process
+takes them from its own configuration).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicP
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.tools import ensure_topic
+from ksqlpy.secrets import mask_statement, without_secrets
 from ksqlpy.syntax import ast
 
 if TYPE_CHECKING:
@@ -32,6 +35,8 @@ FLUSH_TIMEOUT_S = 15.0
 QUIET_AFTER_EOF_S = 0.3
 # How long replay waits for the first fetch (or anything at all) before deciding the log is exhausted.
 REPLAY_IDLE_TIMEOUT_S = 5.0
+# The log must outlive everything it describes.
+COMMAND_TOPIC_CONFIG = {"retention.ms": "-1"}
 
 # Statements that change what exists or runs; everything else is a read or only changes the session.
 RECORDED_STATEMENTS: tuple[type[ast.Statement], ...] = (
@@ -59,10 +64,17 @@ def is_recorded(statement: ast.Statement) -> bool:
     return isinstance(statement, RECORDED_STATEMENTS)
 
 
+def recordable(statement_text: str, properties: dict[str, Any]) -> Command:
+    """The command as the log keeps it: secrets masked in the text and left out of the properties."""
+    return Command(mask_statement(statement_text), without_secrets(properties))
+
+
 def command_key(statement_text: str, properties: dict[str, Any]) -> str:
-    """Identity of a command for "already recorded" checks: whitespace-insensitive text plus properties."""
-    normalized = " ".join(statement_text.split())
-    return normalized + "\0" + orjson.dumps(properties, option=orjson.OPT_SORT_KEYS, default=str).decode()
+    """Identity of a command for "already recorded" checks: whitespace-insensitive text plus properties, as
+    recorded."""
+    command = recordable(statement_text, properties)
+    normalized = " ".join(command.statement.split())
+    return normalized + "\0" + orjson.dumps(command.properties, option=orjson.OPT_SORT_KEYS, default=str).decode()
 
 
 class CommandLog:
@@ -72,12 +84,13 @@ class CommandLog:
         self._producer: Producer | None = None
         self._next_sequence = 0
         self._topic_ready = False
+        self._recorded: list[Command] = []  # what this process has read from or written to the log
 
     def ensure_topic(self) -> None:
         """Create the single-partition command topic unless it exists; keep its records forever."""
         if self._topic_ready:
             return
-        ensure_topic(self.clients.admin(), self.topic, 1, {"retention.ms": "-1"})
+        ensure_topic(self.clients.admin(), self.topic, 1, COMMAND_TOPIC_CONFIG)
         self._topic_ready = True
 
     def replay(self) -> list[Command]:
@@ -108,10 +121,12 @@ class CommandLog:
                 self._next_sequence = max(self._next_sequence, offset + 1)
         finally:
             consumer.close()
+        self._recorded = list(commands)
         return commands
 
     def append(self, statement: str, properties: dict[str, Any]) -> None:
         """Record one statement durably; raises KsqlError when the broker does not acknowledge it."""
+        command = recordable(statement, properties)
         self.ensure_topic()
         if self._producer is None:
             self._producer = self.clients.producer(**{"enable.idempotence": True, "acks": "all"})
@@ -121,7 +136,7 @@ class CommandLog:
             if error is not None:
                 failures.append(error.str())
 
-        value = orjson.dumps({"statement": statement, "properties": properties}, default=str)
+        value = orjson.dumps({"statement": command.statement, "properties": command.properties}, default=str)
         try:
             self._producer.produce(self.topic, value=value, key=str(self._next_sequence), on_delivery=on_delivery)
         except (KafkaException, BufferError) as error:
@@ -133,6 +148,18 @@ class CommandLog:
         if failures:
             raise KsqlError(f"Cannot record statement in {self.topic}: {failures[0]}")
         self._next_sequence += 1
+        self._recorded.append(command)
+
+    def rewrite(self) -> None:
+        """Write every command this process knows into a command topic the broker has lost (and that has
+        been created again, empty), so the next start recovers the same statements."""
+        # The idempotent producer's identity died with the broker's state: a new one starts afresh.
+        self._producer = None
+        self._next_sequence = 0
+        commands, self._recorded = self._recorded, []
+        for command in commands:
+            self.append(command.statement, command.properties)
+        log.warning("command log: wrote %d statement(s) again to %s", len(commands), self.topic)
 
     def close(self) -> None:
         if self._producer is not None:

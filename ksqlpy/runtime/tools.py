@@ -35,7 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ksqlpy.errors import KsqlError
-from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.clients import KafkaClients, describe_error
 from ksqlpy.runtime.config import load_config
 
 ADMIN_TIMEOUT_S = 15.0
@@ -57,7 +57,7 @@ def ensure_topic(admin: AdminClient, name: str, partitions: int = 1, config: dic
         if name in admin.list_topics(timeout=ADMIN_TIMEOUT_S).topics:
             return False
     except KafkaException as error:
-        raise KsqlError(f"Cannot list topics: {error}") from error
+        raise KsqlError(f"Cannot list topics: {describe_error(error)}") from error
     # replication_factor=-1 lets the broker pick its default, which suits both one-node and real clusters.
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=-1, config=config or {})],
@@ -70,7 +70,7 @@ def ensure_topic(admin: AdminClient, name: str, partitions: int = 1, config: dic
         kafka_error = error.args[0] if error.args else None
         if isinstance(kafka_error, KafkaError) and kafka_error.code() == KafkaError.TOPIC_ALREADY_EXISTS:
             return False
-        raise KsqlError(f"Cannot create topic {name}: {error}") from error
+        raise KsqlError(f"Cannot create topic {name}: {describe_error(error)}") from error
     return True
 
 
@@ -125,7 +125,10 @@ def _raise_for_error(message: Message) -> bool:
 
 
 def topic_partition_ids(consumer: Consumer, topic: str) -> list[int]:
-    metadata = consumer.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+    try:
+        metadata = consumer.list_topics(topic, timeout=ADMIN_TIMEOUT_S)
+    except KafkaException as error:
+        raise KsqlError(f"Cannot read the partitions of topic {topic}: {describe_error(error)}") from error
     described = metadata.topics.get(topic)
     if described is None or described.error is not None or not described.partitions:
         raise KsqlError(
@@ -513,15 +516,19 @@ def _clients_from_arguments(args: argparse.Namespace) -> KafkaClients:
     config = load_config(bootstrap_servers=args.bootstrap_servers, config_file=args.config, overrides=args.property)
     if config.bootstrap_servers is None:
         raise KsqlError(NO_BROKER_MESSAGE)
-    return KafkaClients(config)
+    return KafkaClients.connected(config)
 
 
 def run_tool(program: str, job: Callable[[], int]) -> int:
-    """Run a command's work: a KsqlError is printed as `program: message` (exit 1), Ctrl-C exits 130."""
+    """Run a command's work: a KsqlError or a Kafka client error is printed as `program: message` (exit 1),
+    Ctrl-C exits 130."""
     try:
         return job()
     except KsqlError as error:
         print(f"{program}: {error}", file=sys.stderr)
+        return 1
+    except KafkaException as error:
+        print(f"{program}: Kafka error: {describe_error(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
