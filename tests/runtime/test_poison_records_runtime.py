@@ -113,12 +113,13 @@ def test_delimited_records_that_are_not_utf8_are_logged_and_the_query_goes_on(
     assert app.backend.query_status()[query_id].state == "RUNNING"
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once_v2"])
 def test_an_output_record_too_large_for_its_sink_is_logged_and_the_next_one_written(
-    app: KsqlpyApp, broker: str, unique_topic: Callable[..., str], consume_all: Callable[..., Any],
+    app: KsqlpyApp, broker: str, unique_topic: Callable[..., str], consume_all: Callable[..., Any], guarantee: str,
 ) -> None:
     source, sink = unique_topic("orders"), unique_topic("copies")
     produce_raw(app, source, [json_row(1), json_row(2, "x" * BIG), json_row(3)])
-    query_id = start_query(app, source, sink, "SELECT k, amount, item")
+    query_id = start_query(app, source, sink, "SELECT k, amount, item", f"processing.guarantee={guarantee}")
 
     out = consume_all(broker, sink, expected_count=2, timeout=30)
     assert [r.json_value["AMOUNT"] for r in out] == [1, 3]
