@@ -30,7 +30,7 @@ from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import Headers, OutputBatch, Record, RecordBatch, flag_property
 from ksqlpy.planning.plan import query_property
-from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.clients import KafkaClients, describe_error
 
 logger = logging.getLogger(__name__)
 
@@ -817,11 +817,4 @@ def describe_exception(error: BaseException) -> str:
     """An exception nobody expected, in one line: its type and its text."""
     text = describe_error(error)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-def describe_error(error: BaseException) -> str:
-    """The broker's words for a KafkaException, else the exception's own text."""
-    if isinstance(error, KafkaException) and isinstance(error.args[0], KafkaError):
-        return str(error.args[0].str())
-    return str(error)
 
