@@ -177,6 +177,9 @@ UDF_ERROR_POLICIES = ("null", "skip", "fail", "dlq")
 DEAD_LETTER_TOPIC_PROPERTY = "udf.error.dlq.topic"
 # As in ksqlDB: false (the default) logs a record that cannot be deserialized and goes on; true stops the query.
 FAIL_ON_DESERIALIZATION_PROPERTY = "ksql.fail.on.deserialization.error"
+# As in ksqlDB, true stops the query on a record its sink refuses; ksqlDB's default is true, but here a record
+# too large for its sink must not stop a query, so the default is false: log and go on.
+FAIL_ON_PRODUCTION_PROPERTY = "ksql.fail.on.production.error"
 
 
 def flag_property(properties: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -368,6 +371,8 @@ class Pipeline:
                 f"Invalid value for udf.error.policy: '{self.udf_error_policy}' "
                 f"(expected one of {', '.join(UDF_ERROR_POLICIES)})"
             )
+        # read by whoever produces the output (the runtime), checked here with the query's other settings
+        self.fail_on_production_error = flag_property(plan.properties, FAIL_ON_PRODUCTION_PROPERTY, False)
         self.dead_letter_topic = str(plan.properties.get(DEAD_LETTER_TOPIC_PROPERTY) or
                                      (f"{sink.topic}_dlq" if sink is not None else ""))
         if sink is not None:

@@ -28,7 +28,7 @@ from confluent_kafka.admin import ConfigResource
 from ksqlpy.backoff import Backoff
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
-from ksqlpy.execution.pipeline import Headers, OutputBatch, Record, RecordBatch, flag_property
+from ksqlpy.execution.pipeline import FAIL_ON_PRODUCTION_PROPERTY, Headers, OutputBatch, Record, RecordBatch
 from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.clients import KafkaClients, describe_error
 
@@ -218,9 +218,6 @@ RECORD_REFUSALS = frozenset(
     {KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE, KafkaError.INVALID_RECORD,
      KafkaError.INVALID_TIMESTAMP}
 )
-# As in ksqlDB, true stops the query on a record the sink refuses; ksqlDB's default is true, but here a record
-# too large for its sink must not stop a query, so the default is false: log and go on.
-FAIL_ON_PRODUCTION_PROPERTY = "ksql.fail.on.production.error"
 # Kafka's default max.message.bytes (topic) and message.max.bytes (broker): what a sink takes when the broker
 # does not say (Tansu does not).
 KAFKA_DEFAULT_MAX_MESSAGE_BYTES = 1048588
@@ -319,7 +316,6 @@ class QueryWorker(threading.Thread):
         self.group_id = consumer_group_id(service_id, query.query_id)
         self.exactly_once = query_property(properties, "processing.guarantee", "at_least_once") in EXACTLY_ONCE
         self.offset_reset = query_property(properties, "auto.offset.reset", "latest")
-        self.fail_on_production_error = flag_property(properties, FAIL_ON_PRODUCTION_PROPERTY, False)
         # Each process running the query needs its own transactional id; zombies are fenced through the
         # consumer group generation carried by send_offsets_to_transaction.
         self.transactional_id = f"_ksqlpy_{service_id}{query.query_id}_{instance_id or uuid.uuid4().hex[:12]}"
@@ -528,7 +524,7 @@ class QueryWorker(threading.Thread):
         failures = [failure for batch in self._unsettled_failures for failure in batch]
         refused = [(error, message) for error, message in failures if error.code() in RECORD_REFUSALS]
         lost = [error for error, _message in failures if error.code() not in RECORD_REFUSALS]
-        if lost or (refused and self.fail_on_production_error):
+        if lost or (refused and self.query.pipeline.fail_on_production_error):
             self._rewind(self._unsettled_starts)
             self._forget_unsettled()
         if lost:
@@ -566,7 +562,7 @@ class QueryWorker(threading.Thread):
         """A record `topic` will never take: to the processing log, or the end of the query if it is set to
         fail on production errors. `record` is the input it came from when known, else the refused record."""
         reason = f"Failed to produce a record of {size} bytes to {topic}: {error.str()}"
-        if self.fail_on_production_error:
+        if self.query.pipeline.fail_on_production_error:
             raise QueryFailure(f"{reason} ({FAIL_ON_PRODUCTION_PROPERTY}=true)")
         self.query.pipeline.log(record, reason)
 

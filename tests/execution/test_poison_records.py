@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -89,9 +90,11 @@ def test_deserialization_errors_are_logged_and_skipped_by_default() -> None:
     assert feed(driver, [row(0), b"{not json", row(2)]) == [0, 2]
 
 
-def test_fail_on_deserialization_error_takes_true_or_false() -> None:
+@pytest.mark.parametrize("name", ["ksql.fail.on.deserialization.error", "ksql.fail.on.production.error"])
+def test_fail_on_settings_take_true_or_false(name: str) -> None:
     driver = InMemoryDriver()
     driver.execute(CREATE_SOURCE)
-    driver.execute("SET 'ksql.fail.on.deserialization.error'='sometimes';")
-    with pytest.raises(StatementError, match=r"ksql\.fail\.on\.deserialization\.error"):
+    driver.execute(f"SET '{name}'='sometimes';")
+    with pytest.raises(StatementError, match=re.escape(f"Invalid value for {name}: 'sometimes'")):
         driver.execute("CREATE STREAM out AS SELECT id, n FROM src;")
+    assert driver.engine.queries == {}

@@ -30,13 +30,12 @@ class RecordingConsumer:
 
 
 def settling_worker(*settings: str) -> tuple[QueryWorker, InMemoryDriver, RecordingConsumer]:
-    driver = InMemoryDriver()
+    driver = InMemoryDriver(dict(setting.split("=", 1) for setting in settings))
     driver.execute("CREATE STREAM src (id STRING KEY, n INT) WITH (kafka_topic='src', value_format='JSON');")
     [result] = driver.execute("CREATE STREAM out AS SELECT id, n FROM src;")
     assert result.query_id is not None
-    properties = dict(setting.split("=", 1) for setting in settings)
     worker = QueryWorker(driver.engine.queries[result.query_id],
-                         KafkaClients(RuntimeConfig(bootstrap_servers="127.0.0.1:9")), "svc_", properties)
+                         KafkaClients(RuntimeConfig(bootstrap_servers="127.0.0.1:9")), "svc_", {})
     consumer = RecordingConsumer()
     worker._producer = AcknowledgingProducer()  # type: ignore[assignment]
     worker._consumer = consumer  # type: ignore[assignment]
