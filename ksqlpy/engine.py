@@ -32,6 +32,7 @@ from ksqlpy.planning.planner import (
     validate_serdes,
 )
 from ksqlpy.schema import Column, LogicalSchema, Namespace
+from ksqlpy.secrets import mask, mask_statement
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 from ksqlpy.types import BIGINT, STRING, SqlType, widens_to
@@ -165,7 +166,7 @@ class Engine:
             key=key_spec,
             value=value_spec,
             partitions=partitions,
-            statement_text=statement.text,
+            statement_text=mask_statement(statement.text),
             is_derived=True,
         )
         name = timestamp_column(props, {c.name: c.type for c in plan.output})
@@ -196,6 +197,7 @@ class Engine:
     def _start(self, query_id: str, plan: QueryPlan, sink: DataSource, text: str) -> None:
         plan.sink = sink
         plan.query_id = query_id
+        text = mask_statement(text)  # shown by SHOW QUERIES and EXPLAIN
         plan.statement_text = text
         plan.properties = dict(self.properties)  # the session properties in force when the query started
         source = plan.source.source
@@ -388,7 +390,7 @@ class Engine:
             return StatementResult(statement.text, columns=["Function Name", "Category", "Type", "Version", "Author",
                                                             "Description"], rows=rows)
         if what == "PROPERTIES":
-            rows = [[k, str(v)] for k, v in sorted(self.properties.items())]
+            rows = [[k, str(mask(k, v))] for k, v in sorted(self.properties.items())]
             return StatementResult(statement.text, columns=["Property", "Value"], rows=rows)
         if what == "TYPES":
             rows = [[n, str(t)] for n, t in sorted(self.catalog.types.items())]

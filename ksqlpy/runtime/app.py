@@ -24,6 +24,7 @@ from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.signals import stop_on_signals
+from ksqlpy.secrets import mask_statement
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 
@@ -250,7 +251,7 @@ class KsqlpyApp:
         return result
 
     def _already_recorded(self, text: str) -> StatementResult:
-        normalized = " ".join(text.split())
+        normalized = " ".join(mask_statement(text).split())  # as the engine keeps a query's text
         running = [q.query_id for q in self.engine.queries.values() if " ".join(q.statement_text.split()) == normalized]
         if running:
             return StatementResult(text, f"Already running as query {running[0]} (recorded in the command log).",
