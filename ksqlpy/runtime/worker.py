@@ -4,8 +4,10 @@ At-least-once (the default): the consumed offsets are committed only after every
 acknowledged; a failed delivery rewinds the consumer to the start of the batch and retries it.
 Exactly-once (processing.guarantee = exactly_once / exactly_once_v2): each batch's output and its input
 offsets are committed in one Kafka transaction; a failed transaction is aborted and the batch retried.
-Broker outages are retried with exponential back-off; only a fatal client error or a record the sink rejects
-outright stops the query (state ERROR).
+Broker outages are retried with exponential back-off. A record the sink refuses for good (too large for
+its max.message.bytes, which the producer's limit follows) is logged to the processing log and skipped,
+unless ksql.fail.on.production.error is true; a fatal client error stops the query (state ERROR), and so
+does anything else that ends the thread, with the reason.
 """
 
 from __future__ import annotations
