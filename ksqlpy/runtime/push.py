@@ -34,13 +34,15 @@ def run_push_query(
     properties: Mapping[str, Any],
     limit: int | None = None,
     cancel: threading.Event | None = None,
+    ready: threading.Event | None = None,
 ) -> Iterator[list[Any]]:
     """Yield the query's output rows (its output columns, key columns included) as they arrive.
 
     Reads every partition of the source from the start ('earliest') or from now ('latest', the default,
     as in ksqlDB), as set by auto.offset.reset. Nothing is committed: each run starts afresh. Partitions are
     assigned directly rather than through a group join, so the first rows come without a rebalance delay.
-    `limit` defaults to the query's LIMIT; closing the iterator closes the consumer.
+    `limit` defaults to the query's LIMIT; closing the iterator closes the consumer. `ready` is set once the
+    query reads from "now" on every partition: every record produced after that is seen.
     """
     topic = plan.source.source.topic
     remaining = limit if limit is not None else plan.limit
@@ -62,6 +64,9 @@ def run_push_query(
                 take_fetched(consumer, POLL_TIMEOUT),
                 lambda failure: logger.warning("push query on %s: %s", topic, failure.str()),
             )
+            if ready is not None and not latest_start.pending:
+                ready.set()
+                ready = None  # said once
             if not messages:
                 continue
             columns, _meta = pipeline.run(batch_of(messages, topic))

@@ -17,6 +17,9 @@ Helpers are handed out as fixtures (conftest modules are not importable by name)
   reading is the only reliable count. Returns ksqlpy.runtime.tools.ConsumedRecord
   (key/value bytes, partition, offset, timestamp, headers; `.key_text`, `.json_value`).
 - `wait_until(condition, timeout=15.0, message="...")`: polls until condition() is truthy, else fails.
+- `wait_caught_up(backend, timeout=15.0)`: waits until every persistent query of a KafkaBackend holds its
+  partitions and has read each to its end, else fails. Only then does a query reading from 'latest' see
+  every record produced (before, it may still be looking for the end and take new records for old ones).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import pytest
 from confluent_kafka import KafkaError
 
 from ksqlpy.errors import KsqlError
+from ksqlpy.runtime.backend import KafkaBackend
 from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
@@ -134,6 +138,12 @@ def wait_until_true(condition: Callable[[], Any], timeout: float = 15.0, message
         time.sleep(0.1)
 
 
+def wait_until_caught_up(backend: KafkaBackend, timeout: float = 15.0) -> None:
+    wait_until_true(
+        lambda: backend.idle_since() is not None, timeout, "every query to hold its partitions and reach their end"
+    )
+
+
 @pytest.fixture(scope="session")
 def produce_json() -> Callable[..., None]:
     return produce_json_records
@@ -147,3 +157,8 @@ def consume_all() -> Callable[..., list[ConsumedRecord]]:
 @pytest.fixture(scope="session")
 def wait_until() -> Callable[..., Any]:
     return wait_until_true
+
+
+@pytest.fixture(scope="session")
+def wait_caught_up() -> Callable[..., None]:
+    return wait_until_caught_up

@@ -179,7 +179,7 @@ def test_restart_resumes_from_committed_offsets(
 
 def test_persistent_query_defaults_to_latest(
     make_engine: Factory, broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None],
-    consume_all: Callable[..., list[Any]], wait_until: Callable[..., Any],
+    consume_all: Callable[..., list[Any]], wait_caught_up: Callable[[KafkaBackend], None],
 ) -> None:
     topic = unique_topic("orders")
     produce_json(broker, topic, ORDERS)
@@ -187,8 +187,8 @@ def test_persistent_query_defaults_to_latest(
     script = orders_script(topic, suffix()).replace("SET 'auto.offset.reset'='earliest';", "")
     query_id = engine.execute(script)[-1].query_id
     assert query_id is not None
-    wait_until(lambda: backend.query_status()[query_id].partitions == [0], message="the query to join its group")
-    time.sleep(1.0)  # let it find the end of the partition
+    wait_caught_up(backend)
+    assert backend.query_status()[query_id].partitions == [0]
     produce_json(broker, topic, [("n", {"AMOUNT": 99, "ITEM": "new"}, 8000)])
     # One partition throughout: had the older records been processed, they would come first.
     assert triples(consume_all(broker, f"{topic}_big", expected_count=1)) == [("n", {"ITEM": "new", "DOUBLED": 198}, 8000)]
@@ -223,13 +223,18 @@ def test_push_query_defaults_to_latest_and_stops_on_cancel(
     plan, pipeline = transient(engine, backend, f"SELECT * FROM ORDERS_{name} EMIT CHANGES;")
     cancel = threading.Event()
     rows: list[list[Any]] = []
-    reader = threading.Thread(target=lambda: rows.extend(backend.push_query(plan, pipeline, {}, cancel=cancel)))
+    ready = threading.Event()
+    reader = threading.Thread(
+        target=lambda: rows.extend(backend.push_query(plan, pipeline, {}, cancel=cancel, ready=ready))
+    )
     reader.start()
-    time.sleep(1.5)  # let the consumer settle on the end of the topic
-    produce_json(broker, topic, [("z", {"AMOUNT": 3, "ITEM": "cup"}, 9000)])
-    wait_until(lambda: rows, message="the new row")
-    cancel.set()
-    reader.join(5)
+    try:
+        assert ready.wait(15), "the push query did not reach the end of its topic within 15 s"
+        produce_json(broker, topic, [("z", {"AMOUNT": 3, "ITEM": "cup"}, 9000)])
+        wait_until(lambda: rows, message="the new row")
+    finally:  # a failed wait must not leave the reader running, or pytest never exits
+        cancel.set()
+        reader.join(5)
     assert not reader.is_alive()
     assert rows == [["z", 3, "cup"]]  # the records produced before the query started are not replayed
 
@@ -243,6 +248,7 @@ def transient(engine: Engine, backend: KafkaBackend, sql: str) -> tuple[Any, Pip
 
 def test_unreachable_broker_is_retried_not_fatal(
     make_engine: Factory, broker: str, unique_topic: Callable[..., str], caplog: pytest.LogCaptureFixture,
+    wait_until: Callable[..., Any],
 ) -> None:
     engine, _backend = make_engine()
     topic = unique_topic("orders")
@@ -252,14 +258,16 @@ def test_unreachable_broker_is_retried_not_fatal(
     worker = QueryWorker(engine.queries[query_id], KafkaClients(dead), dead.service_id, {})
     with caplog.at_level(logging.WARNING, logger="ksqlpy.runtime.worker"):
         worker.start()
-        time.sleep(3)
+        wait_until(
+            lambda: any("broker unreachable" in r.getMessage() and "retrying in" in r.getMessage() for r in caplog.records),
+            message="a warning that the broker is unreachable and the query retries",
+        )
         assert worker.is_alive()
         assert worker.status().state == "RUNNING"
         started = time.monotonic()
         worker.stop(15)
     assert not worker.is_alive()
     assert time.monotonic() - started < 12
-    assert any("broker unreachable" in r.getMessage() and "retrying in" in r.getMessage() for r in caplog.records)
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:
