@@ -196,8 +196,9 @@ class CatchUp:
         self.behind: set[int] = set()  # assigned partitions whose end has not been reached yet
 
     def assign(self, partitions: Iterable[int]) -> None:
-        self.assigned = True
+        # Partitions first: read from another thread in between, `done` must not see assigned and none behind.
         self.behind.update(partitions)
+        self.assigned = True
 
     def revoke(self, partitions: Iterable[int]) -> None:
         # The (eager) rebalance protocol revokes everything and then assigns anew.
