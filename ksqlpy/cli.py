@@ -106,7 +106,8 @@ def _run(argv: list[str]) -> int:
     parser.add_argument("file", metavar="FILE.sql")
     _add_connection_arguments(parser)
     parser.add_argument("--until-idle", type=float, metavar="SECONDS",
-                        help="return once no input record has arrived for SECONDS")
+                        help="return once every query holds its partitions and has read its backlog, and no "
+                             "input record has arrived for SECONDS since")
     args = parser.parse_args(argv)
     try:
         with open(args.file, encoding="utf-8") as handle:

@@ -1,9 +1,12 @@
 """One persistent query on the broker: a thread that consumes a batch, runs the pipeline, produces, then commits.
 
+A batch is whatever the consumer has already fetched (up to BATCH_SIZE): the worker waits only when nothing
+is there, so batches are small when records trickle in and full under load.
 At-least-once (the default): the consumed offsets are committed only after every produced record is
 acknowledged; a failed delivery rewinds the consumer to the start of the batch and retries it.
-Exactly-once (processing.guarantee = exactly_once / exactly_once_v2): each batch's output and its input
-offsets are committed in one Kafka transaction; a failed transaction is aborted and the batch retried.
+Exactly-once (processing.guarantee = exactly_once / exactly_once_v2): the output of the batches consumed
+within TRANSACTION_INTERVAL and their input offsets are committed in one Kafka transaction; a failed
+transaction is aborted and its batches retried from the first.
 Broker outages are retried with exponential back-off. A record the sink refuses for good (too large for
 its max.message.bytes, which the producer's limit follows) is logged to the processing log and skipped,
 unless ksql.fail.on.production.error is true; a fatal client error stops the query (state ERROR), and so
