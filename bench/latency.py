@@ -39,14 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from ksqlpy.runtime.clients import CONSUMER_DEFAULTS, PRODUCER_DEFAULTS
+from ksqlpy.runtime.worker import take_fetched  # what the raw loop shares with ksqlpy: its consume strategy
 
 REPO = Path(__file__).resolve().parent.parent
 SPEED_LIMIT = 60.0  # the filter keeps speed > SPEED_LIMIT: about half the records
-BATCH = 5000
 # The raw loop runs with ksqlpy's client defaults (fetch wait, linger, session timeout), so the two differ in
 # their code, not their configuration.
 RAW_CONSUMER_SETTINGS = {**CONSUMER_DEFAULTS, "auto.offset.reset": "earliest", "enable.auto.commit": "true"}
@@ -61,16 +61,6 @@ CREATE STREAM latency_in (car_id VARCHAR, speed DOUBLE, created_us BIGINT)
 CREATE STREAM latency_out WITH (KAFKA_TOPIC='{output}', VALUE_FORMAT='JSON') AS
   SELECT car_id, speed, created_us FROM latency_in WHERE speed > {limit} EMIT CHANGES;
 """
-
-
-def take_fetched(consumer: Consumer, wait: float) -> list[Message]:
-    """Whatever is fetched already; if nothing, the first record within `wait` and what came with it."""
-    messages = consumer.consume(BATCH, 0)
-    if not messages:
-        messages = consumer.consume(1, wait)
-        if messages:
-            messages += consumer.consume(BATCH - 1, 0)
-    return messages
 
 
 class StopFlag:
