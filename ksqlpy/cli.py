@@ -83,7 +83,21 @@ def _config_from(args: argparse.Namespace) -> RuntimeConfig:
 
 
 def _error(message: object) -> None:
+    if isinstance(message, BaseException):
+        from ksqlpy.runtime.clients import describe_error
+
+        message = describe_error(message)  # a Kafka client's error in the broker's words
     print(f"Error: {message}", file=sys.stderr, flush=True)
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """What run and shell report in one line, without a traceback: ksqlpy's errors and a Kafka client's.
+    (An except clause evaluates this only when an exception arrives, so nothing is imported before.)"""
+    from confluent_kafka import KafkaException
+
+    from ksqlpy.errors import KsqlError
+
+    return KsqlError, KafkaException
 
 
 @contextmanager
@@ -115,7 +129,6 @@ def _run(argv: list[str]) -> int:
     except OSError as error:
         _error(f"cannot read {args.file}: {error.strerror}")
         return 2
-    from ksqlpy.errors import KsqlError
     from ksqlpy.runtime.app import KsqlpyApp
     from ksqlpy.shell.render import StreamingTable, print_result
 
@@ -123,7 +136,7 @@ def _run(argv: list[str]) -> int:
     with _sigterm_as_interrupt():
         try:
             app = KsqlpyApp(_config_from(args)).start()
-        except KsqlError as error:
+        except _user_errors() as error:
             _error(error)
             return 1
         except KeyboardInterrupt:
@@ -137,7 +150,7 @@ def _run(argv: list[str]) -> int:
                       "press Ctrl-C to stop.", file=sys.stderr, flush=True)
                 app.run_until(args.until_idle)
             return 0
-        except KsqlError as error:
+        except _user_errors() as error:
             _error(error)
             return 1
         except KeyboardInterrupt:
@@ -164,14 +177,13 @@ def _shell(argv: list[str]) -> int:
                                      "statements from stdin when it is not a terminal.")
     _add_connection_arguments(parser)
     args = parser.parse_args(argv)
-    from ksqlpy.errors import KsqlError
     from ksqlpy.shell.repl import run_shell
 
     _configure_logging(args.verbose)
     try:
         with _sigterm_as_interrupt():
             return run_shell(_config_from(args))
-    except KsqlError as error:
+    except _user_errors() as error:
         _error(error)
         return 1
     except KeyboardInterrupt:

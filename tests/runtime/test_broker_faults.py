@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
+from ksqlpy import cli
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.broker import EmbeddedBroker
@@ -174,6 +176,19 @@ def test_invalid_client_setting_is_a_ksql_error_naming_it() -> None:
         clients.producer()
 
 
+@pytest.mark.parametrize("command", ["run", "shell"])
+def test_run_and_shell_report_a_kafka_client_error_in_one_line(
+    command: str, statements: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    def broker_gone(_app: KsqlpyApp) -> KsqlpyApp:
+        raise KafkaException(KafkaError(KafkaError._TRANSPORT, "the broker went away"))
+
+    monkeypatch.setattr(KsqlpyApp, "start", broker_gone)
+    arguments = [str(statements)] if command == "run" else []
+    assert cli.main([command, *arguments, "--bootstrap-servers", "127.0.0.1:9"]) == 1
+    assert capsys.readouterr().err == "Error: the broker went away\n"
+
+
 # ---------------------------------------------------------------------------------------------- emptied broker
 
 
@@ -209,11 +224,12 @@ def test_a_broker_that_comes_back_empty_is_detected_and_the_queries_carry_on(
     restarted = EmbeddedBroker(port)
     app = KsqlpyApp(RuntimeConfig(bootstrap_servers=address, service_id=service_id)).start()
     try:
+        # auto.offset.reset stays 'latest': the re-created input must still be read from its beginning.
         app.execute(
-            "SET 'auto.offset.reset'='earliest';\n"
             "CREATE STREAM readings (id INT, v INT) WITH (kafka_topic='readings', value_format='JSON', partitions=3);\n"
             "CREATE STREAM high WITH (kafka_topic='high', partitions=2) AS SELECT id, v FROM readings WHERE v > 10;\n"
         )
+        wait_until(lambda: app.backend.idle_since() is not None, timeout=30, message="the query to read up to now")
         produce_json(address, "readings", [{"ID": 1, "V": 50}])
         assert [r.json_value for r in consume_all(address, "high", expected_count=1)] == [{"ID": 1, "V": 50}]
 
