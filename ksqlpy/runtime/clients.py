@@ -85,6 +85,7 @@ class RepeatFilter(logging.Filter):
             if len(self._last_shown) > 1000:  # forget messages not seen for a window
                 for stale in [k for k, shown in self._last_shown.items() if now - shown >= self.window]:
                     del self._last_shown[stale]
+                    self._held_back.pop(stale, None)
             self._last_shown[key] = now
             held_back = self._held_back.pop(key, 0)
             text = redact(text, self._secrets)
