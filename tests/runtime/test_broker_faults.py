@@ -212,8 +212,9 @@ def _kafka_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name.startswith(KAFKA_LOGGER.name)]
 
 
+@pytest.mark.parametrize("guarantee", ["at_least_once", "exactly_once"])
 def test_a_broker_that_comes_back_empty_is_detected_and_the_queries_carry_on(
-    own_broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture, wait_until: Callable[..., Any],
+    guarantee: str, own_broker: EmbeddedBroker, caplog: pytest.LogCaptureFixture, wait_until: Callable[..., Any],
     produce_json: Callable[..., None], consume_all: Callable[..., Any],
 ) -> None:
     port = own_broker.port
@@ -226,6 +227,7 @@ def test_a_broker_that_comes_back_empty_is_detected_and_the_queries_carry_on(
     try:
         # auto.offset.reset stays 'latest': the re-created input must still be read from its beginning.
         app.execute(
+            f"SET 'processing.guarantee'='{guarantee}';\n"
             "CREATE STREAM readings (id INT, v INT) WITH (kafka_topic='readings', value_format='JSON', partitions=3);\n"
             "CREATE STREAM high WITH (kafka_topic='high', partitions=2) AS SELECT id, v FROM readings WHERE v > 10;\n"
         )
