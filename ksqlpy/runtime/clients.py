@@ -50,7 +50,6 @@ _CLIENT_PREFIX = re.compile(r"^[A-Z_]+ \[[^\]]*\] (?:\[thrd:[^\]]*\]: )?")
 _NUMBERS = re.compile(r"\d+")
 # "GroupCoordinator: ", "127.0.0.1:9092/1: ": which connection failed, the same failure for each of them.
 _CONNECTION_NAME = re.compile(r"^(?:\S+: )+")
-_BROKER_PREFIX = re.compile(r"^\S+/\S+: ")
 _ATTEMPT_DETAILS = re.compile(r"\s*\(after \d+ms in state [^)]*\)")
 
 
@@ -184,7 +183,7 @@ def connection_problem(errors: list[KafkaError]) -> str | None:
     telling = [e for e in errors if e.code() != KafkaError._ALL_BROKERS_DOWN] or errors
     if not telling:
         return None
-    return _ATTEMPT_DETAILS.sub("", _BROKER_PREFIX.sub("", telling[-1].str()))
+    return _ATTEMPT_DETAILS.sub("", _CONNECTION_NAME.sub("", telling[-1].str()))
 
 
 _PROBE_LOGGER = logging.getLogger("ksqlpy.kafka.probe")
