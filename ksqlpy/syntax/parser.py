@@ -9,21 +9,39 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from lark import Lark, Token, Transformer, Tree, v_args
+from lark import Lark, Token, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 from lark.lexer import PatternStr
 from lark.tree import Meta
+from lark.visitors import Transformer_NonRecursive
 
 from ksqlpy import types
 from ksqlpy.errors import ParseError
 from ksqlpy.syntax import ast
 
-__all__ = ["parse", "parse_expression", "parse_type"]
+__all__ = ["MAX_NESTING", "parse", "parse_expression", "parse_type"]
 
 _GRAMMAR_PATH = Path(__file__).with_name("ksql.lark")
 
 INT_MAX = 2**31 - 1
 BIGINT_MAX = 2**63 - 1
+
+# How deep expressions and types may nest. Typing, code generation and Python's own compiler (at most 200
+# nested brackets in generated source, up to 3 per level) recurse once or more per level, so this keeps every
+# later stage well inside Python's limits; it is checked on the parse tree, before anything recurses.
+MAX_NESTING = 50
+
+# The parse-tree rules that add a level of nesting: one per operator, call, lambda, CASE, CAST, constructor,
+# field access, subscript, parameterised type and join.
+_NESTING_RULES = frozenset({
+    "binary", "unary", "not_", "comparison", "is_null", "is_distinct_from", "between", "in_list", "like",
+    "subscript", "dereference", "select_struct_all", "case", "cast", "array_constructor", "map_constructor",
+    "struct_constructor", "function_call", "count_star", "distinct_function_call", "lambda_single",
+    "lambda_multi", "array_type", "map_type", "struct_type", "join",
+})
+
+# Numbers in messages are cut to this many characters: a literal may have thousands of digits.
+_SHOWN_NUMBER_LENGTH = 24
 
 _MS_PER_UNIT = {
     "MILLISECONDS": 1,
@@ -107,6 +125,7 @@ def _run(text: str, start: str) -> Any:
         tree = _lark().parse(text, start=start)
     except UnexpectedInput as error:
         raise _syntax_error(error, text) from None
+    _check_nesting(tree)
     builder = _AstBuilder(text)
     try:
         result = builder.transform(tree)
@@ -116,6 +135,22 @@ def _run(text: str, start: str) -> Any:
         raise
     builder.reject_invalid_numbers()
     return result
+
+
+def _check_nesting(tree: Tree[Token]) -> None:
+    """Reject a tree nested deeper than MAX_NESTING, naming where the first level too many starts."""
+    pending: list[tuple[Tree[Token], int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if node.data in _NESTING_RULES:
+            depth += 1
+            if depth > MAX_NESTING:
+                line, column = (1, 1) if node.meta.empty else (node.meta.line, node.meta.column)
+                raise ParseError(f"Nested too deeply: expressions and types may nest at most {MAX_NESTING} levels "
+                                 "(each operator, function call, CASE, CAST, constructor, field access, subscript "
+                                 "and type parameter is one level)", line, column)
+        # reversed, so the first too-deep place in the text is the one reported
+        pending.extend((child, depth) for child in reversed(node.children) if isinstance(child, Tree))
 
 
 # --------------------------------------------------------------------------- error messages
@@ -203,6 +238,22 @@ def _token_position(token: Token) -> ast.Position:
     return ast.Position(token.line or 1, token.column or 1)
 
 
+def _shortened(number: str) -> str:
+    if len(number) <= _SHOWN_NUMBER_LENGTH:
+        return number
+    return f"{number[:_SHOWN_NUMBER_LENGTH]}... ({len(number)} characters)"
+
+
+def _bounded_int(token: Token, maximum: int, what: str) -> int:
+    """An unsigned integer token that must not exceed `maximum`; never converts thousands of digits."""
+    digits = token.lstrip("0")
+    if len(digits) > len(str(maximum)) or int(digits or "0") > maximum:
+        position = _token_position(token)
+        raise ParseError(f"{what} must be at most {maximum}, got {_shortened(token)}", position.line,
+                         position.column)
+    return int(digits or "0")
+
+
 def _unquote(token: str) -> str:
     quote = token[0]
     return token[1:-1].replace(quote * 2, quote)
@@ -226,6 +277,18 @@ def _decimal_type(value: Decimal) -> types.DecimalType:
     return types.DecimalType(max(len(digits), scale, 1), scale)
 
 
+def _decimal_parameters(precision_token: Token, scale_token: Token) -> types.DecimalType:
+    precision = _bounded_int(precision_token, INT_MAX, "DECIMAL precision")
+    scale = _bounded_int(scale_token, INT_MAX, "DECIMAL scale")
+    # ksqlDB's checks (SqlDecimal.validateParameters), at the precision's position
+    problem = ("DECIMAL precision must be >= 1" if precision < 1
+               else "DECIMAL precision must be >= scale" if precision < scale else None)
+    if problem is not None:
+        position = _token_position(precision_token)
+        raise ParseError(f"{problem}: DECIMAL({precision},{scale})", position.line, position.column)
+    return types.DecimalType(precision, scale)
+
+
 def _property_value(value: ast.Expr) -> Any:
     if not isinstance(value, ast.Literal):
         return None  # an out-of-range number, reported once the whole parse is done
@@ -233,7 +296,7 @@ def _property_value(value: ast.Expr) -> Any:
 
 
 @v_args(meta=True)
-class _AstBuilder(Transformer[Token, Any]):
+class _AstBuilder(Transformer_NonRecursive[Token, Any]):
     """Builds AST nodes bottom-up; one instance per parse because it remembers the source text."""
 
     def __init__(self, source: str) -> None:
@@ -291,10 +354,10 @@ class _AstBuilder(Transformer[Token, Any]):
         return tuple(children)
 
     def limit_clause(self, meta: Meta, children: list[Token]) -> int:
-        return int(children[0])
+        return _bounded_int(children[0], INT_MAX, "LIMIT")
 
     def print_interval(self, meta: Meta, children: list[Token]) -> int:
-        return int(children[-1])
+        return _bounded_int(children[-1], INT_MAX, "The PRINT interval")
 
     # ----------------------------------------------------------------- statements
 
@@ -338,6 +401,10 @@ class _AstBuilder(Transformer[Token, Any]):
     def describe_source(self, meta: Meta, children: list[Any]) -> ast.Describe:
         name, extended = children
         return ast.Describe(name=name, extended=_flag(extended), text=self._text(meta), pos=_position(meta))
+
+    def describe_extended_source(self, meta: Meta, children: list[Any]) -> ast.Describe:
+        """The older form DESCRIBE EXTENDED name, which ksqlDB still accepts."""
+        return ast.Describe(name=children[-1], extended=True, text=self._text(meta), pos=_position(meta))
 
     def describe_all(self, meta: Meta, children: list[Any]) -> ast.Describe:
         subject, extended = children
@@ -508,7 +575,7 @@ class _AstBuilder(Transformer[Token, Any]):
 
     def duration(self, meta: Meta, children: list[Any]) -> int:
         amount, unit = children
-        return int(amount) * _MS_PER_UNIT[unit]
+        return _bounded_int(amount, BIGINT_MAX // _MS_PER_UNIT[unit], f"A duration in {unit}") * _MS_PER_UNIT[unit]
 
     def time_unit(self, meta: Meta, children: list[Token]) -> str:
         unit = children[0].upper()
@@ -670,18 +737,20 @@ class _AstBuilder(Transformer[Token, Any]):
     def _number(self, kind: str, text: str, pos: ast.Position | None) -> ast.Literal | _InvalidNumber:
         """A numeric literal from its (possibly signed) text, or a placeholder remembered as invalid."""
         if kind == "integer":
+            if len(text.lstrip("+-").lstrip("0")) > len(str(BIGINT_MAX)):  # int() refuses over 4300 digits
+                return self._invalid(kind, text, f"Invalid numeric literal: {_shortened(text)}", pos)
             value = int(text)
             if -INT_MAX - 1 <= value <= INT_MAX:
                 return ast.Literal(value, types.INTEGER, pos=pos)
             if -BIGINT_MAX - 1 <= value <= BIGINT_MAX:
                 return ast.Literal(value, types.BIGINT, pos=pos)
-            return self._invalid(kind, text, f"Invalid numeric literal: {text}", pos)
+            return self._invalid(kind, text, f"Invalid numeric literal: {_shortened(text)}", pos)
         if kind == "decimal":
             exact = Decimal(text)
             return ast.Literal(exact, _decimal_type(exact), pos=pos)
         number = float(text)
         if number in (float("inf"), float("-inf")):
-            return self._invalid(kind, text, f"Number overflows DOUBLE: {text}", pos)
+            return self._invalid(kind, text, f"Number overflows DOUBLE: {_shortened(text)}", pos)
         return ast.Literal(number, types.DOUBLE, pos=pos)
 
     def _invalid(self, kind: str, text: str, message: str, pos: ast.Position | None) -> _InvalidNumber:
@@ -721,7 +790,7 @@ class _AstBuilder(Transformer[Token, Any]):
             if len(parameters) != 2:
                 raise _syntax_error_at("DECIMAL needs a precision and a scale: DECIMAL(p, s)", position.line,
                                        position.column)
-            return types.DecimalType(int(parameters[0]), int(parameters[1]))
+            return _decimal_parameters(parameters[0], parameters[1])
         if parameters:
             raise _syntax_error_at(f"type {name} takes no parameters", position.line, position.column)
         return types.PRIMITIVES_BY_NAME.get(name) or ast.NamedType(name)

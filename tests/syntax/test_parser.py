@@ -15,7 +15,7 @@ import pytest
 from ksqlpy import types
 from ksqlpy.errors import ParseError
 from ksqlpy.syntax import ast
-from ksqlpy.syntax.parser import parse, parse_expression, parse_type
+from ksqlpy.syntax.parser import MAX_NESTING, parse, parse_expression, parse_type
 
 CONFORMANCE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "conformance"
 
@@ -131,6 +131,7 @@ def test_insert_values(text: str, columns: tuple[str, ...] | None, values: tuple
     ("SHOW TYPES", ast.Show("TYPES")),
     ("DESCRIBE s", ast.Describe("S")),
     ("DESCRIBE `Mixed` EXTENDED", ast.Describe("Mixed", extended=True)),
+    ("DESCRIBE EXTENDED s", ast.Describe("S", extended=True)),
     ("DESCRIBE STREAMS EXTENDED", ast.Describe("STREAMS", extended=True, all_sources=True)),
     ("DESCRIBE TABLES", ast.Describe("TABLES", all_sources=True)),
     ("DESCRIBE FUNCTION substring", ast.DescribeFunction("SUBSTRING")),
@@ -394,11 +395,97 @@ def test_negating_a_non_numeric_literal_stays_an_operation() -> None:
     ("SELECT 9223372036854775808 FROM s", "Invalid numeric literal: 9223372036854775808", 8),
     ("SELECT a, -9223372036854775809 FROM s", "Invalid numeric literal: -9223372036854775809", 11),
     ("SELECT -1.7976931348623160E308 FROM s", "Number overflows DOUBLE: -1.7976931348623160E308", 8),
+    # beyond Python's int() limit of 4300 digits, and shown cut short
+    ("SELECT " + "9" * 4301 + " FROM s", "Invalid numeric literal: 999999999999999999999999... (4301 characters)",
+     8),
+    ("SELECT x, -" + "1" * 5000 + " FROM s", "Invalid numeric literal: -11111111111111111111111... (5001 characters)",
+     11),
+    ("SELECT 00000000000000000000000000001 FROM s", None, 0),
+    ("SELECT 1" + "0" * 400 + "e0 FROM s", "Number overflows DOUBLE: 100000000000000000000000... (403 characters)",
+     8),
 ])
-def test_out_of_range_numbers(text: str, message: str, column: int) -> None:
+def test_out_of_range_numbers(text: str, message: str | None, column: int) -> None:
+    if message is None:
+        parse(text)
+        return
     error = parse_error(text)
     assert message in str(error)
     assert (error.line, error.column) == (1, column)
+    assert len(str(error)) < 100
+
+
+def test_huge_decimal_literals_keep_every_digit() -> None:
+    digits = "9" * 5000 + ".5"
+    assert parse_expression(digits) == ast.Literal(Decimal(digits), types.DecimalType(5001, 1))
+
+
+@pytest.mark.parametrize(("text", "message", "column"), [
+    ("SELECT x FROM s EMIT CHANGES LIMIT 2147483648", "LIMIT must be at most 2147483647, got 2147483648", 36),
+    ("SELECT x FROM s EMIT CHANGES LIMIT " + "9" * 5000, "LIMIT must be at most 2147483647, got 99999", 36),
+    ("PRINT t INTERVAL 99999999999", "The PRINT interval must be at most 2147483647", 18),
+    ("SELECT x FROM s WINDOW TUMBLING (SIZE 106751991167301 DAYS)", "A duration in DAYS must be at most", 39),
+    ("CREATE STREAM s (d DECIMAL(" + "9" * 5000 + ", 2)) WITH (kafka_topic='t')", "DECIMAL precision must be at",
+     28),
+    ("CREATE STREAM s (d DECIMAL(0, 0)) WITH (kafka_topic='t')", "DECIMAL precision must be >= 1: DECIMAL(0,0)", 28),
+    ("SELECT CAST(x AS DECIMAL(2, 5)) FROM s", "DECIMAL precision must be >= scale: DECIMAL(2,5)", 26),
+])
+def test_numbers_beyond_their_limits(text: str, message: str, column: int) -> None:
+    error = parse_error(text)
+    assert message in str(error)
+    assert (error.line, error.column) == (1, column)
+
+
+# --------------------------------------------------------------------------- nesting limit
+
+# Each builds an expression (or type) nested `depth` levels deep around a column.
+NESTED_EXPRESSIONS = {
+    "function calls": lambda depth: "ABS(" * depth + "x" + ")" * depth,
+    "arithmetic": lambda depth: "x" + " + 1" * depth,
+    "concatenation": lambda depth: "x" + " || 'a'" * depth,
+    "AND": lambda depth: "b" + " AND b" * depth,
+    "NOT": lambda depth: "NOT " * depth + "b",
+    "unary minus": lambda depth: "- " * depth + "x",
+    "CASE": lambda depth: "CASE WHEN b THEN " * depth + "x" + " END" * depth,
+    "CAST": lambda depth: "CAST(" * depth + "x" + " AS STRING)" * depth,
+    "array constructors": lambda depth: "ARRAY[" * depth + "x" + "]" * depth,
+    "field access": lambda depth: "s" + "->f" * depth,
+    "subscripts": lambda depth: "a" + "[1]" * depth,
+    "IN": lambda depth: "b IN (" * depth + "b" + ")" * depth,
+    "lambdas": lambda depth: "TRANSFORM(a, v => " * (depth // 2) + "v" + ")" * (depth // 2),
+}
+
+
+@pytest.mark.parametrize("nested", NESTED_EXPRESSIONS.values(), ids=NESTED_EXPRESSIONS.keys())
+def test_nesting_up_to_the_limit_parses(nested: Any) -> None:
+    parse(f"SELECT {nested(MAX_NESTING)} FROM s;")
+
+
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 488, 5000])
+@pytest.mark.parametrize("nested", NESTED_EXPRESSIONS.values(), ids=NESTED_EXPRESSIONS.keys())
+def test_nesting_beyond_the_limit_is_a_parse_error_with_its_place(nested: Any, depth: int) -> None:
+    if nested is NESTED_EXPRESSIONS["lambdas"]:
+        depth += 2  # each level of TRANSFORM(a, v => ...) is two: the call and the lambda
+    error = parse_error(f"SELECT x,\n  {nested(depth)} FROM s;")
+    assert f"Nested too deeply: expressions and types may nest at most {MAX_NESTING} levels" in str(error)
+    assert error.line == 2
+    assert error.column >= 3
+
+
+def test_the_reported_place_is_where_the_level_too_many_starts() -> None:
+    error = parse_error("SELECT " + "ABS(" * (MAX_NESTING + 1) + "x" + ")" * (MAX_NESTING + 1) + " FROM s")
+    assert (error.line, error.column) == (1, 8 + len("ABS(") * MAX_NESTING)
+
+
+def test_nested_types_are_limited_too() -> None:
+    parse_type("ARRAY<" * MAX_NESTING + "INT" + ">" * MAX_NESTING)
+    with pytest.raises(ParseError, match="Nested too deeply"):
+        parse_type("STRUCT<f " * (MAX_NESTING + 1) + "INT" + ">" * (MAX_NESTING + 1))
+    with pytest.raises(ParseError, match="Nested too deeply"):
+        parse("CREATE STREAM s (m " + "MAP<STRING, " * 600 + "INT" + ">" * 600 + ") WITH (kafka_topic='t');")
+
+
+def test_parentheses_add_no_nesting() -> None:
+    assert parse_expression("(" * 10_000 + "x" + ")" * 10_000) == col("X")
 
 
 # --------------------------------------------------------------------------- types
