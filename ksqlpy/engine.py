@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record, key_serde, value_serde
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.catalog import Catalog, DataSource, SerdeSpec
-from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to
+from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to, castable
 from ksqlpy.planning.plan import QueryPlan
 from ksqlpy.planning.planner import (
     OUTPUT_TOPIC_PREFIX_PROPERTY,
@@ -36,6 +37,9 @@ from ksqlpy.secrets import mask, mask_statement
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 from ksqlpy.types import BIGINT, STRING, SqlType, widens_to
+
+# How many RUN SCRIPTs may run inside one another (each script a different file: none may run itself).
+MAX_SCRIPT_NESTING = 16
 
 
 @dataclass
@@ -92,6 +96,7 @@ class Engine:
         self.properties: dict[str, Any] = dict(properties or {})
         self.queries: dict[str, PersistentQuery] = {}
         self._query_counter = itertools.count()
+        self._running_scripts: list[Path] = []
 
     # -- entry points
 
@@ -173,6 +178,7 @@ class Engine:
         if name is not None:
             plan.timestamp_column = plan.output.index(name)
             sink.timestamp_column = name
+            sink.timestamp_format = props.get("TIMESTAMP_FORMAT")  # queries reading the sink parse it alike
         return sink
 
     def _execute_InsertInto(self, statement: ast.InsertInto) -> StatementResult:
@@ -203,7 +209,9 @@ class Engine:
         source = plan.source.source
         self.backend.create_topic(sink.topic, sink.partitions)
         log = self.backend.processing_logger(query_id, source.topic)
-        pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source))
+        text_timestamp = plan.timestamp_column is not None and plan.output.columns[plan.timestamp_column].type == STRING
+        pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source),
+                            self._timestamp_parser(sink) if text_timestamp else None)
         if pipeline.udf_error_policy == "dlq":
             self.backend.create_topic(pipeline.dead_letter_topic, source.partitions)
         prepare_models(plan)
@@ -254,7 +262,7 @@ class Engine:
             if column_type is None:
                 raise StatementError(f"Column name {name} does not exist.")
             typed = typer.type(expr)
-            if not widens_to(typed.type, column_type) and not (typed.type == STRING and column_type != STRING):
+            if not widens_to(typed.type, column_type) and not (typed.type == STRING and castable(STRING, column_type)):
                 raise StatementError(f"Expected type {column_type} for field {name} but got {typed.type}")
             compiled = CompiledExpression(cast_to(typed, column_type))
             values[name] = compiled.evaluate([], 1, _raise_evaluation_error)[0]
@@ -337,12 +345,34 @@ class Engine:
         return StatementResult(statement.text, f"Successfully unset local property '{statement.name}'.")
 
     def _execute_RunScript(self, statement: ast.RunScript) -> StatementResult:
-        try:
-            script = Path(statement.path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise StatementError(f"Cannot read script {statement.path}: {error.strerror}") from error
-        results = self.execute(script)
+        with self.script(statement) as script:
+            results = self.execute(script)
         return StatementResult(statement.text, "\n".join(r.message for r in results if r.message))
+
+    @contextmanager
+    def script(self, statement: ast.RunScript) -> Iterator[str]:
+        """The text of the file RUN SCRIPT names, while its statements run. A script that runs itself,
+        directly or through others, is an error instead of endless recursion."""
+        path = Path(statement.path)
+        try:
+            text = path.read_text(encoding="utf-8")
+            resolved = path.resolve()
+        except OSError as error:
+            raise StatementError(f"Cannot read script {statement.path}: {error.strerror or error}") from error
+        except ValueError as error:  # not UTF-8, or a NUL character in the path
+            raise StatementError(f"Cannot read script {statement.path}: {error}") from error
+        if resolved in self._running_scripts:
+            chain = " -> ".join(str(p) for p in [*self._running_scripts[self._running_scripts.index(resolved):],
+                                                 resolved])
+            raise StatementError(f"RUN SCRIPT {statement.path} would run a script inside itself: {chain}")
+        if len(self._running_scripts) >= MAX_SCRIPT_NESTING:
+            raise StatementError(f"RUN SCRIPT {statement.path}: scripts may run inside one another at most "
+                                 f"{MAX_SCRIPT_NESTING} deep")
+        self._running_scripts.append(resolved)
+        try:
+            yield text
+        finally:
+            self._running_scripts.pop()
 
     def _execute_CreateType(self, statement: ast.CreateType) -> StatementResult:
         if statement.name in self.catalog.types:
@@ -456,8 +486,15 @@ class Engine:
         raise StatementError("EXPLAIN needs a query or a query id")
 
     def plan_transient(self, statement: ast.SelectStatement) -> QueryPlan:
-        """Plan a push query; the backend decides how to run it and deliver rows."""
-        return self._planner().plan(statement.query)
+        """Plan a push query; the backend decides how to run it and deliver rows. Other transient queries are
+        refused only once the query is known to plan, so the advice to add EMIT CHANGES is never wrong."""
+        plan = self._planner().plan(statement.query)
+        if statement.query.emit == "FINAL":
+            raise StatementError("EMIT FINAL is only supported for windowed aggregations, which are not supported "
+                                 "yet: use EMIT CHANGES")
+        if statement.query.emit != "CHANGES":
+            raise StatementError("Pull queries are not supported: add EMIT CHANGES to run a push query")
+        return plan
 
     def transient_pipeline(self, plan: QueryPlan, query_id: str) -> Pipeline:
         """The operators of a planned push query; its bad records are logged under `query_id`."""

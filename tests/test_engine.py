@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import inspect
+import itertools
 import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from ksqlpy.driver import InMemoryDriver
+from ksqlpy.engine import MAX_SCRIPT_NESTING
 from ksqlpy.errors import ParseError, StatementError
+from ksqlpy.syntax import ast
+from ksqlpy.syntax.parser import MAX_NESTING, parse
 
 PAGEVIEWS = (
     "CREATE STREAM pageviews (user_id STRING KEY, page STRING, ms INT) "
@@ -144,3 +155,205 @@ def test_run_script(tmp_path: object) -> None:
     driver = InMemoryDriver()
     driver.execute(f"RUN SCRIPT '{script}';")
     assert driver.engine.catalog.find("PAGEVIEWS") is not None
+
+
+# --------------------------------------------------------------------------- hostile statements
+
+
+def _nested(value: Any, depth: int, wrap: Callable[[Any], Any]) -> Any:
+    for _ in range(depth):
+        value = wrap(value)
+    return value
+
+
+N = MAX_NESTING
+# Per construct: the columns, an expression nested MAX_NESTING levels deep over them, an input value and the
+# output value the expression gives for it.
+AT_THE_LIMIT = {
+    "function calls": ("x INT", "ABS(" * N + "x" + ")" * N, {"X": -3}, 3),
+    "arithmetic": ("x INT", "x" + " + 1" * N, {"X": 1}, 1 + N),
+    "concatenation": ("t STRING", "t" + " || 'a'" * N, {"T": "z"}, "z" + "a" * N),
+    "AND": ("b BOOLEAN", "b" + " AND b" * N, {"B": True}, True),
+    "NOT": ("b BOOLEAN", "NOT " * N + "b", {"B": True}, N % 2 == 0),
+    "unary minus": ("x INT", "- " * N + "x", {"X": 7}, 7 * (-1) ** N),
+    "CASE": ("x INT, b BOOLEAN", "CASE WHEN b THEN " * N + "x" + " END" * N, {"X": 1, "B": True}, 1),
+    "CAST": ("x INT", "CAST(" * N + "x" + " AS STRING)" * N, {"X": 1}, "1"),
+    "IN": ("b BOOLEAN", "b IN (" * N + "b" + ")" * N, {"B": True}, True),
+    "array constructors": ("x INT", "ARRAY[" * N + "x" + "]" * N, {"X": 1}, _nested(1, N, lambda v: [v])),
+    "map constructors": ("x INT", "MAP('k' := " * N + "x" + ")" * N, {"X": 1}, _nested(1, N, lambda v: {"k": v})),
+    "struct constructors": ("x INT", "STRUCT(f := " * N + "x" + ")" * N, {"X": 1},
+                            _nested(1, N, lambda v: {"F": v})),
+    "field access": ("s " + "STRUCT<f " * N + "INT" + ">" * N, "s" + "->f" * N,
+                     {"S": _nested(1, N, lambda v: {"F": v})}, 1),
+    "subscripts": ("a " + "ARRAY<" * N + "INT" + ">" * N, "a" + "[1]" * N, {"A": _nested(1, N, lambda v: [v])}, 1),
+    "lambdas": ("a ARRAY<INT>", "TRANSFORM(a, v => " * (N // 2) + "v" + ")" * (N // 2), {"A": [1]},
+                _nested(1, N // 2, lambda v: [v])),
+}
+# Measured: a statement at the limit needs at most ~280 frames of Python stack from parsing to output.
+STACK_BUDGET = 400
+
+
+@contextmanager
+def stack_budget(frames: int) -> Iterator[None]:
+    """Python's recursion limit set `frames` above the current depth, so any deeper recursion fails the test."""
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(inspect.stack(0)) + frames)
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+@pytest.mark.parametrize(("columns", "expression", "value", "expected"), AT_THE_LIMIT.values(), ids=AT_THE_LIMIT.keys())
+def test_statements_at_the_nesting_limit_parse_plan_compile_and_run_in_a_bounded_stack(
+    columns: str, expression: str, value: dict[str, Any], expected: Any
+) -> None:
+    driver = InMemoryDriver()
+    driver.execute(f"CREATE STREAM s (id STRING KEY, {columns}) WITH (kafka_topic='s', value_format='JSON');")
+    with stack_budget(STACK_BUDGET):
+        driver.execute(f"CREATE STREAM o AS SELECT id, {expression} AS y FROM s;")
+        produce_json(driver, "s", "k", value)
+        driver.process()
+    assert values(driver, "O") == [("k", {"Y": expected}, 0)]
+    assert driver.processing_log == []
+
+
+@pytest.mark.parametrize("expression", [
+    "ABS(" * 488 + "ms" + ")" * 488,
+    "+".join(["1"] * 489),
+    "ms" + "->f" * 488,
+    "CASE WHEN true THEN " * 244 + "1" + " END" * 244,
+    "9" * 4301,
+    "-" + "9" * 4301,
+])
+def test_the_statements_that_crashed_are_parse_errors_with_line_and_column(expression: str) -> None:
+    driver = InMemoryDriver()
+    driver.execute(PAGEVIEWS)
+    with pytest.raises(ParseError) as caught:
+        driver.execute(f"CREATE STREAM out AS\n  SELECT user_id, {expression} AS y FROM pageviews;")
+    assert caught.value.line == 2 and caught.value.column >= 19
+
+
+@pytest.mark.parametrize("expression", [
+    # each level's lambda body was typed once per TRANSFORM overload: 2^n
+    "TRANSFORM(a, v => " * 20 + "v" + ")" * 20,
+    # each level's items were typed again to coerce them to the array's type: 3^n
+    "".join("ARRAY[STRUCT(p := 1), STRUCT(q := " for _ in range(16)) + "1" + ")]" * 16,
+])
+def test_typing_nested_lambdas_and_constructors_takes_linear_time(expression: str) -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE STREAM s (id STRING KEY, a ARRAY<INT>) WITH (kafka_topic='s', value_format='JSON');")
+    started = time.perf_counter()
+    driver.execute(f"CREATE STREAM o AS SELECT id, {expression} AS y FROM s;")
+    assert time.perf_counter() - started < 2
+
+
+def test_a_string_too_long_for_any_number_is_a_statement_error() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PAGEVIEWS)
+    with pytest.raises(StatementError, match="does not fit"):
+        driver.execute(f"CREATE STREAM out AS SELECT user_id FROM pageviews WHERE ms IN ('{'9' * 5000}');")
+
+
+def test_insert_values_refuses_a_string_for_a_struct() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE STREAM s (id STRING KEY, st STRUCT<f STRING>) WITH (kafka_topic='s', value_format='JSON');")
+    with pytest.raises(StatementError, match="Expected type STRUCT<`F` STRING> for field ST but got STRING"):
+        driver.execute("INSERT INTO s (id, st) VALUES ('k', 'home');")
+
+
+def test_a_script_that_runs_itself_is_an_error(tmp_path: Path) -> None:
+    script = tmp_path / "self.sql"
+    script.write_text(f"{PAGEVIEWS}\nRUN SCRIPT '{script}';", encoding="utf-8")
+    driver = InMemoryDriver()
+    with pytest.raises(StatementError, match=f"would run a script inside itself: {script} -> {script}"):
+        driver.execute(f"RUN SCRIPT '{script}';")
+
+
+def test_scripts_that_run_each_other_are_an_error_and_leave_no_trace(tmp_path: Path) -> None:
+    first, second = tmp_path / "first.sql", tmp_path / "second.sql"
+    first.write_text(f"RUN SCRIPT '{second}';", encoding="utf-8")
+    second.write_text(f"RUN SCRIPT '{first}';", encoding="utf-8")
+    driver = InMemoryDriver()
+    with pytest.raises(StatementError, match=f"{first} -> {second} -> {first}"):
+        driver.execute(f"RUN SCRIPT '{first}';")
+    second.write_text(PAGEVIEWS, encoding="utf-8")
+    driver.execute(f"RUN SCRIPT '{first}';")  # the failed run left nothing on the stack of running scripts
+    assert driver.engine.catalog.find("PAGEVIEWS") is not None
+
+
+def test_scripts_nest_only_so_deep(tmp_path: Path) -> None:
+    scripts = [tmp_path / f"level{i}.sql" for i in range(MAX_SCRIPT_NESTING + 1)]
+    for outer, inner in itertools.pairwise(scripts):
+        outer.write_text(f"RUN SCRIPT '{inner}';", encoding="utf-8")
+    scripts[-1].write_text(PAGEVIEWS, encoding="utf-8")
+    with pytest.raises(StatementError, match=f"at most {MAX_SCRIPT_NESTING} deep"):
+        InMemoryDriver().execute(f"RUN SCRIPT '{scripts[0]}';")
+    driver = InMemoryDriver()
+    driver.execute(f"RUN SCRIPT '{scripts[1]}';")
+    assert driver.engine.catalog.find("PAGEVIEWS") is not None
+
+
+@pytest.mark.parametrize(("content", "path", "message"), [
+    (None, "missing.sql", "Cannot read script .*missing.sql: No such file or directory"),
+    (b"\xff\xfe\x00garbage", "binary.sql", "Cannot read script .*binary.sql: 'utf-8' codec can't decode"),
+    (None, "nul\x00.sql", "Cannot read script .*: embedded null byte"),
+])
+def test_unreadable_scripts_are_statement_errors(tmp_path: Path, content: bytes | None, path: str, message: str
+                                                 ) -> None:
+    if content is not None:
+        (tmp_path / path).write_bytes(content)
+    with pytest.raises(StatementError, match=message):
+        InMemoryDriver().execute(f"RUN SCRIPT '{tmp_path / path}';")
+
+
+def test_a_sink_timestamp_in_text_is_parsed_with_its_format_and_bad_text_is_logged() -> None:
+    driver = InMemoryDriver()
+    driver.execute(
+        "CREATE STREAM s (id STRING KEY, t VARCHAR) WITH (kafka_topic='s', value_format='JSON');"
+        "CREATE STREAM dated WITH (TIMESTAMP='t', TIMESTAMP_FORMAT='yyyy-MM-dd') AS SELECT id, t FROM s;"
+        "CREATE STREAM copied AS SELECT id, t FROM dated;"
+    )
+    produce_json(driver, "s", "a", {"T": "2020-01-02"}, 5)
+    produce_json(driver, "s", "b", {"T": "not a date"}, 6)
+    produce_json(driver, "s", "c", {"T": "2021-03-04"}, 7)
+    driver.process()
+    expected = [("a", {"T": "2020-01-02"}, 1_577_923_200_000), ("c", {"T": "2021-03-04"}, 1_614_816_000_000)]
+    assert values(driver, "DATED") == expected
+    assert values(driver, "COPIED") == expected  # the query reading the sink parses its timestamps alike
+    assert [(entry["offset"], entry["reason"]) for entry in driver.processing_log] == [
+        (1, "Failed to parse output timestamp 'not a date': Text 'not a date' could not be parsed with pattern "
+            "'yyyy-MM-dd'"),
+    ]
+
+
+def _transient(driver: InMemoryDriver, text: str) -> None:
+    (statement,) = parse(text)
+    assert isinstance(statement, ast.SelectStatement)
+    driver.engine.plan_transient(statement)
+
+
+def test_a_pull_query_over_a_stream_is_told_to_add_emit_changes() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PAGEVIEWS)
+    _transient(driver, "SELECT * FROM pageviews EMIT CHANGES;")
+    with pytest.raises(StatementError, match="Pull queries are not supported: add EMIT CHANGES"):
+        _transient(driver, "SELECT * FROM pageviews;")
+    with pytest.raises(StatementError, match="EMIT FINAL is only supported for windowed aggregations"):
+        _transient(driver, "SELECT * FROM pageviews EMIT FINAL;")
+
+
+@pytest.mark.parametrize("text", ["SELECT * FROM users;", "SELECT * FROM users EMIT CHANGES;"])
+def test_queries_over_a_table_say_tables_cannot_be_queried_yet(text: str) -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE TABLE users (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='u', value_format='JSON');")
+    with pytest.raises(StatementError) as caught:
+        _transient(driver, text)
+    assert str(caught.value) == "USERS is a table: queries over tables (push or pull) are not supported yet"
+
+
+@pytest.mark.parametrize("text", ["DESCRIBE EXTENDED out;", "DESCRIBE out EXTENDED;"])
+def test_describe_extended_in_either_order(text: str) -> None:
+    driver = InMemoryDriver()
+    driver.execute(PAGEVIEWS + "CREATE STREAM out AS SELECT user_id, page FROM pageviews;")
+    assert "Written by: CSAS_OUT_0" in driver.execute(text)[0].message

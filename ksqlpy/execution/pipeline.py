@@ -341,8 +341,11 @@ class Pipeline:
         log: ProcessingLogger,
         sink: DataSource | None = None,
         parse_timestamp: TimestampParser | None = None,
+        parse_output_timestamp: TimestampParser | None = None,
     ) -> None:
+        """`parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT."""
         self.plan = plan
+        self.parse_output_timestamp = parse_output_timestamp
         self.log = log
         # While a batch is processed its log entries are held here, and dropped if the batch is retried in parts.
         self._held: list[tuple[Record | None, str]] | None = None
@@ -507,6 +510,17 @@ class Pipeline:
         output.inputs = batch
         return output
 
+    def _parsed_output_timestamps(self, texts: Sequence[Any], rejected: dict[int, str]) -> list[int | None]:
+        assert self.parse_output_timestamp is not None
+        parsed: list[int | None] = []
+        for row, text in enumerate(texts):
+            try:
+                parsed.append(None if text is None else self.parse_output_timestamp(text))
+            except Exception as error:  # whatever one record's text makes the parser raise is that record's fault
+                rejected.setdefault(row, f"Failed to parse output timestamp '{text}': {error}")
+                parsed.append(None)
+        return parsed
+
     def _process_batch(self, batch: RecordBatch) -> OutputBatch:
         dropped: dict[int, str] = {}
         columns, meta = self.run(batch, dropped)
@@ -522,6 +536,8 @@ class Pipeline:
         rejected: dict[int, str] = {}
         for row, error in {**value_errors, **key_errors}.items():
             rejected[row] = f"Failed to serialize record: {error}"
+        if self.parse_output_timestamp is not None:
+            timestamps = self._parsed_output_timestamps(timestamps, rejected)
         if None in timestamps or set(map(type, timestamps)) != {int} or min(timestamps) < 0:
             timestamps = [None if t is None else int(t) for t in timestamps]
             for row, timestamp in enumerate(timestamps):

@@ -204,6 +204,9 @@ class ExpressionTyper:
         self.registry = registry
         self.clause = clause
         self._lambda_vars: list[dict[str, SqlType]] = []
+        # (node id, lambda parameter types in scope) -> (the node, kept alive so its id stays its own; the
+        # typed node or the error typing it raised)
+        self._typed: dict[tuple[int, Any], tuple[ast.Expr, TypedExpr | KsqlError]] = {}
 
     def type_boolean(self, expr: ast.Expr, what: str) -> TypedExpr:
         typed = self.type(expr)
@@ -214,6 +217,22 @@ class ExpressionTyper:
         return cast_to(typed, BOOLEAN)
 
     def type(self, e: ast.Expr) -> TypedExpr:
+        """The typed form of `e`. Each node is typed once per set of lambda parameter types: overload
+        resolution types a lambda body once per candidate and list coercion types constructor items again,
+        which would otherwise take time exponential in how deeply lambdas and constructors nest."""
+        key = (id(e), tuple(tuple(frame.items()) for frame in self._lambda_vars))
+        known = self._typed.get(key)
+        if known is None:
+            try:
+                known = e, self._type(e)
+            except KsqlError as error:
+                known = e, error
+            self._typed[key] = known
+        if isinstance(known[1], KsqlError):
+            raise known[1]
+        return known[1]
+
+    def _type(self, e: ast.Expr) -> TypedExpr:
         if isinstance(e, ast.Literal):
             return Const(e.type, e.value)
         if isinstance(e, ast.ColumnRef):
@@ -476,7 +495,10 @@ class ExpressionTyper:
             return cast_to(item, target)
         if isinstance(node, ast.Literal) and item.type == STRING and target != STRING:
             literal = self._string_literal_type(target, str(node.value))[1]
-            return Const(target, converter(literal.type, target)(literal.value))
+            try:
+                return Const(target, converter(literal.type, target)(literal.value))
+            except ArithmeticError as error:  # decimal.InvalidOperation: more digits than arithmetic keeps
+                raise StatementError(f"The number {render(node)[:40]} does not fit {target}") from error
         if isinstance(node, ast.Literal) and target == STRING:
             return Const(STRING, converter(item.type, STRING)(node.value))
         if isinstance(node, ast.ArrayConstructor) and isinstance(target, ArrayType):
@@ -633,6 +655,7 @@ _CONSTRUCTORS = (ast.ArrayConstructor, ast.MapConstructor, ast.StructConstructor
 _INTEGER_TEXT = re.compile(r"[+-]?\d+")
 _DECIMAL_TEXT = re.compile(r"[+-]?(\d+\.\d*|\.\d+)")
 _DOUBLE_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+_BIGINT_DIGITS = len(str(2**63))
 
 
 def _merge_struct_types(target: StructType, source: StructType) -> StructType:
@@ -652,12 +675,14 @@ def _merge_struct_types(target: StructType, source: StructType) -> StructType:
 def _numeric_literal(text: str) -> Const | None:
     """A number written in a string, typed as the same text would be typed as a SQL literal."""
     text = text.strip()
-    if _INTEGER_TEXT.fullmatch(text):
+    # more digits than any BIGINT has (int() refuses over 4300) make the text a DECIMAL, like a wide BIGINT
+    if _INTEGER_TEXT.fullmatch(text) and len(text.lstrip("+-").lstrip("0")) <= _BIGINT_DIGITS:
         value = int(text)
         if -(2**31) <= value < 2**31:
             return Const(INTEGER, value)
         if -(2**63) <= value < 2**63:
             return Const(BIGINT, value)
+    if _INTEGER_TEXT.fullmatch(text):
         text += ".0"
     if _DECIMAL_TEXT.fullmatch(text):
         exact = Decimal(text)

@@ -351,7 +351,8 @@ class QueryPlanner:
         if source is None:
             raise StatementError(f"{query.from_.name} does not exist.")
         if source.kind == "TABLE":
-            raise StatementError("Queries over tables are not supported yet")
+            raise StatementError(f"{source.name} is a table: queries over tables (push or pull) are not supported "
+                                 "yet")
         columns = source_columns(source)
         aliases = [source.name] + ([query.from_.alias] if query.from_.alias else [])
         scope = Scope(

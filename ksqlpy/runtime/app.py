@@ -13,12 +13,11 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO, TypeVar
 
 from ksqlpy.engine import Engine, StatementResult
-from ksqlpy.errors import KsqlError, StatementError
+from ksqlpy.errors import KsqlError
 from ksqlpy.functions.loader import LoadResult, UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, CommandLog, command_key, is_recorded
@@ -259,16 +258,11 @@ class KsqlpyApp:
         return StatementResult(text, "Already recorded in the command log: not executed again.")
 
     def _run_script(self, statement: ast.RunScript, sink: StreamSink | None) -> StatementResult:
-        try:
-            script = Path(statement.path).read_text(encoding="utf-8")
-        except OSError as error:
-            raise StatementError(f"Cannot read script {statement.path}: {error.strerror}") from error
-        results = self.execute(script, sink)
+        with self.engine.script(statement) as script:
+            results = self.execute(script, sink)
         return StatementResult(statement.text, "\n".join(r.message for r in results if r.message))
 
     def _push_query(self, statement: ast.SelectStatement, sink: StreamSink | None) -> StatementResult:
-        if statement.query.emit != "CHANGES":
-            raise StatementError("Pull queries are not supported: add EMIT CHANGES to run a push query")
         plan = self.engine.plan_transient(statement)
         pipeline = self.engine.transient_pipeline(plan, f"transient_{next(self._transient_ids)}")
         columns = [c.name for c in plan.output.columns]
