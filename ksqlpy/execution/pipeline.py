@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import Any
+from typing import Any, TypeVar
 
 from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
 from ksqlpy.execution.expressions import (
@@ -161,6 +161,7 @@ class OutputBatch:
 
 
 ProcessingLogger = Callable[[Record | None, str], None]
+T = TypeVar("T")
 
 
 class StopOnRecord(KsqlError):
@@ -475,20 +476,44 @@ class Pipeline:
             self._held.append((record, reason))
 
     def process(self, batch: RecordBatch) -> OutputBatch:
-        """Run the query on a batch of input records and encode what it writes to its sink.
+        """Run the query on a batch of input records and encode what it writes to its sink (see _narrowed
+        for what happens to a batch that raises)."""
 
-        Whatever unexpected exception a batch raises (a bug, a RecursionError, a library error on odd input),
-        the batch is processed again in halves, down to the single records that raise: those go to the
-        processing log with the error and the rest is written. A poison record thus costs a few extra passes
-        over its batch instead of stopping the query, which would meet it again after every restart. Only the
-        failures the query is set to stop on (udf.error.policy=fail, ksql.fail.on.deserialization.error)
-        escape. Entries logged during an attempt that is retried in halves are dropped: the halves log them.
-        """
+        def joined(first: OutputBatch, second: OutputBatch, whole: RecordBatch, middle: int) -> OutputBatch:
+            output = first.followed_by(second, middle)
+            output.inputs = whole
+            return output
+
+        return self._narrowed(batch, self._process_batch, joined, lambda: OutputBatch([], [], [], [], origins=[]))
+
+    def rows(self, batch: RecordBatch) -> list[list[Any]]:
+        """The output columns of a batch, unencoded (push queries), with failures narrowed as in process()."""
+
+        def joined(first: list[list[Any]], second: list[list[Any]], _whole: RecordBatch, _middle: int) -> list[list[Any]]:
+            return [head + tail for head, tail in zip(first, second, strict=True)]
+
+        return self._narrowed(batch, lambda part: self.run(part)[0], joined,
+                              lambda: [[] for _ in self.plan.output.columns])
+
+    def _narrowed(
+        self,
+        batch: RecordBatch,
+        attempt: Callable[[RecordBatch], T],
+        joined: Callable[[T, T, RecordBatch, int], T],
+        nothing: Callable[[], T],
+    ) -> T:
+        """`attempt` on the batch. Whatever unexpected exception it raises (a bug, a RecursionError, a library
+        error on odd input), the batch is processed again in halves, down to the single records that raise:
+        those go to the processing log with the error and the rest is written. A poison record thus costs a
+        few extra passes over its batch instead of stopping the query, which would meet it again after every
+        restart. Only the failures the query is set to stop on (udf.error.policy=fail,
+        ksql.fail.on.deserialization.error) escape. Entries logged during an attempt that is retried in halves
+        are dropped: the halves log them."""
         held: list[tuple[Record | None, str]] = []
         self._held = held
         failure: Exception | None = None
         try:
-            output = self._process_batch(batch)
+            result = attempt(batch)
         except Exception as error:
             if isinstance(error, StopOnRecord) or (isinstance(error, UdfError) and self.udf_error_policy == "fail"):
                 raise
@@ -499,16 +524,14 @@ class Pipeline:
                 for record, reason in held:
                     self.log(record, reason)
         if failure is None:
-            return output
+            return result
         if len(batch) <= 1:
             self.log(batch.record(0) if len(batch) else None,
                      f"Error processing record: {type(failure).__name__}: {failure}")
-            return OutputBatch([], [], [], [], origins=[])
+            return nothing()
         middle = len(batch) // 2
-        first = self.process(batch.slice(0, middle))
-        output = first.followed_by(self.process(batch.slice(middle, len(batch))), middle)
-        output.inputs = batch
-        return output
+        first = self._narrowed(batch.slice(0, middle), attempt, joined, nothing)
+        return joined(first, self._narrowed(batch.slice(middle, len(batch)), attempt, joined, nothing), batch, middle)
 
     def _parsed_output_timestamps(self, texts: Sequence[Any], rejected: dict[int, str]) -> list[int | None]:
         assert self.parse_output_timestamp is not None

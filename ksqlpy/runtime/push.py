@@ -69,7 +69,7 @@ def run_push_query(
                 ready = None  # said once
             if not messages:
                 continue
-            columns, _meta = pipeline.run(batch_of(messages, topic))
+            columns = pipeline.rows(batch_of(messages, topic))
             for row in zip(*columns, strict=True):
                 yield list(row)
                 if remaining is not None:

@@ -11,7 +11,7 @@ import pytest
 
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import StatementError
-from ksqlpy.execution.pipeline import Pipeline, StopOnRecord
+from ksqlpy.execution.pipeline import Pipeline, Record, RecordBatch, StopOnRecord
 
 CREATE_SOURCE = "CREATE STREAM src (id STRING KEY, n INT, s STRING) WITH (kafka_topic='src', value_format='JSON');"
 
@@ -98,3 +98,24 @@ def test_fail_on_settings_take_true_or_false(name: str) -> None:
     with pytest.raises(StatementError, match=re.escape(f"Invalid value for {name}: 'sometimes'")):
         driver.execute("CREATE STREAM out AS SELECT id, n FROM src;")
     assert driver.engine.queries == {}
+
+
+def test_push_query_rows_are_narrowed_to_the_record_that_raises() -> None:
+    driver, pipeline = driver_with_query()
+    decode = pipeline.decoder.decode
+
+    def decode_or_crash(batch: RecordBatch) -> list[list[Any]]:
+        if any(b"poison" in (value or b"") for value in batch.values):
+            raise RuntimeError("the decoder broke")
+        return decode(batch)
+
+    pipeline.decoder.decode = decode_or_crash  # type: ignore[method-assign]
+    payloads = [row(0), row(1, "poison"), row(2), row(3)]
+    batch = RecordBatch.of([Record(b"k", payload, 0, offset=offset) for offset, payload in enumerate(payloads)])
+
+    columns = pipeline.rows(batch)
+
+    assert columns[1] == [0, 2, 3]
+    assert [(entry["offset"], entry["reason"]) for entry in driver.processing_log] == [
+        (1, "Error processing record: RuntimeError: the decoder broke")
+    ]
