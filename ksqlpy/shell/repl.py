@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import TextIO
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.history import FileHistory
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.secrets import mask_statement
 from ksqlpy.shell.complete import StatementCompleter
 from ksqlpy.shell.render import StreamingTable, print_result
 
@@ -21,6 +23,14 @@ CONTINUATION_PROMPT = "   > "
 EXIT_WORDS = {"exit", "quit", "exit;", "quit;"}
 BANNER = ("ksqlpy shell: end statements with ';', Tab completes names and keywords, leave with exit, quit or "
           "Ctrl-D; Ctrl-C cancels a running query.")
+
+
+class MaskedHistory(FileHistory):
+    """The history file keeps typed lines with the value of every sensitive setting masked, so
+    `SET 'sasl.password'='...'` leaves no secret on disk."""
+
+    def store_string(self, string: str) -> None:
+        super().store_string(mask_statement(string))
 
 
 def statement_complete(text: str) -> bool:
@@ -91,9 +101,7 @@ def interactive(app: KsqlpyApp, out: TextIO, session: PromptSession[str] | None 
     """The prompt loop: statements may span lines until a ';'; Ctrl-C drops the typed statement or cancels
     a running query, Ctrl-D / exit / quit leave."""
     if session is None:
-        from prompt_toolkit.history import FileHistory
-
-        session = PromptSession(history=FileHistory(str(HISTORY_FILE)), completer=StatementCompleter(app.engine),
+        session = PromptSession(history=MaskedHistory(str(HISTORY_FILE)), completer=StatementCompleter(app.engine),
                                 complete_while_typing=False)
     out.write(BANNER + "\n")
     buffer: list[str] = []
