@@ -37,6 +37,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.clients import KafkaClients, describe_error
 from ksqlpy.runtime.config import load_config
+from ksqlpy.runtime.worker import take_fetched
 
 ADMIN_TIMEOUT_S = 15.0
 POLL_INTERVAL_S = 0.2
@@ -188,7 +189,8 @@ def read_batches(
         while cancel is None or not cancel.is_set():
             if idle_timeout_s is not None and time.monotonic() - last_arrival >= idle_timeout_s:
                 return
-            records = [record_from_message(m) for m in consumer.consume(BATCH_SIZE, POLL_INTERVAL_S) if _raise_for_error(m)]
+            # what is fetched, at once: PRINT and consume show each record as soon as it arrives
+            records = [record_from_message(m) for m in take_fetched(consumer, POLL_INTERVAL_S) if _raise_for_error(m)]
             if records:
                 last_arrival = time.monotonic()
                 yield records
