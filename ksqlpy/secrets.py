@@ -14,8 +14,10 @@ from typing import Any
 MASK = "[hidden]"
 
 _SENSITIVE_NAME = re.compile(r"password|secret|user\.info|^sasl\.jaas\.config$|^ssl\.key", re.IGNORECASE)
-# 'name' = 'value' pairs as SET and WITH (...) write them; '' inside a quoted literal is an escaped quote.
-_QUOTED_SETTING = re.compile(r"(?P<name>'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|[\w.]+)(?P<equals>\s*=\s*)(?P<value>'(?:[^']|'')*')")
+# 'name' = 'value' pairs as SET and WITH (...) write them; '' inside a quoted literal is an escaped quote. A bare
+# name starts only where a word does: trying every position inside a long word took time quadratic in its length.
+_QUOTED_SETTING = re.compile(
+    r"(?P<name>'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|(?<![\w.])[\w.]+)(?P<equals>\s*=\s*)(?P<value>'(?:[^']|'')*')")
 
 
 def is_sensitive(name: str) -> bool:

@@ -357,3 +357,24 @@ def test_describe_extended_in_either_order(text: str) -> None:
     driver = InMemoryDriver()
     driver.execute(PAGEVIEWS + "CREATE STREAM out AS SELECT user_id, page FROM pageviews;")
     assert "Written by: CSAS_OUT_0" in driver.execute(text)[0].message
+
+
+def test_a_case_of_many_whens_runs_and_one_of_thousands_is_a_statement_error() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PAGEVIEWS)
+    many = "CASE " + " ".join(f"WHEN ms = {i} THEN {i * 10}" for i in range(500)) + " ELSE -1 END"
+    driver.execute(f"CREATE STREAM out AS SELECT user_id, {many} AS code FROM pageviews;")
+    produce_json(driver, "pageviews", "k", {"ms": 499})
+    driver.process()
+    assert values(driver, "OUT") == [("k", {"CODE": 4990}, 0)]
+    too_many = "CASE " + " ".join(f"WHEN ms = {i} THEN {i}" for i in range(5000)) + " END"
+    with pytest.raises(StatementError, match="Expression too complex to compile"):
+        driver.execute(f"CREATE STREAM out2 AS SELECT user_id, {too_many} AS code FROM pageviews;")
+
+
+def test_a_megabyte_string_literal_takes_linear_time() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PAGEVIEWS)
+    started = time.perf_counter()
+    driver.execute(f"CREATE STREAM out AS SELECT user_id, '{'a' * 1_000_000}' AS big FROM pageviews;")
+    assert time.perf_counter() - started < 5

@@ -26,7 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, compress
 from typing import Any
 
-from ksqlpy.errors import UdfError
+from ksqlpy.errors import StatementError, UdfError
 from ksqlpy.execution.casts import DECIMAL_CONTEXT, converter, to_decimal
 from ksqlpy.execution.udf_results import ResultType
 from ksqlpy.functions.registry import Overload
@@ -485,12 +485,12 @@ class _CodeGen:
         return f"({self.gen(e.args[0])} is not None)"
 
     def _op_case(self, e: Op) -> str:
+        # One flat chain `r1 if c1 is True else r2 if c2 is True else default`: however many WHENs, it nests
+        # no brackets in the generated source (Python's parser allows 200).
         args = list(e.args)
-        code = self.gen(args.pop()) if e.detail else "None"
-        pairs = [(args[i], args[i + 1]) for i in range(0, len(args), 2)]
-        for condition, result in reversed(pairs):
-            code = f"({self.gen(result)} if {self.gen(condition)} is True else {code})"
-        return code
+        default = self.gen(args.pop()) if e.detail else "None"
+        branches = [f"{self.gen(args[i + 1])} if {self.gen(args[i])} is True" for i in range(0, len(args), 2)]
+        return f"({' else '.join([*branches, default])})"
 
     # -- types and structure
 
@@ -595,7 +595,10 @@ class CompiledExpression:
         self.source = _batch_function_source(body, recovery_body, loop_inputs,
                                              {**gen.batch_bindings, **guarded.batch_bindings},
                                              gen.result_checks, gen.returned)
-        code = compile(self.source, "<ksqlpy expression>", "exec")
+        try:
+            code = compile(self.source, "<ksqlpy expression>", "exec")
+        except (SyntaxError, RecursionError, MemoryError) as error:  # Python's limits on nesting in source
+            raise StatementError(f"Expression too complex to compile: {type(error).__name__}: {error}") from error
         exec(code, gen.namespace)  # generated from typed trees only, never from raw user text
         self._evaluate: BatchEvaluator = gen.namespace["evaluate"]
 
