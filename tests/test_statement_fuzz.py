@@ -143,6 +143,13 @@ def _swap(draw: st.DrawFn, tokens: list[str]) -> list[str]:
     return swapped
 
 
+def _repeat(draw: st.DrawFn, tokens: list[str]) -> list[str]:
+    """A run of up to 8 tokens repeated up to 600 times: long lists, many WHENs, chains, huge texts."""
+    i = _index(draw, tokens)
+    run = tokens[i:i + draw(st.integers(1, 8))]
+    return [*tokens[:i], *run * draw(st.integers(2, 600)), *tokens[i + len(run):]]
+
+
 def _insert(draw: st.DrawFn, tokens: list[str]) -> list[str]:
     word = draw(st.sampled_from(WORDS) | st.sampled_from(PUNCTUATION) | st.sampled_from(LITERALS))
     i = _index(draw, tokens)
@@ -177,7 +184,7 @@ def _character(draw: st.DrawFn, tokens: list[str]) -> list[str]:
     return TOKEN.findall(text)
 
 
-MUTATIONS: list[Mutation] = [_delete, _duplicate, _swap, _insert, _nest, _character]
+MUTATIONS: list[Mutation] = [_delete, _duplicate, _swap, _repeat, _insert, _nest, _character]
 
 
 @st.composite
