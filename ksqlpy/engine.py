@@ -27,9 +27,11 @@ from ksqlpy.planning.planner import (
     build_source,
     check_column_name,
     check_wrap_single_value,
+    partitions_property,
     resolve_formats,
     resolve_type,
     timestamp_column,
+    topic_property,
     validate_serdes,
 )
 from ksqlpy.schema import Column, LogicalSchema, Namespace
@@ -161,8 +163,8 @@ class Engine:
         check_wrap_single_value(props, plan.output)
         validate_serdes(plan.output, key_spec, value_spec)
         prefix = str(self.properties.get(OUTPUT_TOPIC_PREFIX_PROPERTY, ""))
-        topic = str(props.get("KAFKA_TOPIC", prefix + statement.name))
-        partitions = int(props.get("PARTITIONS", input_source.partitions))
+        topic = topic_property(props, prefix + statement.name)
+        partitions = partitions_property(props, input_source.partitions)
         sink = DataSource(
             name=statement.name,
             kind=statement.kind,

@@ -65,3 +65,38 @@ def test_insert_into_unknown_source_hints_at_a_name_that_differs_in_case() -> No
     assert error_of(driver, "INSERT INTO other (id) VALUES (1);") == (
         "Cannot insert values into an unknown stream/table: `OTHER`"
     )
+
+
+@pytest.mark.parametrize(("properties", "message"), [
+    ("PARTITIONS='x'", "Invalid value for PARTITIONS: x: a topic has 1 to 2147483647 partitions"),
+    ("PARTITIONS=NULL", "Invalid value for PARTITIONS: None"),
+    ("PARTITIONS=0", "Invalid value for PARTITIONS: 0"),
+    ("PARTITIONS=-3", "Invalid value for PARTITIONS: -3"),
+    ("PARTITIONS=1.5", "Invalid value for PARTITIONS: 1.5"),
+    ("PARTITIONS=99999999999", "Invalid value for PARTITIONS: 99999999999"),
+    ("KAFKA_TOPIC=NULL", "Invalid topic name 'None'"),
+    ("KAFKA_TOPIC=''", "Invalid topic name ''"),
+    ("KAFKA_TOPIC='a b'", "Invalid topic name 'a b': a Kafka topic name has 1 to 249 characters"),
+    ("KAFKA_TOPIC='..'", "Invalid topic name '..'"),
+    (f"KAFKA_TOPIC='{'t' * 250}'", "Invalid topic name 'tttt"),
+])
+def test_topic_names_and_partition_counts_kafka_would_refuse_are_statement_errors(properties: str, message: str
+                                                                                   ) -> None:
+    for statement in (f"CREATE STREAM s (a INT) WITH (value_format='JSON', kafka_topic='t', {properties});",
+                      f"CREATE STREAM s WITH ({properties}) AS SELECT * FROM input;"):
+        driver = InMemoryDriver()
+        driver.execute(INPUT)
+        assert message in error_of(driver, statement)
+        assert "S" not in driver.engine.catalog.sources
+
+
+def test_a_quoted_partition_count_and_a_topic_name_at_the_limit_are_fine() -> None:
+    driver = InMemoryDriver()
+    driver.execute(f"CREATE STREAM s (a INT) WITH (value_format='JSON', kafka_topic='{'t' * 249}', partitions='3');")
+    assert driver.list_topics()["t" * 249] == 3
+
+
+def test_a_query_sink_named_what_kafka_cannot_name_a_topic_is_a_statement_error() -> None:
+    driver = InMemoryDriver()
+    driver.execute(INPUT)
+    assert "Invalid topic name 'my sink'" in error_of(driver, 'CREATE STREAM "my sink" AS SELECT * FROM input;')

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -153,6 +154,31 @@ def resolve_formats(
     return SerdeSpec(key_format, key_options), SerdeSpec(value_format, value_options)
 
 
+# Kafka's rule for topic names: 1 to 249 of these characters, and neither "." nor "..".
+_TOPIC_NAME = re.compile(r"[a-zA-Z0-9._-]{1,249}")
+_MAX_PARTITIONS = 2**31 - 1
+
+
+def topic_property(properties: Mapping[str, Any], default: str | None = None) -> str:
+    """The KAFKA_TOPIC property (or the default topic name), checked to be a name Kafka accepts."""
+    topic = properties.get("KAFKA_TOPIC", default)
+    if not isinstance(topic, str) or not _TOPIC_NAME.fullmatch(topic) or topic in (".", ".."):
+        raise StatementError(f"Invalid topic name {str(topic)[:260]!r}: a Kafka topic name has 1 to 249 characters, "
+                             "each a letter, a digit, '.', '_' or '-'")
+    return topic
+
+
+def partitions_property(properties: Mapping[str, Any], default: int) -> int:
+    """The PARTITIONS property (or `default`): a whole number of partitions, written bare or quoted."""
+    raw = properties.get("PARTITIONS", default)
+    text = str(raw).strip()
+    count = int(text) if not isinstance(raw, (bool, float)) and text.isdigit() and len(text) <= 10 else 0
+    if not 1 <= count <= _MAX_PARTITIONS:
+        raise StatementError(f"Invalid value for PARTITIONS: {text[:40]}: a topic has 1 to {_MAX_PARTITIONS} "
+                             "partitions")
+    return count
+
+
 def check_wrap_single_value(properties: Mapping[str, Any], schema: LogicalSchema) -> None:
     """An explicit WRAP_SINGLE_VALUE only makes sense when the value has exactly one column."""
     if "WRAP_SINGLE_VALUE" in properties and len(schema.value) != 1:
@@ -263,12 +289,12 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     check_wrap_single_value(props, schema)
     validate_serdes(schema, key_spec, value_spec)
     timestamp_column = _timestamp_column(props, schema)
-    partitions = int(props.get("PARTITIONS", 1))
+    partitions = partitions_property(props, 1)
     return DataSource(
         name=statement.name,
         kind=statement.kind,
         schema=schema,
-        topic=str(props["KAFKA_TOPIC"]),
+        topic=topic_property(props),
         key=key_spec,
         value=value_spec,
         timestamp_column=timestamp_column,
