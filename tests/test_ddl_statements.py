@@ -100,3 +100,22 @@ def test_a_query_sink_named_what_kafka_cannot_name_a_topic_is_a_statement_error(
     driver = InMemoryDriver()
     driver.execute(INPUT)
     assert "Invalid topic name 'my sink'" in error_of(driver, 'CREATE STREAM "my sink" AS SELECT * FROM input;')
+
+
+@pytest.mark.parametrize(("timestamp_format", "message"), [
+    ("'bogus'", "Invalid TIMESTAMP_FORMAT 'bogus': Unknown pattern letter: b"),
+    ("'yyyy-MM-dd''T'", "Invalid TIMESTAMP_FORMAT \"yyyy-MM-dd'T\": Pattern ends with an incomplete string literal"),
+    ("''", "Invalid TIMESTAMP_FORMAT '': expected a date-time pattern"),
+    ("1", "Invalid TIMESTAMP_FORMAT 1: expected a date-time pattern"),
+])
+def test_a_bad_timestamp_format_is_the_statements_error_not_every_records(timestamp_format: str, message: str
+                                                                           ) -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE STREAM texts (k STRING KEY, t STRING) WITH (kafka_topic='texts', format='JSON');")
+    for statement in (
+        f"CREATE STREAM s (t STRING) WITH (kafka_topic='s', format='JSON', timestamp='t', "
+        f"timestamp_format={timestamp_format});",
+        f"CREATE STREAM s WITH (timestamp='t', timestamp_format={timestamp_format}) AS SELECT * FROM texts;",
+    ):
+        assert message in error_of(driver, statement)
+        assert "S" not in driver.engine.catalog.sources

@@ -343,7 +343,21 @@ def timestamp_column(props: Mapping[str, Any], column_types: Mapping[str, SqlTyp
             f"Timestamp column, `{name}`, should be LONG(INT64), TIMESTAMP, or a String with a timestamp_format "
             "specified."
         )
+    if column_type == STRING:
+        _check_timestamp_format(props["TIMESTAMP_FORMAT"])
     return name
+
+
+def _check_timestamp_format(pattern: Any) -> None:
+    """A bad pattern is the statement's error, rather than every record's."""
+    from ksqlpy.functions.builtins.datetime import date_time_pattern
+
+    try:
+        if not isinstance(pattern, str) or not pattern:
+            raise ValueError("expected a date-time pattern such as 'yyyy-MM-dd HH:mm:ss'")
+        date_time_pattern(pattern)
+    except ValueError as error:
+        raise StatementError(f"Invalid TIMESTAMP_FORMAT {pattern!r}: {error}") from error
 
 
 # --------------------------------------------------------------------------- queries
