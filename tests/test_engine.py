@@ -171,9 +171,12 @@ N = MAX_NESTING
 # output value the expression gives for it.
 AT_THE_LIMIT = {
     "function calls": ("x INT", "ABS(" * N + "x" + ")" * N, {"X": -3}, 3),
-    "arithmetic": ("x INT", "x" + " + 1" * N, {"X": 1}, 1 + N),
-    "concatenation": ("t STRING", "t" + " || 'a'" * N, {"T": "z"}, "z" + "a" * N),
-    "AND": ("b BOOLEAN", "b" + " AND b" * N, {"B": True}, True),
+    "arithmetic": ("x INT", "1 + (" * N + "x" + ")" * N, {"X": 1}, 1 + N),
+    "arithmetic chains": ("x INT", "1 - 2 * (" * (N // 2) + "x" + ") + 3" * (N // 2), {"X": 1},
+                          _nested(1, N // 2, lambda v: 1 - 2 * v + 3)),
+    "concatenation": ("t STRING", "'a' || (" * N + "t" + ")" * N, {"T": "z"}, "a" * N + "z"),
+    "AND": ("b BOOLEAN", "b AND (" * N + "b" + ")" * N, {"B": True}, True),
+    "OR in AND": ("b BOOLEAN", "b AND (b OR (" * (N // 2) + "b" + "))" * (N // 2), {"B": True}, True),
     "NOT": ("b BOOLEAN", "NOT " * N + "b", {"B": True}, N % 2 == 0),
     "unary minus": ("x INT", "- " * N + "x", {"X": 7}, 7 * (-1) ** N),
     "CASE": ("x INT, b BOOLEAN", "CASE WHEN b THEN " * N + "x" + " END" * N, {"X": 1, "B": True}, 1),
@@ -218,9 +221,31 @@ def test_statements_at_the_nesting_limit_parse_plan_compile_and_run_in_a_bounded
     assert driver.processing_log == []
 
 
+def test_thousand_term_chains_of_one_operator_run_in_a_bounded_stack() -> None:
+    """What SQL generators write: long flat runs of OR, AND, + and ||, one nesting level each."""
+    terms = 1_000
+    driver = InMemoryDriver()
+    driver.execute("CREATE STREAM s (id STRING KEY, a INT, t STRING) WITH (kafka_topic='s', value_format='JSON');")
+    picked = " OR ".join(f"a = {i * 2}" for i in range(terms))
+    excluded = " AND ".join(f"a <> {i * 3}" for i in range(terms))
+    total = " + ".join(["a"] * terms)
+    text = " || ".join(["t"] * terms)
+    query = f"SELECT id, {total} AS total, {text} AS text FROM s WHERE ({picked}) AND ({excluded})"
+    with stack_budget(STACK_BUDGET):
+        driver.execute(f"CREATE STREAM o AS {query};")
+        assert "FILTER" in driver.execute(f"EXPLAIN {query} EMIT CHANGES;")[0].message
+        driver.execute("DESCRIBE o EXTENDED;")
+        for key, a, t in [("even", 4, "x"), ("odd", 5, "y"), ("third", 6, "z"), ("null", None, "n"), ("t", 8, None)]:
+            produce_json(driver, "s", key, {"A": a, "T": t})
+        driver.process()
+    assert values(driver, "O") == [("even", {"TOTAL": 4 * terms, "TEXT": "x" * terms}, 0),
+                                   ("t", {"TOTAL": 8 * terms, "TEXT": None}, 0)]
+    assert driver.processing_log == []
+
+
 @pytest.mark.parametrize("expression", [
     "ABS(" * 488 + "ms" + ")" * 488,
-    "+".join(["1"] * 489),
+    "1+(" * 488 + "1" + ")" * 488,
     "ms" + "->f" * 488,
     "CASE WHEN true THEN " * 244 + "1" + " END" * 244,
     "9" * 4301,

@@ -31,7 +31,7 @@ from ksqlpy.execution.casts import DECIMAL_CONTEXT, converter, to_decimal
 from ksqlpy.execution.udf_results import ResultType
 from ksqlpy.functions.registry import Overload
 from ksqlpy.functions.udf import is_udf_failure
-from ksqlpy.planning.expressions import Const, InputRef, LambdaVar, Op, TypedExpr
+from ksqlpy.planning.expressions import ChainValue, Const, InputRef, LambdaVar, Op, TypedExpr
 from ksqlpy.types import BIGINT, BOOLEAN, DOUBLE, INTEGER, ArrayType, DecimalType, SqlType, StructType
 
 ErrorHandler = Callable[[int, BaseException], None]
@@ -281,6 +281,33 @@ class TableCall:
         return results
 
 
+# Steps of a chain folded into one Python expression at most, which Python's compiler nests once per step.
+_MAX_FOLDED_STEPS = 16
+
+
+def _foldable(step: TypedExpr) -> bool:
+    return isinstance(step, Op) and step.op in _ARITHMETIC and step.type in (INTEGER, BIGINT, DOUBLE)
+
+
+def _runs(steps: Sequence[TypedExpr]) -> list[list[TypedExpr]]:
+    """A chain's steps in runs that fold into one Python expression: foldable steps of one precedence
+    (+ - or *), each after the first reading the one before it as it is (no widening cast)."""
+    runs: list[list[TypedExpr]] = []
+    for step in steps:
+        if runs and _continues(runs[-1], step):
+            runs[-1].append(step)
+        else:
+            runs.append([step])
+    return runs
+
+
+def _continues(run: list[TypedExpr], step: TypedExpr) -> bool:
+    first = run[0]
+    return (len(run) < _MAX_FOLDED_STEPS and isinstance(first, Op) and isinstance(step, Op)
+            and _foldable(first) and _foldable(step) and isinstance(step.args[0], ChainValue)
+            and (step.op == "mul") == (first.op == "mul"))
+
+
 def flat_map(table_columns: list[list[list[Any]]]) -> tuple[list[int], list[list[Any]]]:
     """Rows of several table functions' results zipped, the shorter padded with NULL as ksqlDB does: for
     each output row the input row it came from, and each function's output column."""
@@ -345,6 +372,8 @@ class _CodeGen:
         self.returned = "out"
         self._temps = 0
         self._lambda_frames: list[dict[str, str]] = []
+        # the variable holding the previous step's value while a step of an Op 'chain' is generated
+        self._chain_value = ""
         # The whole expression: when it is a user function's call, its output column is the one to check.
         self.root: TypedExpr | None = None
 
@@ -372,6 +401,8 @@ class _CodeGen:
                 if e.name in frame:
                     return frame[e.name]
             raise KeyError(e.name)
+        if isinstance(e, ChainValue):
+            return self._chain_value
         assert isinstance(e, Op)
         method = getattr(self, f"_op_{e.op}", None)
         if method is not None:
@@ -386,7 +417,7 @@ class _CodeGen:
             code = self.gen(arg)
             if isinstance(arg, Const) and arg.value is not None:
                 names.append(code)
-            elif isinstance(arg, (InputRef, LambdaVar)):
+            elif isinstance(arg, (InputRef, LambdaVar, ChainValue)):
                 names.append(code)
                 checks.append(f"{code} is None")
             else:
@@ -399,37 +430,65 @@ class _CodeGen:
 
     # -- arithmetic and comparison
 
-    def _arithmetic_operands(self, e: Op, body: Callable[[list[str]], str]) -> str:
+    def _arithmetic_operands(self, args: Sequence[TypedExpr], body: Callable[[list[str]], str]) -> str:
         """NULL operands give NULL, except inside a lambda body: there ksqlDB's generated Java unboxes
         them and fails, which makes the whole function call that received the lambda fail (-> NULL)."""
         if self._lambda_frames:
-            return f"({body([self.gen(a) for a in e.args])})"
-        return self.strict(e.args, body)
+            return f"({body([self.gen(a) for a in args])})"
+        return self.strict(args, body)
 
     def _arith(self, e: Op) -> str:
         result = e.type
         if isinstance(result, DecimalType):
             dec_op = {"add": "add", "sub": "subtract", "mul": "multiply", "mod": "remainder"}
             if e.op == "div":
-                return self._arithmetic_operands(e, lambda n: f"_decimal_div({n[0]}, {n[1]}, {self.constant(result)})")
+                return self._arithmetic_operands(e.args, lambda n: f"_decimal_div({n[0]}, {n[1]}, {self.constant(result)})")
             return self._arithmetic_operands(
-                e, lambda n: f"_to_decimal(_DCTX.{dec_op[e.op]}({n[0]}, {n[1]}), {self.constant(result)})"
+                e.args, lambda n: f"_to_decimal(_DCTX.{dec_op[e.op]}({n[0]}, {n[1]}), {self.constant(result)})"
             )
         if e.op == "div":
             helper = "_double_div" if result == DOUBLE else "_int_div"
-            return self._arithmetic_operands(e, lambda n: f"{helper}({n[0]}, {n[1]})")
+            return self._arithmetic_operands(e.args, lambda n: f"{helper}({n[0]}, {n[1]})")
         if e.op == "mod":
             helper = "_double_mod" if result == DOUBLE else "_int_mod"
-            return self._arithmetic_operands(e, lambda n: f"{helper}({n[0]}, {n[1]})")
-        return self._arithmetic_operands(e, lambda n: f"{n[0]} {_ARITHMETIC[e.op]} {n[1]}")
+            return self._arithmetic_operands(e.args, lambda n: f"{helper}({n[0]}, {n[1]})")
+        return self._arithmetic_operands(e.args, lambda n: f"{n[0]} {_ARITHMETIC[e.op]} {n[1]}")
 
     _op_add = _op_sub = _op_mul = _op_div = _op_mod = _arith
 
     def _op_neg(self, e: Op) -> str:
-        return self._arithmetic_operands(e, lambda n: f"-{n[0]}")
+        return self._arithmetic_operands(e.args, lambda n: f"-{n[0]}")
 
     def _op_concat(self, e: Op) -> str:
-        return self.strict(e.args, lambda n: f"{n[0]} + {n[1]}")
+        if len(e.args) == 2:
+            return self.strict(e.args, lambda n: f"{n[0]} + {n[1]}")
+        # one join rather than `a + b + c ...`, which Python's compiler would nest once per operand
+        return self.strict(e.args, lambda n: f"''.join(({', '.join(n)},))")
+
+    def _op_chain(self, e: Op) -> str:
+        """Runs of steps side by side in a tuple, each run's value kept in a variable the next run reads:
+        however many steps, the generated source nests no deeper than one run."""
+        outer = self._chain_value  # a chain inside an operand of a step of another
+        codes: list[str] = []
+        runs = _runs(e.args)
+        for run in runs:
+            code = self._fold(run) if len(run) > 1 else self.gen(run[0])
+            if run is not runs[-1]:
+                self._chain_value = self.temp()
+                code = f"{self._chain_value} := {code}"
+            codes.append(code)
+        self._chain_value = outer
+        return codes[0] if len(codes) == 1 else f"({', '.join(codes)})[-1]"
+
+    def _fold(self, run: Sequence[TypedExpr]) -> str:
+        """Steps of plain + - or * on one number type as one Python expression, `a + b - c`, NULL if any
+        operand is: what step-by-step evaluation gives, since these steps are NULL only on a NULL operand."""
+        first, *rest = run
+        assert isinstance(first, Op)
+        operands = [*first.args, *(step.args[1] for step in rest if isinstance(step, Op))]
+        symbols = [_ARITHMETIC[step.op] for step in run if isinstance(step, Op)]
+        return self._arithmetic_operands(
+            operands, lambda n: n[0] + "".join(f" {symbol} {name}" for symbol, name in zip(symbols, n[1:], strict=True)))
 
     def _compare(self, e: Op) -> str:
         # ksqlDB comparisons are two-valued: a NULL operand makes the comparison false
@@ -462,18 +521,18 @@ class _CodeGen:
     # -- logic (three-valued)
 
     def _op_and(self, e: Op) -> str:
-        a, b = self.temp(), self.temp()
-        return (
-            f"(False if ({a} := {self.gen(e.args[0])}) is False or ({b} := {self.gen(e.args[1])}) is False "
-            f"else (None if {a} is None or {b} is None else True))"
-        )
+        return self._three_valued(e.args, decisive=False)
 
     def _op_or(self, e: Op) -> str:
-        a, b = self.temp(), self.temp()
-        return (
-            f"(True if ({a} := {self.gen(e.args[0])}) is True or ({b} := {self.gen(e.args[1])}) is True "
-            f"else (None if {a} is None or {b} is None else False))"
-        )
+        return self._three_valued(e.args, decisive=True)
+
+    def _three_valued(self, args: Sequence[TypedExpr], decisive: bool) -> str:
+        """AND (`decisive` False) or OR (True) of any number of operands, left to right and flat: the first
+        operand that is `decisive` decides and the rest are not evaluated; else NULL if any operand is NULL."""
+        names = [self.temp() for _ in args]
+        tests = " or ".join(f"({name} := {self.gen(arg)}) is {decisive}" for name, arg in zip(names, args, strict=True))
+        nulls = " or ".join(f"{name} is None" for name in names)
+        return f"({decisive} if {tests} else (None if {nulls} else {not decisive}))"
 
     def _op_not(self, e: Op) -> str:
         return self.strict(e.args, lambda n: f"not {n[0]}")

@@ -65,17 +65,28 @@ class LambdaVar(TypedExpr):
 class Op(TypedExpr):
     """Every non-leaf node: `op` names the operation, `args` its operands, `detail` op-specific data.
 
-    ops: arithmetic 'add' 'sub' 'mul' 'div' 'mod' 'neg'; 'concat'; comparison 'eq' 'ne' 'lt' 'le' 'gt'
-    'ge'; logic 'and' 'or' 'not'; 'is_null' 'is_not_null'; 'between' (operand, low, high);
-    'in' (operand, items...); 'like' (operand, pattern; detail = escape); 'case' (cond, result, ...,
-    [default]; detail = has_default); 'cast' (operand; target = self.type); 'deref' (detail = field);
-    'subscript'; 'array'; 'map' (k, v, k, v ...); 'struct' (detail = field names); 'call' (detail =
-    BoundFunction); 'lambda' (body; detail = parameter names).
+    ops: arithmetic 'add' 'sub' 'mul' 'div' 'mod' 'neg'; 'concat' (two or more operands); comparison 'eq'
+    'ne' 'lt' 'le' 'gt' 'ge'; logic 'and' 'or' (two or more operands) 'not'; 'is_null' 'is_not_null';
+    'between' (operand, low, high); 'in' (operand, items...); 'like' (operand, pattern; detail = escape);
+    'case' (cond, result, ..., [default]; detail = has_default); 'cast' (operand; target = self.type);
+    'deref' (detail = field); 'subscript'; 'array'; 'map' (k, v, k, v ...); 'struct' (detail = field
+    names); 'call' (detail = BoundFunction); 'lambda' (body; detail = parameter names); 'chain' (step,
+    step, ...: a run of arithmetic, each step after the first reading the one before it through
+    ChainValue; its value is the last step's).
     """
 
     op: str
     args: tuple[TypedExpr, ...]
     detail: Any = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class ChainValue(TypedExpr):
+    """In a step of an Op 'chain', the value of the step before it.
+
+    A run like `a + b - c + ...` is typed step by step, each step with ksqlDB's widening and result type,
+    as if nested; the steps are kept side by side, so a run of a thousand terms is no deeper than one.
+    """
 
 
 def same_expression(left: TypedExpr, right: TypedExpr) -> bool:
@@ -180,6 +191,11 @@ class _Renderer:
             return f"(NOT {self.render(e.operand)})" if e.op == "NOT" else f"{e.op}{self.render(e.operand)}"
         if isinstance(e, ast.BinaryOp):
             return f"({self.render(e.left)} {e.op} {self.render(e.right)})"
+        if isinstance(e, ast.Chain):
+            # bracketed as the nested binary operations it stands for: ((a + b) - c)
+            steps = "".join(f" {op} {self.render(operand)})" for op, operand in zip(e.operators, e.operands[1:],
+                                                                                     strict=True))
+            return "(" * len(e.operators) + self.render(e.operands[0]) + steps
         if isinstance(e, ast.FunctionCall):
             inner = "*" if e.star else ", ".join(self.render(a) for a in e.args)
             return f"{e.name}({inner})"
@@ -245,6 +261,8 @@ class ExpressionTyper:
             return self._unary(e)
         if isinstance(e, ast.BinaryOp):
             return self._binary(e)
+        if isinstance(e, ast.Chain):
+            return self._chain(e)
         if isinstance(e, ast.IsNull):
             return Op(BOOLEAN, "is_not_null" if e.negated else "is_null", (self.type(e.operand),))
         if isinstance(e, ast.Between):
@@ -323,30 +341,39 @@ class ExpressionTyper:
         return Op(operand.type, "neg", (operand,))
 
     def _binary(self, e: ast.BinaryOp) -> TypedExpr:
-        if e.op in ("AND", "OR"):
-            left, right = self.type(e.left), self.type(e.right)
-            for side, node in ((left, e.left), (right, e.right)):
-                if side.type not in (BOOLEAN, NULL):
-                    raise StatementError(f"{e.op} operand {render(node)} must be BOOLEAN, got {side.type}")
-            return Op(BOOLEAN, e.op.lower(), (cast_to(left, BOOLEAN), cast_to(right, BOOLEAN)))
         if e.op in _COMPARISON_OPS:
             return self._comparison(_COMPARISON_OPS[e.op], e.left, e.right)
-        if e.op in ("IS DISTINCT FROM", "IS NOT DISTINCT FROM"):
-            left, right = self._comparable(self.type(e.left), self.type(e.right), "eq", e.left, e.right)
-            distinct = Op(BOOLEAN, "distinct", (left, right))
-            return distinct if e.op == "IS DISTINCT FROM" else Op(BOOLEAN, "not", (distinct,))
-        if e.op == "||":
-            left, right = self.type(e.left), self.type(e.right)
-            return Op(STRING, "concat", (cast_to(left, STRING), cast_to(right, STRING)))
-        return self._arithmetic(_ARITHMETIC_OPS[e.op], e)
+        left, right = self._comparable(self.type(e.left), self.type(e.right), "eq", e.left, e.right)
+        distinct = Op(BOOLEAN, "distinct", (left, right))
+        return distinct if e.op == "IS DISTINCT FROM" else Op(BOOLEAN, "not", (distinct,))
 
-    def _arithmetic(self, op: str, e: ast.BinaryOp) -> TypedExpr:
-        left, right = self.type(e.left), self.type(e.right)
+    def _chain(self, e: ast.Chain) -> TypedExpr:
+        """AND, OR and || are associative, so their runs are one n-ary operation; a run of arithmetic keeps
+        ksqlDB's typing of each step, as if it were nested, in one flat 'chain'."""
+        operator = e.operators[0]  # the grammar gives AND, OR and || runs of their own
+        operands = [self.type(node) for node in e.operands]
+        if operator in ("AND", "OR"):
+            for operand, node in zip(operands, e.operands, strict=True):
+                if operand.type not in (BOOLEAN, NULL):
+                    raise StatementError(f"{operator} operand {render(node)} must be BOOLEAN, got {operand.type}")
+            return Op(BOOLEAN, operator.lower(), tuple(cast_to(operand, BOOLEAN) for operand in operands))
+        if operator == "||":
+            return Op(STRING, "concat", tuple(cast_to(operand, STRING) for operand in operands))
+        steps: list[TypedExpr] = []
+        for index, (symbol, right) in enumerate(zip(e.operators, operands[1:], strict=True)):
+            left = ChainValue(steps[-1].type) if steps else operands[0]
+            steps.append(self._arithmetic(_ARITHMETIC_OPS[symbol], left, right, e, index))
+        return steps[0] if len(steps) == 1 else Op(steps[-1].type, "chain", tuple(steps))
+
+    @staticmethod
+    def _arithmetic(op: str, left: TypedExpr, right: TypedExpr, chain: ast.Chain, index: int) -> TypedExpr:
+        """Step `index` of `chain`: the value so far (`left`) combined with the next operand (`right`)."""
         if op == "add" and STRING in (left.type, right.type) and {left.type, right.type} <= {STRING, NULL}:
             return Op(STRING, "concat", (cast_to(left, STRING), cast_to(right, STRING)))
         if not (is_numeric(left.type) or left.type == NULL) or not (is_numeric(right.type) or right.type == NULL):
+            shown = ast.Chain(chain.operands[:index + 2], chain.operators[:index + 1])
             raise StatementError(
-                f"Error processing expression: {render(e)}. Unsupported arithmetic types. {left.type} {right.type}"
+                f"Error processing expression: {render(shown)}. Unsupported arithmetic types. {left.type} {right.type}"
             )
         common = common_numeric_type(left.type, right.type)
         if common == NULL:

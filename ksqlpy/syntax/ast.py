@@ -92,9 +92,24 @@ class UnaryOp(Expr):
 
 @dataclass(frozen=True)
 class BinaryOp(Expr):
-    op: str  # '+', '-', '*', '/', '%', '||', '=', '<>', '<', '<=', '>', '>=', 'AND', 'OR'
+    op: str  # '=', '<>', '<', '<=', '>', '>=', 'IS DISTINCT FROM', 'IS NOT DISTINCT FROM'
     left: Expr
     right: Expr
+    pos: Position | None = _pos()
+
+
+@dataclass(frozen=True)
+class Chain(Expr):
+    """`operands[0] operators[0] operands[1] operators[1] ...`, evaluated left to right: a run of two or more
+    operands joined by the left-associative operators of one precedence level ('OR'; 'AND'; '||';
+    '+' '-'; '*' '/' '%').
+
+    One node however long the run, so a generated `a = 1 OR a = 2 OR ...` of a thousand terms nests no
+    deeper than two terms, and nothing walks it recursively per term.
+    """
+
+    operands: tuple[Expr, ...]
+    operators: tuple[str, ...]
     pos: Position | None = _pos()
 
 

@@ -32,9 +32,10 @@ BIGINT_MAX = 2**63 - 1
 MAX_NESTING = 50
 
 # The parse-tree rules that add a level of nesting: one per operator, call, lambda, CASE, CAST, constructor,
-# field access, subscript, parameterised type and join.
+# field access, subscript, parameterised type and join. A chain (`a OR b OR c`, `a + b - c`) is one flat
+# node, so it is one level however many operands it joins.
 _NESTING_RULES = frozenset({
-    "binary", "unary", "not_", "comparison", "is_null", "is_distinct_from", "between", "in_list", "like",
+    "chain", "unary", "not_", "comparison", "is_null", "is_distinct_from", "between", "in_list", "like",
     "subscript", "dereference", "select_struct_all", "case", "cast", "array_constructor", "map_constructor",
     "struct_constructor", "function_call", "count_star", "distinct_function_call", "lambda_single",
     "lambda_multi", "array_type", "map_type", "struct_type", "join",
@@ -600,9 +601,9 @@ class _AstBuilder(Transformer_NonRecursive[Token, Any]):
 
     # ----------------------------------------------------------------- expressions
 
-    def binary(self, meta: Meta, children: list[Any]) -> ast.BinaryOp:
-        left, operator, right = children
-        return ast.BinaryOp(operator.upper(), left, right, pos=_position(meta))
+    def chain(self, meta: Meta, children: list[Any]) -> ast.Chain:
+        return ast.Chain(tuple(children[::2]), tuple(operator.upper() for operator in children[1::2]),
+                         pos=_position(meta))
 
     def unary(self, meta: Meta, children: list[Any]) -> ast.Expr:
         operator, operand = children

@@ -11,7 +11,7 @@ import pytest
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.functions.registry import FunctionRegistry
-from ksqlpy.planning.expressions import ExpressionTyper, Scope, ScopeColumn
+from ksqlpy.planning.expressions import ExpressionTyper, Op, Scope, ScopeColumn, TypedExpr
 from ksqlpy.syntax.parser import parse_expression
 from ksqlpy.types import (
     BIGINT,
@@ -32,13 +32,16 @@ from ksqlpy.types import (
 REGISTRY = FunctionRegistry.with_builtins()
 
 
-def evaluate(sql: str, **columns: tuple[SqlType, list[Any]]) -> tuple[list[Any], list[tuple[int, str]]]:
+def typed(sql: str, **columns: tuple[SqlType, list[Any]]) -> TypedExpr:
     scope = Scope([ScopeColumn(i, name.upper(), t) for i, (name, (t, _)) in enumerate(columns.items())])
-    typed = ExpressionTyper(scope, REGISTRY).type(parse_expression(sql))
+    return ExpressionTyper(scope, REGISTRY).type(parse_expression(sql))
+
+
+def evaluate(sql: str, **columns: tuple[SqlType, list[Any]]) -> tuple[list[Any], list[tuple[int, str]]]:
     data = [values for _, values in columns.values()]
     size = len(data[0]) if data else 1
     errors: list[tuple[int, str]] = []
-    result = CompiledExpression(typed).evaluate(data, size, lambda row, e: errors.append((row, str(e))))
+    result = CompiledExpression(typed(sql, **columns)).evaluate(data, size, lambda row, e: errors.append((row, str(e))))
     return result, errors
 
 
@@ -317,3 +320,84 @@ def test_map_subscript() -> None:
     assert evaluate("m['']", m=m)[0] == [3, None, None, None]
     assert evaluate("m[k]", m=m, k=(STRING, ["A", "a", "a", "a"]))[0] == [2, None, None, None]
     assert evaluate("m[k]", m=m, k=(STRING, [None, None, None, None]))[0] == [None] * 4
+
+
+# --------------------------------------------------------------------------- long runs of one operator
+
+TERMS = 1_000
+CHAIN_FLAGS = (BOOLEAN, [True, False, None, False, None])
+CHAIN_NUMBERS = (INTEGER, [0, 999, 1_000, None, 500])
+
+
+def kleene(values: list[bool | None], decisive: bool) -> bool | None:
+    """A reference AND (`decisive` False) or OR (True) of SQL booleans."""
+    if decisive in values:
+        return decisive
+    return None if None in values else not decisive
+
+
+@pytest.mark.parametrize(("operator", "decisive"), [("OR", True), ("AND", False)])
+def test_a_thousand_term_logical_chain_is_three_valued(operator: str, decisive: bool) -> None:
+    # comparisons and a nullable flag in turn: the flag's NULLs make NULL unless some term decides
+    comparison = "=" if decisive else "<>"
+    sql = f" {operator} ".join(f"a {comparison} {i}" if i % 2 else "f" for i in range(TERMS))
+    expected = [
+        kleene([((a == i) is decisive if a is not None else False) if i % 2 else f for i in range(TERMS)], decisive)
+        for a, f in zip(CHAIN_NUMBERS[1], CHAIN_FLAGS[1], strict=True)
+    ]
+    result, errors = evaluate(sql, a=CHAIN_NUMBERS, f=CHAIN_FLAGS)
+    assert result == expected and not errors
+    assert expected.count(None) >= 1 and expected.count(decisive) >= 1 and expected.count(not decisive) >= 1
+
+
+def test_a_thousand_term_arithmetic_chain_folds_left_to_right_with_null() -> None:
+    sql = "a" + "".join(f" {'+-'[i % 2]} {i * 7}" for i in range(1, TERMS))
+    expected: list[int | None] = []
+    for a in CHAIN_NUMBERS[1]:
+        value = a
+        for i in range(1, TERMS):
+            if value is not None:
+                value = value - i * 7 if i % 2 else value + i * 7
+        expected.append(value)
+    result, errors = evaluate(sql, a=CHAIN_NUMBERS)
+    assert result == expected and not errors
+    assert None in expected
+
+
+def test_a_thousand_term_concatenation_is_null_if_any_part_is() -> None:
+    result, errors = evaluate(" || ".join(["s", *(f"'{i % 10}'" for i in range(1, TERMS))]),
+                              s=(STRING, ["x", None, ""]))
+    digits = "".join(str(i % 10) for i in range(1, TERMS))
+    assert result == ["x" + digits, None, digits] and not errors
+    assert evaluate("s + '1' + s", s=(STRING, ["x", None]))[0] == ["x1x", None]
+
+
+MIXED = {
+    "i": (INTEGER, [2, None, -7, 2_147_483_647]),
+    "b": (BIGINT, [3_000_000_000, 1, 5, 1]),
+    "d": (DOUBLE, [0.5, 2.0, None, -1.25]),
+    "dec": (DecimalType(5, 2), [Decimal("1.25"), Decimal("-3.50"), Decimal("0.01"), None]),
+    "dec2": (DecimalType(3, 1), [Decimal("2.5"), Decimal("0.1"), Decimal("-1.0"), Decimal("9.9")]),
+}
+
+
+@pytest.mark.parametrize(("chain", "nested"), [
+    ("i + b + d + dec", "((i + b) + d) + dec"),
+    ("i - b * 2 + dec - dec2 * i", "((i - (b * 2)) + dec) - (dec2 * i)"),
+    ("dec + dec2 + i + b - dec / dec2", "(((dec + dec2) + i) + b) - (dec / dec2)"),
+    ("i + b / i % b * d - i", "(i + (((b / i) % b) * d)) - i"),
+    ("i + b + (d * dec2 * d + i - (i - b - dec + d) + d) - i + b",
+     "(((i + b) + ((((d * dec2) * d) + i) - (((i - b) - dec) + d)) + d) - i) + b"),
+    ("dec2" + " + dec2" * 40, "(" * 40 + "dec2" + " + dec2)" * 40),
+    ("i * dec2" + " * dec2" * 10 + " / i", "(" * 11 + "i * dec2)" + " * dec2)" * 10 + " / i"),
+])
+def test_mixed_type_chains_type_and_compute_each_step_as_if_nested(chain: str, nested: str) -> None:
+    flat, bracketed = typed(chain, **MIXED), typed(nested, **MIXED)
+    assert flat.type == bracketed.type
+    assert evaluate(chain, **MIXED) == evaluate(nested, **MIXED)
+
+
+def test_a_long_arithmetic_chain_is_flat_in_the_typed_tree() -> None:
+    chain = typed("i" + " + b" * 999, **MIXED)
+    assert isinstance(chain, Op) and chain.op == "chain" and len(chain.args) == 999
+    assert chain.type == BIGINT

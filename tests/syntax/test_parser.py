@@ -24,6 +24,12 @@ def col(name: str, source: str | None = None) -> ast.ColumnRef:
     return ast.ColumnRef(name, source)
 
 
+def chain(first: ast.Expr, *rest: str | ast.Expr) -> ast.Chain:
+    """`chain(a, "+", b, "-", c)` is the run a + b - c."""
+    operands = (first, *(item for item in rest[1::2] if isinstance(item, ast.Expr)))
+    return ast.Chain(operands, tuple(str(item) for item in rest[::2]))
+
+
 def lit(value: Any) -> ast.Literal:
     if isinstance(value, bool):
         return ast.Literal(value, types.BOOLEAN)
@@ -259,23 +265,26 @@ def test_n_way_join_with_types_and_within() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("a OR b AND c", ast.BinaryOp("OR", col("A"), ast.BinaryOp("AND", col("B"), col("C")))),
-    ("NOT a = 1 AND b", ast.BinaryOp("AND", ast.UnaryOp("NOT", ast.BinaryOp("=", col("A"), lit(1))), col("B"))),
-    ("1 + 2 * 3", ast.BinaryOp("+", lit(1), ast.BinaryOp("*", lit(2), lit(3)))),
-    ("1 - 2 - 3", ast.BinaryOp("-", ast.BinaryOp("-", lit(1), lit(2)), lit(3))),
-    ("a / b % c", ast.BinaryOp("%", ast.BinaryOp("/", col("A"), col("B")), col("C"))),
-    ("'x' || a + 1", ast.BinaryOp("||", lit("x"), ast.BinaryOp("+", col("A"), lit(1)))),
-    ("-a * b", ast.BinaryOp("*", ast.UnaryOp("-", col("A")), col("B"))),
+    ("a OR b AND c", chain(col("A"), "OR", chain(col("B"), "AND", col("C")))),
+    ("NOT a = 1 AND b", chain(ast.UnaryOp("NOT", ast.BinaryOp("=", col("A"), lit(1))), "AND", col("B"))),
+    ("1 + 2 * 3", chain(lit(1), "+", chain(lit(2), "*", lit(3)))),
+    ("1 - 2 - 3", chain(lit(1), "-", lit(2), "-", lit(3))),
+    ("a / b % c", chain(col("A"), "/", col("B"), "%", col("C"))),
+    ("a - b + c * d", chain(col("A"), "-", col("B"), "+", chain(col("C"), "*", col("D")))),
+    ("a OR b OR c AND d AND e",
+     chain(col("A"), "OR", col("B"), "OR", chain(col("C"), "AND", col("D"), "AND", col("E")))),
+    ("'x' || a + 1", chain(lit("x"), "||", chain(col("A"), "+", lit(1)))),
+    ("-a * b", chain(ast.UnaryOp("-", col("A")), "*", col("B"))),
     ("-a[1]->f", ast.UnaryOp("-", ast.Dereference(ast.Subscript(col("A"), lit(1)), "F"))),
-    ("a + 1 > b", ast.BinaryOp(">", ast.BinaryOp("+", col("A"), lit(1)), col("B"))),
-    ("(a OR b) AND c", ast.BinaryOp("AND", ast.BinaryOp("OR", col("A"), col("B")), col("C"))),
+    ("a + 1 > b", ast.BinaryOp(">", chain(col("A"), "+", lit(1)), col("B"))),
+    ("(a OR b) AND c", chain(chain(col("A"), "OR", col("B")), "AND", col("C"))),
     ("a != b", ast.BinaryOp("<>", col("A"), col("B"))),
     ("a <= b", ast.BinaryOp("<=", col("A"), col("B"))),
     ("a IS NOT NULL", ast.IsNull(col("A"), negated=True)),
     ("a IS DISTINCT FROM b", ast.BinaryOp("IS DISTINCT FROM", col("A"), col("B"))),
     ("a IS NOT DISTINCT FROM 1", ast.BinaryOp("IS NOT DISTINCT FROM", col("A"), lit(1))),
     ("a NOT BETWEEN 1 AND 2 AND b",
-     ast.BinaryOp("AND", ast.Between(col("A"), lit(1), lit(2), negated=True), col("B"))),
+     chain(ast.Between(col("A"), lit(1), lit(2), negated=True), "AND", col("B"))),
     ("a IN (1, b)", ast.InList(col("A"), (lit(1), col("B")))),
     ("a NOT IN ('x')", ast.InList(col("A"), (lit("x"),), negated=True)),
     ("a LIKE 'x!%' ESCAPE '!'", ast.Like(col("A"), lit("x!%"), escape="!")),
@@ -307,7 +316,7 @@ def test_lambdas_as_function_arguments() -> None:
     assert expression == ast.FunctionCall("TRANSFORM", (
         col("M"),
         ast.Lambda(("K", "V"), col("K")),
-        ast.Lambda(("V",), ast.BinaryOp("+", col("V"), lit(1))),
+        ast.Lambda(("V",), chain(col("V"), "+", lit(1))),
         ast.Lambda(("X",), col("X")),
     ))
 
@@ -440,9 +449,11 @@ def test_numbers_beyond_their_limits(text: str, message: str, column: int) -> No
 # Each builds an expression (or type) nested `depth` levels deep around a column.
 NESTED_EXPRESSIONS = {
     "function calls": lambda depth: "ABS(" * depth + "x" + ")" * depth,
-    "arithmetic": lambda depth: "x" + " + 1" * depth,
-    "concatenation": lambda depth: "x" + " || 'a'" * depth,
-    "AND": lambda depth: "b" + " AND b" * depth,
+    "arithmetic": lambda depth: "1 + (" * depth + "x" + ")" * depth,
+    "concatenation": lambda depth: "'a' || (" * depth + "x" + ")" * depth,
+    "AND": lambda depth: "b AND (" * depth + "b" + ")" * depth,
+    "chains in chains": lambda depth: "1 - 2 * (" * (depth // 2) + "x * 2" * (depth % 2) + "x" * (1 - depth % 2)
+    + ") + 3" * (depth // 2),
     "NOT": lambda depth: "NOT " * depth + "b",
     "unary minus": lambda depth: "- " * depth + "x",
     "CASE": lambda depth: "CASE WHEN b THEN " * depth + "x" + " END" * depth,
@@ -482,6 +493,28 @@ def test_nested_types_are_limited_too() -> None:
         parse_type("STRUCT<f " * (MAX_NESTING + 1) + "INT" + ">" * (MAX_NESTING + 1))
     with pytest.raises(ParseError, match="Nested too deeply"):
         parse("CREATE STREAM s (m " + "MAP<STRING, " * 600 + "INT" + ">" * 600 + ") WITH (kafka_topic='t');")
+
+
+CHAINS = {
+    "OR": lambda terms: " OR ".join(f"b{i}" for i in range(terms)),
+    "AND": lambda terms: " AND ".join(f"b{i}" for i in range(terms)),
+    "+ -": lambda terms: "a" + "".join(f" {'+-'[i % 2]} {i}" for i in range(1, terms)),
+    "* / %": lambda terms: "a" + "".join(f" {'*/%'[i % 3]} {i}" for i in range(1, terms)),
+    "||": lambda terms: " || ".join(f"'{i}'" for i in range(terms)),
+}
+
+
+@pytest.mark.parametrize("terms", [MAX_NESTING + 1, 1_000, 5_000])
+@pytest.mark.parametrize("chain_of", CHAINS.values(), ids=CHAINS.keys())
+def test_a_chain_of_one_operator_is_one_level_however_long(chain_of: Any, terms: int) -> None:
+    expression = parse_expression(chain_of(terms))
+    assert isinstance(expression, ast.Chain)
+    assert len(expression.operands) == terms
+    # within MAX_NESTING - 1 levels of nesting, the whole chain is one level more
+    deep = "ABS(" * (MAX_NESTING - 1) + f"({chain_of(terms)})" + ")" * (MAX_NESTING - 1)
+    parse(f"SELECT {deep} FROM s;")
+    with pytest.raises(ParseError, match="Nested too deeply"):
+        parse(f"SELECT ABS({deep}) FROM s;")
 
 
 def test_parentheses_add_no_nesting() -> None:
