@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,7 @@ WORKER_STOP_TIMEOUT = 30.0
 TOPIC_CHECK_INTERVAL = 5.0
 # How long a group join takes to complete: Kafka's (and Tansu's) initial rebalance delay is 3 s.
 GROUP_JOIN_SETTLE = 5.0
+LOSS_CONFIRMATION_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -162,8 +163,13 @@ class KafkaBackend:
         for worker in workers:
             wanted[worker.source_topic] = worker.query.plan.source.source.partitions
             wanted[worker.sink_topic] = worker.query.sink.partitions
-        present = self._topic_sizes()
-        lost = sorted(name for name in wanted if name not in present)
+        lost = self._missing(wanted)
+        # A listing can miss a topic for a moment (a leader moving, a broker answering from a stale cache), and
+        # restarting queries from the beginning of their input on a false alarm would write everything again:
+        # a topic is lost when a second listing, a little later, misses it too.
+        if not lost or self._closing.wait(LOSS_CONFIRMATION_S):
+            return []
+        lost = [name for name in self._missing(wanted) if name in lost]
         if not lost:
             return []
         logger.error(
@@ -197,6 +203,14 @@ class KafkaBackend:
             if still_running:  # not terminated meanwhile
                 self.start_query(worker.query, from_beginning=worker.source_topic in lost)
         return lost
+
+    def _missing(self, wanted: Iterable[str]) -> list[str]:
+        """The wanted topics the broker's metadata does not name at all (one that errors still exists)."""
+        try:
+            named = self._admin.list_topics(timeout=ADMIN_TIMEOUT).topics
+        except KafkaException as error:
+            raise KsqlError(f"Could not list topics: {describe_error(error)}") from error
+        return sorted(name for name in wanted if name not in named)
 
     # -- records
 

@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError, KafkaException
 from ksqlpy import cli
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
+from ksqlpy.runtime.backend import KafkaBackend, KeptTopic
 from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.clients import KAFKA_LOGGER, KafkaClients, RepeatFilter
 from ksqlpy.runtime.command_log import command_topic
@@ -262,3 +263,25 @@ def test_a_broker_that_comes_back_empty_is_detected_and_the_queries_carry_on(
     finally:
         app.close()
         restarted.stop()
+
+
+def test_a_topic_missing_from_one_listing_only_is_not_taken_for_lost(
+    clients: KafkaClients, unique_topic: Callable[..., str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A listing that misses a topic for a moment must not restart queries from the beginning of their input."""
+    backend = KafkaBackend(clients, clients.config)
+    topic = unique_topic("kept")
+    try:
+        backend.create_topic(topic, 2)
+        backend.keep_topic(topic, KeptTopic(2))
+        listings = iter([[topic], []])
+        monkeypatch.setattr(backend, "_missing", lambda wanted: next(listings))
+
+        assert backend.restore_lost_topics() == []
+
+        monkeypatch.undo()
+        backend.delete_topic(topic)
+        assert backend.restore_lost_topics() == [topic]  # missing from both listings: created again
+        assert backend.topic_partitions(topic) == 2
+    finally:
+        backend.close()
