@@ -176,6 +176,10 @@ def read_metadata(directory: str | Path) -> dict[str, Any]:
 
 def load_scorer(path: str | Path) -> Scorer:
     """Load an artifact directory (imports TensorFlow/Keras: call it off the hot path)."""
+    # TensorFlow announces oneDNN on stderr whatever TF_CPP_MIN_LOG_LEVEL says (it logs before absl is set
+    # up), in the middle of `ksqlpy run` and the demo's output. Keras only loads the weights here; scoring
+    # is numpy, so oneDNN would speed up nothing.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     quiet_tensorflow_logs()
     import keras
 

@@ -4,7 +4,10 @@ fleet, parsing of the demo's '#'-separated readings, threshold choice and artifa
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,3 +136,13 @@ def test_next_version_directory(tmp_path: Path) -> None:
     for name in ("v1", "v3", "notes", "v2x"):
         (tmp_path / name).mkdir()
     assert next_version_directory(tmp_path) == tmp_path / "v4"
+
+
+def test_loading_the_model_writes_nothing_to_stderr(committed_artifact: Path) -> None:
+    """TensorFlow's start-up lines (oneDNN, absl) must not land in the middle of `ksqlpy run`'s output."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TF_")}
+    loaded = subprocess.run(
+        [sys.executable, "-c", f"from ksqlpy.ml.anomaly import load_scorer; load_scorer({str(committed_artifact)!r})"],
+        capture_output=True, text=True, env=environment, timeout=120, check=True,
+    )
+    assert loaded.stderr == ""
