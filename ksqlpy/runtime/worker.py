@@ -570,6 +570,9 @@ class QueryWorker(threading.Thread):
         reason = f"Failed to produce a record of {size} bytes to {topic}: {error.str()}"
         if self.query.pipeline.fail_on_production_error:
             raise QueryFailure(f"{reason} ({FAIL_ON_PRODUCTION_PROPERTY}=true)")
+        if topic == self.sink_topic:
+            with self._lock:  # counted as out when its batch was processed, but the sink never got it
+                self._status.records_out -= 1
         self.query.pipeline.log(record, reason)
 
     def _flush(self, producer: Producer) -> None:
