@@ -60,9 +60,12 @@ class RepeatFilter(logging.Filter):
     secret settings registered with hide() never appear in a line.
     """
 
-    def __init__(self, window: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, window: float = REPEAT_WINDOW_S, clock: Callable[[], float] = time.monotonic, label: str = "Kafka",
+    ) -> None:
         super().__init__()
         self.window = window
+        self.label = label
         self._clock = clock
         self._lock = threading.Lock()
         self._last_shown: dict[str, float] = {}
@@ -90,7 +93,7 @@ class RepeatFilter(logging.Filter):
             text = redact(text, self._secrets)
         if held_back:
             text += f" ({held_back} more like this in the last {self.window:g} s)"
-        record.msg, record.args = "Kafka: %s", (text,)
+        record.msg, record.args = f"{self.label}: %s", (text,)
         return True
 
 

@@ -12,10 +12,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import ProcessingLogger, Record
+from ksqlpy.runtime.clients import RepeatFilter
 
 PROCESSING_LOG_TOPIC = "ksqlpy_processing_log"
 
 logger = logging.getLogger(__name__)
+# Every entry is on the topic; on the console a burst of bad records (thousands of lines) is one line per
+# kind of failure every few seconds, with the count of those held back.
+logger.addFilter(RepeatFilter(label="processing log"))
 
 
 # An entry quotes at most this much of a record's key and of its value, and of the reason (which may quote
@@ -74,7 +78,7 @@ class ProcessingLog:
 
     def write(self, entry: dict[str, object]) -> None:
         logger.warning(
-            "processing log: query %s, topic %s, partition %s, offset %s, %s bytes: %s",
+            "query %s, topic %s, partition %s, offset %s, %s bytes: %s",
             entry["query_id"], entry["topic"], entry["partition"], entry["offset"], entry["size"], entry["reason"],
         )
         self._ensure_topic()

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import uuid
+
 import orjson
+import pytest
 
 from ksqlpy.execution.pipeline import Record
+from ksqlpy.runtime import processing_log
 from ksqlpy.runtime.processing_log import PREVIEW_BYTES, REASON_CHARS, processing_log_entry
 
 
@@ -28,3 +33,23 @@ def test_an_entry_without_a_record_names_the_query_topic() -> None:
     assert (entry["topic"], entry["partition"], entry["offset"], entry["size"], entry["value"]) == (
         "source", None, None, None, None
     )
+
+
+def test_a_burst_of_bad_records_is_one_console_line_per_kind_of_failure(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger=processing_log.logger.name)
+    query = f"Q_{uuid.uuid4().hex}"  # the filter is process-wide: no other test's lines look like these
+    for offset in range(2000):
+        processing_log.logger.warning(
+            "query %s, topic %s, partition %s, offset %s, %s bytes: %s", query, "src", 0, offset, 10,
+            f"Failed to deserialize the record at offset {offset}: Invalid JSON",
+        )
+    processing_log.logger.warning("query %s, topic %s, partition %s, offset %s, %s bytes: %s", query, "src", 0, 1, 10,
+                                  "Error computing expression: division by zero")
+
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        f"processing log: query {query}, topic src, partition 0, offset 0, 10 bytes: "
+        "Failed to deserialize the record at offset 0: Invalid JSON",
+        f"processing log: query {query}, topic src, partition 0, offset 1, 10 bytes: "
+        "Error computing expression: division by zero",
+    ]
