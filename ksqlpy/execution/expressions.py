@@ -28,7 +28,7 @@ from typing import Any
 
 from ksqlpy.errors import StatementError, UdfError
 from ksqlpy.execution.casts import DECIMAL_CONTEXT, converter, to_decimal
-from ksqlpy.execution.udf_results import ResultType
+from ksqlpy.execution.udf_results import ResultType, UdfResultTypeError
 from ksqlpy.functions.registry import Overload
 from ksqlpy.functions.udf import is_udf_failure
 from ksqlpy.planning.expressions import ChainValue, Const, InputRef, LambdaVar, Op, TypedExpr
@@ -121,7 +121,8 @@ def _guarded(on_error: ErrorHandler, row: int, function: Callable[..., Any], *ar
 
 
 def udf_error(overload: Overload, error: BaseException) -> UdfError:
-    trace = "".join(traceback.format_exception(error, chain=False))
+    # A result of the wrong type is ksqlpy's finding, not something the UDF raised: its frames are ksqlpy's own.
+    trace = "" if isinstance(error, UdfResultTypeError) else "".join(traceback.format_exception(error, chain=False))
     try:
         return UdfError(overload.name, error, trace)
     except Exception:  # the exception's own message fails to render: say so rather than fail the query

@@ -408,7 +408,8 @@ class Pipeline:
             if not isinstance(error, UdfError):
                 self._log_failure(batch.record(origin), f"Error computing expression: {error}")
                 return
-            self._log_failure(batch.record(origin), f"Error computing expression: {error}\n{error.trace}")
+            trace = f"\n{error.trace}" if error.trace else ""
+            self._log_failure(batch.record(origin), f"Error computing expression: {error}{trace}")
             if self.udf_error_policy == "fail":
                 raise error
             if self.udf_error_policy != "null":
