@@ -9,6 +9,7 @@ import os
 import textwrap
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,17 +42,24 @@ def write_module(directory: Path, source: str) -> None:
         os.utime(path, ns=(stamp, stamp))
 
 
-@pytest.fixture
-def udf_app(broker: str, tmp_path: Path) -> Iterator[KsqlpyApp]:
-    write_module(tmp_path, SCALER)
+@contextmanager
+def app_with_module(broker: str, directory: Path, source: str) -> Iterator[KsqlpyApp]:
+    """An app loading UDFs from `directory`, where `source` is written first, watched every 0.1 s."""
+    write_module(directory, source)
     config = RuntimeConfig(bootstrap_servers=broker, service_id=f"udf_{uuid.uuid4().hex[:10]}_",
-                           udf_directories=[str(tmp_path)])
+                           udf_directories=[str(directory)])
     status = io.StringIO()
     with KsqlpyApp(config, status=status) as app:
         assert "loaded 1 UDF(s)" in status.getvalue()
         assert app.udf_loader is not None
         app.udf_loader.stop()
         app.udf_loader.start(interval=0.1)  # a quicker watcher than the default, for the test
+        yield app
+
+
+@pytest.fixture
+def udf_app(broker: str, tmp_path: Path) -> Iterator[KsqlpyApp]:
+    with app_with_module(broker, tmp_path, SCALER) as app:
         yield app
 
 
@@ -113,14 +121,8 @@ CARELESS_MODULE = '''
 
 @pytest.fixture
 def careless_app(broker: str, tmp_path: Path) -> Iterator[KsqlpyApp]:
-    write_module(tmp_path, CARELESS_MODULE)
-    config = RuntimeConfig(bootstrap_servers=broker, service_id=f"udf_failures_{uuid.uuid4().hex[:10]}_",
-                           udf_directories=[str(tmp_path)])
-    with KsqlpyApp(config, status=io.StringIO()) as running:
-        assert running.udf_loader is not None
-        running.udf_loader.stop()
-        running.udf_loader.start(interval=0.1)  # a quicker watcher than the default, for the test
-        yield running
+    with app_with_module(broker, tmp_path, CARELESS_MODULE) as app:
+        yield app
 
 
 def test_udf_failures_leave_the_query_running(
