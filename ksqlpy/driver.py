@@ -8,13 +8,14 @@ per-topic output order for chained queries (a query reading another's sink sees 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ksqlpy.engine import Engine, PersistentQuery, StatementResult
 from ksqlpy.execution.pipeline import ProcessingLogger, Record, RecordBatch, key_serde, value_serde
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.serialization.base import RecordSerde
+from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys, windowed_keys
 
 TopicRecord = Record
 
@@ -47,7 +48,14 @@ class InMemoryDriver:
         timestamp: int,
         headers: Sequence[tuple[str, bytes | None]] = (),
         partition: int | None = None,
+        *,
+        window: tuple[int, int, str] | None = None,
     ) -> None:
+        """Append a record; `window` (start, end, type) goes into the key if the topic's source is windowed."""
+        info = self._window_of(topic)
+        if window is not None and info is not None:
+            start, end, _ = window
+            key = windowed_keys([key], [start], [end], info)[0]
         self.write(topic, [Record(key, value, timestamp, tuple(headers), partition or 0)])
 
     def process(self) -> None:
@@ -70,14 +78,28 @@ class InMemoryDriver:
                     self.write(query.pipeline.dead_letter_topic, output.dead_letters)
 
     def records(self, topic: str) -> list[Record]:
+        """The records on a topic; a windowed source's keys split into the plain key and Record.window."""
         found = self._topics.get(topic)
-        return list(found.records) if found else []
+        if found is None:
+            return []
+        info = self._window_of(topic)
+        if info is None:
+            return list(found.records)
+        keys, starts, ends = split_windowed_keys([r.key for r in found.records], info)
+        return [
+            replace(record, key=key, window=None if start is None or end is None else info.bounds(start, end))
+            for record, key, start, end in zip(found.records, keys, starts, ends, strict=True)
+        ]
 
     def serdes_for_topic(self, topic: str) -> tuple[RecordSerde, RecordSerde] | None:
         source = self.engine.source_for_topic(topic)
         if source is None:
             return None
         return key_serde(source), value_serde(source)
+
+    def _window_of(self, topic: str) -> WindowInfo | None:
+        source = self.engine.source_for_topic(topic)
+        return None if source is None else source.window
 
     # -- the engine's backend
 

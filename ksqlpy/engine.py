@@ -399,11 +399,12 @@ class Engine:
         if what in ("STREAMS", "TABLES"):
             kind = what[:-1]
             rows: list[list[Any]] = [
-                [s.name, s.topic, s.key.format, s.value.format]
+                [s.name, s.topic, s.key.format, s.value.format, s.is_windowed]
                 for s in sorted(self.catalog.sources.values(), key=lambda s: s.name)
                 if s.kind == kind
             ]
-            return StatementResult(statement.text, columns=[f"{kind.title()} Name", "Kafka Topic", "Key Format", "Value Format"], rows=rows)
+            return StatementResult(statement.text, columns=[f"{kind.title()} Name", "Kafka Topic", "Key Format", "Value Format",
+                                                            "Windowed"], rows=rows)
         if what == "TOPICS":
             topics = self.backend.list_topics()
             return StatementResult(
@@ -442,10 +443,13 @@ class Engine:
         for source in sources:
             for column in source.schema.columns:
                 suffix = {Namespace.KEY: "(key)", Namespace.HEADERS: "(headers)", Namespace.VALUE: ""}[column.namespace]
+                if column.namespace == Namespace.KEY and source.window is not None:
+                    suffix += f" (Window type: {source.window.kind})"
                 rows.append([source.name, column.name, f"{column.type} {suffix}".strip()])
         message = "\n".join(
             f"Name: {s.name}\nType: {s.kind}\nKafka topic: {s.topic} (partitions: {s.partitions})\n"
             f"Key format: {s.key.format}\nValue format: {s.value.format}"
+            + (f"\nWindow type: {s.window.kind}" if s.window is not None else "")
             + (f"\nTimestamp field: {s.timestamp_column}" if s.timestamp_column else "")
             + (f"\nWritten by: {', '.join(sorted(s.writers))}\nRead by: {', '.join(sorted(s.readers))}" if statement.extended else "")
             for s in sources

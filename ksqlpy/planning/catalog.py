@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ksqlpy.errors import StatementError
 from ksqlpy.schema import LogicalSchema
 from ksqlpy.serialization.base import FormatOptions
+from ksqlpy.serialization.windowed import WindowInfo
 from ksqlpy.types import SqlType
 
 PSEUDO_COLUMNS = ("ROWTIME", "ROWPARTITION", "ROWOFFSET")
@@ -38,10 +39,15 @@ class DataSource:
     # Query ids writing into this source (CSAS / INSERT INTO) and reading from it.
     writers: set[str] = field(default_factory=set)
     readers: set[str] = field(default_factory=set)
+    window: WindowInfo | None = None  # WINDOW_TYPE sources and windowed aggregations: keys carry window bounds
 
     @property
     def kind_word(self) -> str:
         return "stream" if self.kind == "STREAM" else "table"
+
+    @property
+    def is_windowed(self) -> bool:
+        return self.window is not None
 
 
 class Catalog:

@@ -22,6 +22,7 @@ from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.serialization.base import FormatOptions
 from ksqlpy.serialization.formats import serde_for
+from ksqlpy.serialization.windowed import WINDOW_KINDS, WindowInfo
 from ksqlpy.syntax import ast
 from ksqlpy.types import (
     BIGINT,
@@ -252,6 +253,7 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     _check_known_properties(props)
     if "KAFKA_TOPIC" not in props:
         raise StatementError("Missing required property \"KAFKA_TOPIC\" which has no default value.")
+    window = window_property(props)
     if statement.or_replace and statement.is_source:
         raise StatementError(
             f"Cannot add {statement.kind.lower()} '{statement.name}': CREATE OR REPLACE is not supported on "
@@ -286,6 +288,8 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
     # key columns first, then value, then headers: the order every batch follows
     ordered = sorted(columns, key=lambda c: {Namespace.KEY: 0, Namespace.VALUE: 1, Namespace.HEADERS: 2}[c.namespace])
     schema = LogicalSchema.of(ordered)
+    if window is not None and not schema.key:
+        raise StatementError("Windowed sources require a key column.")
     check_wrap_single_value(props, schema)
     validate_serdes(schema, key_spec, value_spec)
     timestamp_column = _timestamp_column(props, schema)
@@ -302,7 +306,72 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
         partitions=partitions,
         statement_text=statement.text,
         is_source=statement.is_source,
+        window=window,
     )
+
+
+# java.util.concurrent.TimeUnit, whose names ksqlDB's WINDOW_SIZE accepts (singular too), in nanoseconds
+_DURATION_UNIT_NANOS = {
+    "NANOSECONDS": 1,
+    "MICROSECONDS": 1_000,
+    "MILLISECONDS": 1_000_000,
+    "SECONDS": 1_000_000_000,
+    "MINUTES": 60_000_000_000,
+    "HOURS": 3_600_000_000_000,
+    "DAYS": 86_400_000_000_000,
+}
+_JAVA_LONG = re.compile(r"[+-]?[0-9]+")
+_JAVA_LONG_MIN, _JAVA_LONG_MAX = -(2**63), 2**63 - 1
+
+
+def window_property(properties: Mapping[str, Any]) -> WindowInfo | None:
+    """WINDOW_TYPE and WINDOW_SIZE: how the keys of a source over an already windowed topic are windowed."""
+    raw_type = properties.get("WINDOW_TYPE")
+    kind: str | None = None
+    if raw_type is not None:
+        kind = str(raw_type).strip().upper()
+        if kind not in WINDOW_KINDS:
+            raise StatementError(
+                f"Error in WITH clause property 'WINDOW_TYPE': Unknown window type: '{str(raw_type).strip()}' "
+                f"\nValid values are: {', '.join(WINDOW_KINDS)}"
+            )
+    raw_size = properties.get("WINDOW_SIZE")
+    size_ms = None if raw_size is None else _window_size_ms(str(raw_size).strip())
+    if kind is not None and kind != "SESSION" and size_ms is None:
+        raise StatementError(
+            f"{kind} windows require 'WINDOW_SIZE' to be provided in the WITH clause. "
+            "For example: 'WINDOW_SIZE'='10 SECONDS'"
+        )
+    if (kind is None or kind == "SESSION") and size_ms is not None:
+        # ksqlDB words a WINDOW_SIZE without any WINDOW_TYPE the same way
+        raise StatementError("'WINDOW_SIZE' should not be set for SESSION windows.")
+    return None if kind is None else WindowInfo(kind, size_ms)
+
+
+def _window_size_ms(text: str) -> int:
+    """A WINDOW_SIZE such as '10 SECONDS' in milliseconds, parsed as ksqlDB's DurationParser does."""
+    try:
+        parts = re.split(r"\s", text)
+        while parts and not parts[-1]:  # Java's String.split drops trailing empty strings
+            parts.pop()
+        if len(parts) != 2:
+            raise ValueError(f"Expected 2 tokens, got: {len(parts)}")
+        amount_text, unit_text = parts
+        if not _JAVA_LONG.fullmatch(amount_text) or not _JAVA_LONG_MIN <= int(amount_text) <= _JAVA_LONG_MAX:
+            raise ValueError(f"Not numeric: '{amount_text}'")
+        unit = unit_text.upper()
+        nanos_per_unit = _DURATION_UNIT_NANOS.get(unit if unit.endswith("S") else unit + "S")
+        if nanos_per_unit is None:
+            raise ValueError(
+                f"Unknown time unit: '{unit}'\nSupported time units are: {', '.join(_DURATION_UNIT_NANOS)}"
+            )
+    except ValueError as error:
+        raise StatementError(
+            f"Error in WITH clause property 'WINDOW_SIZE': Invalid duration: '{text}'. {error}"
+            "\nExample valid value: '10 SECONDS'"
+        ) from error
+    nanos = min(max(int(amount_text) * nanos_per_unit, _JAVA_LONG_MIN), _JAVA_LONG_MAX)  # TimeUnit.toNanos saturates
+    return nanos // 1_000_000
 
 
 def _located(pos: ast.Position | None) -> str:

@@ -26,6 +26,8 @@ MIN_COLUMN_WIDTH = 6
 def cell_text(value: Any, sql_type: SqlType | None = None) -> str:
     if sql_type is not None:
         return value_to_text(value, sql_type)
+    if isinstance(value, bool):  # as ksqlDB (Java) writes them, e.g. SHOW STREAMS' Windowed column
+        return "true" if value else "false"
     return "null" if value is None else str(value)
 
 

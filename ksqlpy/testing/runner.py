@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from types import FrameType
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.testing.cases import Case, RecordSpec, Window
@@ -76,9 +76,7 @@ def in_memory_driver(properties: dict[str, object]) -> Driver:
     """The engine's own driver; imported late so that loading cases never needs the engine."""
     from ksqlpy.driver import InMemoryDriver
 
-    # cast: produce(window=...) for WINDOW_TYPE sources is asked of the driver but not there yet; until
-    # it is, those few cases end as ERROR (TypeError) rather than silently dropping the window.
-    return cast(Driver, InMemoryDriver(properties))
+    return InMemoryDriver(properties)
 
 
 @dataclass
