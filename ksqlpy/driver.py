@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ksqlpy.engine import Engine, PersistentQuery, StatementResult
+from ksqlpy.errors import SerdeError
 from ksqlpy.execution.pipeline import ProcessingLogger, Record, RecordBatch, key_serde, value_serde
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.serialization.base import RecordSerde
@@ -85,10 +86,13 @@ class InMemoryDriver:
         info = self._window_of(topic)
         if info is None:
             return list(found.records)
-        keys, starts, ends = split_windowed_keys([r.key for r in found.records], info)
+        # A key too short for its window bounds is shown as it is, for the comparison to point at.
+        too_short: dict[int, SerdeError] = {}
+        keys, starts, ends = split_windowed_keys([r.key for r in found.records], info, too_short)
         return [
-            replace(record, key=key, window=None if start is None or end is None else info.bounds(start, end))
-            for record, key, start, end in zip(found.records, keys, starts, ends, strict=True)
+            record if row in too_short
+            else replace(record, key=key, window=None if start is None or end is None else info.bounds(start, end))
+            for row, (record, key, start, end) in enumerate(zip(found.records, keys, starts, ends, strict=True))
         ]
 
     def serdes_for_topic(self, topic: str) -> tuple[RecordSerde, RecordSerde] | None:

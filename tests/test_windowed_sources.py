@@ -9,6 +9,7 @@ import pytest
 
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import StatementError
+from ksqlpy.execution.pipeline import Record
 from ksqlpy.serialization.windowed import WindowInfo
 from ksqlpy.shell.render import print_result
 
@@ -104,6 +105,14 @@ def test_session_windows_keep_their_own_end() -> None:
     driver.produce("t", b"a", b"1", 0, window=(100, 250, "session"))
     assert driver._topics["t"].records[0].key == b"a" + struct.pack(">qq", 250, 100)
     assert [(r.key, r.window) for r in driver.records("t")] == [(b"a", (100, 250, "session"))]
+
+
+def test_keys_too_short_for_a_window_are_read_as_they_are() -> None:
+    driver = InMemoryDriver()
+    driver.execute(create("WINDOW_TYPE='TUMBLING', WINDOW_SIZE='1 SECOND'"))
+    driver.write("t", [Record(b"short", b"1", 0)])
+    driver.produce("t", b"a", b"2", 0, window=(1_000, 2_000, "time"))
+    assert [(r.key, r.window) for r in driver.records("t")] == [(b"short", None), (b"a", (1_000, 2_000, "time"))]
 
 
 def test_keys_on_unwindowed_topics_are_written_and_read_as_they_are() -> None:
