@@ -34,7 +34,7 @@ class InMemoryDriver:
         self._queries: dict[str, PersistentQuery] = {}
         self._positions: dict[str, int] = {}
         self.processing_log: list[dict[str, Any]] = []
-        self.engine = Engine(self, properties, registry)
+        self.engine = Engine(self, properties, registry, default_cache_bytes=0)
 
     # -- the user-facing API
 

@@ -36,6 +36,7 @@ from ksqlpy.planning.planner import (
 )
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.secrets import mask, mask_statement
+from ksqlpy.state.memory import InMemoryStoreProvider
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 from ksqlpy.types import BIGINT, STRING, SqlType, widens_to
@@ -91,8 +92,13 @@ class Engine:
         backend: Backend,
         properties: Mapping[str, Any] | None = None,
         registry: FunctionRegistry | None = None,
+        default_cache_bytes: int | None = None,
     ) -> None:
+        """`default_cache_bytes`: the record cache size of stateful queries that set none (ksqlDB's 10 MB
+        when None; the in-memory driver turns caching off, as ksqlDB's tests do)."""
         self.backend = backend
+        self.default_cache_bytes = default_cache_bytes
+        self.state = InMemoryStoreProvider()
         self.registry = registry or FunctionRegistry.with_builtins()
         self.catalog = Catalog()
         self.properties: dict[str, Any] = dict(properties or {})
@@ -142,15 +148,14 @@ class Engine:
         return StatementResult(statement.text, f"{statement.kind.title()} created")
 
     def _execute_CreateAsSelect(self, statement: ast.CreateAsSelect) -> StatementResult:
-        if statement.kind == "TABLE":
-            raise StatementError("CREATE TABLE AS SELECT is not supported yet")
         already = self._name_taken(statement)
         if already is not None:
             return already
-        plan = self._planner().plan(statement.query, statement.name, statement.properties)
+        plan = self._planner().plan(statement.query, statement.name, statement.properties, statement.kind)
         input_source = plan.source.source
+        check_result_kind(statement.kind, plan)
         sink = self._sink_source(statement, plan, input_source)
-        query_id = f"CSAS_{statement.name}_{next(self._query_counter)}"
+        query_id = f"{'CTAS' if statement.kind == 'TABLE' else 'CSAS'}_{statement.name}_{next(self._query_counter)}"
         self.catalog.add(sink, replace=statement.or_replace)
         self._start(query_id, plan, sink, statement.text)
         return StatementResult(statement.text, f"Created query with ID {query_id}", query_id=query_id)
@@ -175,6 +180,7 @@ class Engine:
             partitions=partitions,
             statement_text=mask_statement(statement.text),
             is_derived=True,
+            window=plan.root.window,
         )
         name = timestamp_column(props, {c.name: c.type for c in plan.output})
         if name is not None:
@@ -191,7 +197,10 @@ class Engine:
             raise StatementError(f"Cannot insert into read-only {target.kind_word}: {target.name}")
         if target.schema.headers:
             raise StatementError(f"Cannot insert into {target.name} because it has header columns")
+        if target.kind == "TABLE":
+            raise StatementError(f"INSERT INTO can only be used to insert into a stream. {target.name} is a table.")
         plan = self._planner().plan(statement.query, target.name)
+        check_result_kind(target.kind, plan)
         expected = LogicalSchema(tuple(c for c in target.schema.columns if c.namespace is not Namespace.HEADERS))
         if [(c.name, c.type, c.namespace) for c in plan.output] != [(c.name, c.type, c.namespace) for c in expected]:
             raise StatementError(
@@ -213,7 +222,8 @@ class Engine:
         log = self.backend.processing_logger(query_id, source.topic)
         text_timestamp = plan.timestamp_column is not None and plan.output.columns[plan.timestamp_column].type == STRING
         pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source),
-                            self._timestamp_parser(sink) if text_timestamp else None)
+                            self._timestamp_parser(sink) if text_timestamp else None, self.state,
+                            self.default_cache_bytes)
         if pipeline.udf_error_policy == "dlq":
             self.backend.create_topic(pipeline.dead_letter_topic, source.partitions)
         prepare_models(plan)
@@ -334,6 +344,7 @@ class Engine:
             if query is None:
                 raise StatementError(f"Unknown queryId: {query_id}")
             self.backend.stop_query(query_id)
+            self.state.drop_query(query_id)
             query.plan.source.source.readers.discard(query_id)
             query.sink.writers.discard(query_id)
         return StatementResult(statement.text, "Query terminated.")
@@ -495,10 +506,10 @@ class Engine:
         """Plan a push query; the backend decides how to run it and deliver rows. Other transient queries are
         refused only once the query is known to plan, so the advice to add EMIT CHANGES is never wrong."""
         plan = self._planner().plan(statement.query)
-        if statement.query.emit == "FINAL":
-            raise StatementError("EMIT FINAL is only supported for windowed aggregations, which are not supported "
-                                 "yet: use EMIT CHANGES")
-        if statement.query.emit != "CHANGES":
+        if statement.query.emit is None and plan.root.is_table:
+            raise StatementError("Pull queries over tables are not supported yet: add EMIT CHANGES to run a push "
+                                 "query over the table's changes")
+        if statement.query.emit not in ("CHANGES", "FINAL"):
             raise StatementError("Pull queries are not supported: add EMIT CHANGES to run a push query")
         return plan
 
@@ -507,7 +518,7 @@ class Engine:
         source = plan.source.source
         log = self.backend.processing_logger(query_id, source.topic)
         prepare_models(plan)
-        return Pipeline(plan, log, None, self._timestamp_parser(source))
+        return Pipeline(plan, log, None, self._timestamp_parser(source), None, self.state, self.default_cache_bytes)
 
     def functions_in_use(self) -> dict[int, list[str]]:
         """The running persistent queries that call each function overload (keyed by the overload's id)."""
@@ -528,6 +539,16 @@ class Engine:
         writers = [s for s in self.catalog.sources_on_topic(topic) if s.writers]
         candidates = writers or self.catalog.sources_on_topic(topic)
         return candidates[0] if candidates else None
+
+
+def check_result_kind(kind: str, plan: QueryPlan) -> None:
+    """CREATE STREAM needs a query producing a stream, CREATE TABLE one producing a table (ksqlDB's rule)."""
+    produces = "TABLE" if plan.root.is_table else "STREAM"
+    if kind != produces:
+        raise StatementError(f"Invalid result type. Your SELECT query produces a {produces}. Please use CREATE "
+                             f"{produces} AS SELECT statement instead.")
+    if plan.source.source.window is not None and plan.source.source.kind == "TABLE":
+        raise StatementError("KSQL does not support persistent queries on windowed tables.")
 
 
 def _raise_evaluation_error(_row: int, error: BaseException) -> None:

@@ -16,6 +16,8 @@ from itertools import compress
 from typing import Any, TypeVar
 
 from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
+from ksqlpy.execution.aggregation import AggregateOperator, OperatorStores
+from ksqlpy.execution.emission import emission_policy
 from ksqlpy.execution.expressions import (
     CompiledExpression,
     ErrorHandler,
@@ -23,12 +25,32 @@ from ksqlpy.execution.expressions import (
     compile_expressions,
     flat_map,
 )
+from ksqlpy.execution.rows import (
+    META_COLUMNS,
+    ORIGIN,
+    PARTITION,
+    TIMESTAMP,
+    TOMBSTONE,
+    WINDOWEND,
+    WINDOWSTART,
+)
+from ksqlpy.execution.tables import SuppressOperator, TableFilterOperator
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.expressions import Const, Op
-from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, query_property
+from ksqlpy.planning.plan import (
+    AggregateStep,
+    FilterStep,
+    ProjectStep,
+    QueryPlan,
+    SuppressStep,
+    query_property,
+)
 from ksqlpy.schema import Namespace
-from ksqlpy.serialization.base import RecordSerde
+from ksqlpy.serialization.base import FormatOptions, RecordSerde
 from ksqlpy.serialization.formats import serde_for
+from ksqlpy.serialization.windowed import split_windowed_keys, windowed_keys
+from ksqlpy.state.base import StoreProvider
+from ksqlpy.state.memory import InMemoryStoreProvider
 from ksqlpy.types import STRING
 
 
@@ -170,8 +192,6 @@ class StopOnRecord(KsqlError):
 
 _SERIALIZE_ERRORS = (SerdeError, KsqlError, ValueError, TypeError)
 TimestampParser = Callable[[str], int]
-# ROWTIME, ROWPARTITION, ROWOFFSET, then hidden: input index, tombstone flag, record timestamp and partition
-META_COLUMNS = 7
 # What a failing UDF does to its row: NULL result (ksqlDB's behaviour), drop the row, stop the query, or
 # drop the row and send its input record to the dead-letter topic. Every failure is processing-logged.
 UDF_ERROR_POLICIES = ("null", "skip", "fail", "dlq")
@@ -221,8 +241,9 @@ class SourceDecoder:
         self.fail_on_error = fail_on_error
         self.key_serde = key_serde(source)
         self.value_serde = value_serde(source)
-        # A stream record with a NULL value still flows: its key is projected and it is written as a tombstone.
-        self.passes_tombstones = source.kind == "STREAM"
+        # A record with a NULL value still flows: a stream's is projected and written as a tombstone, a table's
+        # deletes its key.
+        self.is_table = source.kind == "TABLE"
         self.header_columns = [c for c in source.schema.columns if c.namespace is Namespace.HEADERS]
         self.width = len(source.schema.columns)
         self.key_width = len(source.schema.key)
@@ -245,32 +266,43 @@ class SourceDecoder:
         self.value_width = value_width
 
     def decode(self, batch: RecordBatch) -> list[list[Any]]:
-        """Columns of the decodable records, followed by ROWTIME, ROWPARTITION, ROWOFFSET and four hidden
-        columns: each row's index in the batch, whether it was a tombstone (NULL value), and the record's
-        timestamp and partition (a tombstone's pseudo columns are NULL, its record timestamp is kept)."""
-        keys = self.key_serde.deserialize_columns(batch.keys)
-        values = self.value_serde.deserialize_columns(batch.values)
+        """Columns of the decodable records, followed by the metadata columns of ksqlpy.execution.rows
+        (a tombstone's pseudo columns are NULL; its record timestamp is kept)."""
+        raw_keys = batch.keys
         size = len(batch)
+        window_errors: dict[int, SerdeError] = {}
+        starts: list[Any]
+        ends: list[Any]
+        if self.source.window is not None:
+            raw_keys, starts, ends = split_windowed_keys(batch.keys, self.source.window, window_errors)
+        else:
+            starts = ends = [None] * size
+        keys = self.key_serde.deserialize_columns(raw_keys)
+        values = self.value_serde.deserialize_columns(batch.values)
         rowtimes: list[Any] = batch.timestamps
+        errors = {**window_errors, **keys.errors, **values.errors}
         if self.timestamp_index is not None:
             if self.timestamp_index < self.key_width:
                 raw_times = keys.columns[self.timestamp_index]
             else:
                 raw_times = values.columns[self.value_positions.index(self.timestamp_index - self.key_width)]
-            rowtimes = self._extract_timestamps(raw_times, batch, {*keys.errors, *values.errors})
-        for index, error in {**keys.errors, **values.errors}.items():
+            rowtimes = self._extract_timestamps(raw_times, batch, set(errors))
+        for index, error in errors.items():
             self.log(batch.record(index), f"Failed to deserialize record: {error}")
             if self.fail_on_error:
                 record = batch.record(index)
                 raise StopOnRecord(f"Failed to deserialize the record at {record.topic} partition {record.partition} "
                                    f"offset {record.offset} ({FAIL_ON_DESERIALIZATION_PROPERTY}=true): {error}")
         tombstones = [False] * size if False not in values.present else [not present for present in values.present]
-        dropped = {*keys.errors, *values.errors}
+        dropped = set(errors)
         if None in rowtimes:
             dropped.update(i for i, t in enumerate(rowtimes) if t is None)
+        if self.is_table and self.key_width and None in batch.keys:
+            for index, key in enumerate(batch.keys):
+                if key is None and index not in dropped:
+                    self.log(batch.record(index), "Table record with a null key skipped: a table row needs a key")
+                    dropped.add(index)
         has_tombstones = True in tombstones
-        if has_tombstones and not self.passes_tombstones:
-            dropped.update(i for i, t in enumerate(tombstones) if t)
         columns: list[list[Any]] = list(keys.columns)
         placeholder: list[Any] = [None] * size
         value_columns: list[list[Any]] = [placeholder] * self.value_width
@@ -290,7 +322,7 @@ class SourceDecoder:
             ]
         else:
             pseudo = [rowtimes, partitions, offsets]
-        columns += [*pseudo, list(range(size)), tombstones, rowtimes, partitions]
+        columns += [*pseudo, starts, ends, list(range(size)), tombstones, rowtimes, partitions, batch.keys]
         if dropped:
             kept = [i not in dropped for i in range(size)]
             columns = [list(compress(column, kept)) for column in columns]
@@ -334,7 +366,7 @@ class SourceDecoder:
 
 
 class Pipeline:
-    """One query's compiled operators."""
+    """One query's compiled operators, in the order records flow through the plan's steps."""
 
     def __init__(
         self,
@@ -343,31 +375,52 @@ class Pipeline:
         sink: DataSource | None = None,
         parse_timestamp: TimestampParser | None = None,
         parse_output_timestamp: TimestampParser | None = None,
+        stores: StoreProvider | None = None,
+        default_cache_bytes: int | None = None,
     ) -> None:
-        """`parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT."""
+        """`parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT;
+        `stores` holds stateful operators' state (in memory when not given); `default_cache_bytes` is the
+        record cache size when the query sets none (ksqlDB's 10 MB when None)."""
         self.plan = plan
         self.parse_output_timestamp = parse_output_timestamp
         self.log = log
         # While a batch is processed its log entries are held here, and dropped if the batch is retried in parts.
         self._held: list[tuple[Record | None, str]] | None = None
+        self._batch: RecordBatch | None = None  # the batch being processed, for stateful operators' log entries
         self.rowtime_index = len(plan.source.source.schema.columns)
-        self.steps: list[tuple[str, list[CompiledExpression]]] = []
+        self.stores = stores or InMemoryStoreProvider()
+        self.emission = emission_policy(plan.properties) if default_cache_bytes is None else \
+            emission_policy(plan.properties, default_cache_bytes)
+        self.steps: list[tuple[str, Any]] = []
         # per projection: its table functions (FLAT_MAP) by output position, evaluated before the rest
         self.table_calls: dict[int, dict[int, TableCall]] = {}
+        self.sink = sink
+        self.stateful: list[AggregateOperator] = []
         for step in plan.steps:
             if isinstance(step, FilterStep):
-                self.steps.append(("filter", [CompiledExpression(step.predicate)]))
+                compiled = CompiledExpression(step.predicate)
+                if step.is_table:
+                    self.steps.append(("table_filter", (compiled, TableFilterOperator(self._stores_for("Filter")))))
+                else:
+                    self.steps.append(("filter", [compiled]))
             elif isinstance(step, ProjectStep):
                 tables = {i: e for i, e in enumerate(step.expressions) if isinstance(e, Op) and e.op == "tablecall"}
                 if tables:
                     self.table_calls[len(self.steps)] = {i: TableCall(e) for i, e in tables.items()}
                 scalars = [Const(e.type, None) if i in tables else e for i, e in enumerate(step.expressions)]
                 self.steps.append(("project", compile_expressions(scalars)))
+            elif isinstance(step, AggregateStep):
+                operator = AggregateOperator(step, self._stores_for("Aggregate"), self._aggregate_key_serde(step),
+                                             self.emission, plan.source.source.partitions, self._log_row)
+                self.stateful.append(operator)
+                self.steps.append(("stateful", (operator.process, len(step.columns))))
+            elif isinstance(step, SuppressStep):
+                suppress = SuppressOperator(step, self._stores_for("Suppress"))
+                self.steps.append(("stateful", (suppress.process, len(step.columns))))
         read = self._source_columns_read()
         self.decoder = SourceDecoder(plan.source.source, self._log_failure, parse_timestamp, read,
                                      flag_property(plan.properties, FAIL_ON_DESERIALIZATION_PROPERTY, False))
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
-        self.sink = sink
         self.key_width = len(plan.output.key)
         self.udf_error_policy = plan.property("udf.error.policy", "null")
         if self.udf_error_policy not in UDF_ERROR_POLICIES:
@@ -379,15 +432,41 @@ class Pipeline:
         self.fail_on_production_error = flag_property(plan.properties, FAIL_ON_PRODUCTION_PROPERTY, False)
         self.dead_letter_topic = str(plan.properties.get(DEAD_LETTER_TOPIC_PROPERTY) or
                                      (f"{sink.topic}_dlq" if sink is not None else ""))
+        self.output_window = plan.root.window
         if sink is not None:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
             self.partitions = max(1, sink.partitions)
 
+    @property
+    def late_records(self) -> int:
+        """Records dropped because their window had closed, over the query's life."""
+        return sum(operator.late_records for operator in self.stateful)
+
+    def _stores_for(self, operator: str) -> OperatorStores:
+        """An operator's stores, named like ksqlDB's (`Aggregate-Aggregate-Materialize`), numbered when a
+        query has several of a kind."""
+        taken = sum(1 for kind, _ in self.steps if kind in ("stateful", "table_filter"))
+        name = f"{operator}-{operator}-Materialize" + (f"-{taken}" if taken else "")
+        return OperatorStores(self.stores, self.plan.query_id or "transient", name)
+
+    def _aggregate_key_serde(self, step: AggregateStep) -> RecordSerde:
+        """How the aggregate serializes group keys for its store: as the sink writes them, so a stored key is
+        the output record's key; a transient query, which has no sink, uses JSON."""
+        key_columns = tuple(c for c in step.columns if c.namespace is Namespace.KEY)
+        if self.sink is not None and len(self.sink.schema.key) == len(key_columns):
+            return serde_for(self.sink.key.format, self.sink.schema.key, self.sink.key.options)
+        return serde_for("JSON", key_columns, FormatOptions(is_key=True))
+
+    def _log_row(self, origin: int, reason: str) -> None:
+        """A stateful operator's log entry about the input record at `origin` of the batch in process."""
+        self._log_failure(self._batch.record(origin) if self._batch is not None else None, reason)
+
     def _source_columns_read(self) -> set[int]:
         """Input columns that any step reads before the first projection replaces them."""
         read: set[int] = set()
-        for index, (kind, exprs) in enumerate(self.steps):
+        for index, (kind, payload) in enumerate(self.steps):
+            exprs = [payload[0]] if kind == "table_filter" else payload if kind in ("filter", "project") else []
             for expr in [*exprs, *(a for call in self.table_calls.get(index, {}).values() for a in call.args)]:
                 read.update(expr.input_columns)
             if kind == "project":
@@ -395,16 +474,18 @@ class Pipeline:
         return read
 
     def run(self, batch: RecordBatch, dropped: dict[int, str] | None = None) -> tuple[list[list[Any]], list[list[Any]]]:
-        """Decode and transform: the output columns, and per output row its metadata columns
-        (ROWTIME, ROWPARTITION, ROWOFFSET, input index, tombstone flag, record timestamp, record partition).
-        Rows that udf.error.policy drops are left out; `dropped` receives their input index and reason."""
+        """Decode and transform: the output columns, and per output row its metadata columns (see
+        ksqlpy.execution.rows). Rows that udf.error.policy drops are left out; `dropped` receives their input
+        index and reason."""
+        self._batch = batch
         columns = self.decoder.decode(batch)
-        meta = columns[self.rowtime_index :]
+        width = self.rowtime_index
+        meta = columns[width:]
         size = len(meta[0])
         failed: dict[int, str] = {} if dropped is None else dropped
 
         def log_row(row: int, error: BaseException) -> None:
-            origin = meta[3][row]
+            origin = meta[ORIGIN][row]
             if not isinstance(error, UdfError):
                 self._log_failure(batch.record(origin), f"Error computing expression: {error}")
                 return
@@ -415,37 +496,61 @@ class Pipeline:
             if self.udf_error_policy != "null":
                 failed.setdefault(origin, str(error))
 
-        meta_in_columns = True  # until the first projection the metadata are ordinary input columns
-        for index, (kind, exprs) in enumerate(self.steps):
+        # Until a projection, the metadata are ordinary columns behind the step's own; from the source up to
+        # the first projection, source columns no step reads are shared placeholders.
+        meta_in_columns = True
+        reading_source = True
+        for index, (kind, payload) in enumerate(self.steps):
             if size == 0:
                 break
-            if kind == "filter":
+            if kind in ("filter", "table_filter"):
+                compiled = payload[0]
                 # The mask holds True, False or None (NULL), so it can select rows as it is.
-                mask: list[Any] = exprs[0].evaluate(columns, size, log_row)
-                tombstones = meta[4]
+                mask: list[Any] = compiled.evaluate(columns, size, log_row)
+                if kind == "table_filter":
+                    if not meta_in_columns:
+                        width = len(columns)
+                        columns = columns + meta
+                    columns = payload[1].process(columns, width, mask)
+                    meta = columns[width:]
+                    size = len(meta[0])
+                    meta_in_columns, reading_source = True, False
+                    continue
+                tombstones = meta[TOMBSTONE]
                 if True in tombstones:  # a filter never passes a record without a value
                     mask = [flag is True and not tombstone for flag, tombstone in zip(mask, tombstones, strict=True)]
                 kept = mask.count(True)
                 if kept != size:
-                    if meta_in_columns:  # source columns no step reads stay placeholders
+                    if meta_in_columns and reading_source:
                         placeholder: list[Any] = [None] * kept
                         columns = [
                             list(compress(column, mask)) if index in self.live_inputs else placeholder
                             for index, column in enumerate(columns)
                         ]
-                        meta = columns[self.rowtime_index :]
+                        meta = columns[width:]
+                    elif meta_in_columns:
+                        columns = [list(compress(column, mask)) for column in columns]
+                        meta = columns[width:]
                     else:
                         columns = [list(compress(column, mask)) for column in columns]
                         meta = [list(compress(column, mask)) for column in meta]
                     size = kept
+            elif kind == "stateful":
+                process, width = payload
+                columns = process(columns[: len(columns) - META_COLUMNS] if meta_in_columns else columns, meta)
+                meta = columns[width:]
+                size = len(meta[0])
+                meta_in_columns, reading_source = True, False
             elif index in self.table_calls:
-                columns, meta, size = self._flat_map(self.table_calls[index], exprs, columns, meta, size, log_row)
-                meta_in_columns = False
+                columns, meta, size = self._flat_map(self.table_calls[index], payload, columns, meta, size, log_row)
+                meta_in_columns = reading_source = False
             else:
-                columns = [e.evaluate(columns, size, log_row) for e in exprs]
-                meta_in_columns = False
+                columns = [e.evaluate(columns, size, log_row) for e in payload]
+                meta_in_columns = reading_source = False
+        if meta_in_columns:
+            columns = columns[:width]
         if failed and size:
-            surviving = [origin not in failed for origin in meta[3]]
+            surviving = [origin not in failed for origin in meta[ORIGIN]]
             size = surviving.count(True)
             columns = [list(compress(column, surviving)) for column in columns]
             meta = [list(compress(column, surviving)) for column in meta]
@@ -552,9 +657,11 @@ class Pipeline:
             if self.udf_error_policy == "dlq" else []
         if self.sink is None or not meta[0]:
             return OutputBatch([], [], [], [], dead_letters=dead_letters, origins=[])
-        _, _, _, origins, tombstones, rowtimes, partitions = meta
+        origins, tombstones, rowtimes, partitions = meta[ORIGIN], meta[TOMBSTONE], meta[TIMESTAMP], meta[PARTITION]
         size = len(origins)
         keys, key_errors = self._encode_keys(columns[: self.key_width], [batch.keys[i] for i in origins], size)
+        if self.output_window is not None:
+            keys = windowed_keys(keys, meta[WINDOWSTART], meta[WINDOWEND], self.output_window)
         values, value_errors = self._encode_values(columns[self.key_width :], tombstones, size)
         timestamps = rowtimes if self.plan.timestamp_column is None else columns[self.plan.timestamp_column]
         rejected: dict[int, str] = {}
@@ -567,7 +674,7 @@ class Pipeline:
             for row, timestamp in enumerate(timestamps):
                 if timestamp is None or timestamp < 0:
                     rejected.setdefault(row, f"Invalid output timestamp {timestamp}: the record was dropped")
-        if self.plan.key_changed:
+        if self.plan.key_changed or self.plan.is_stateful:
             partitions = [zlib.crc32(key or b"") % self.partitions for key in keys]
         elif max(partitions) >= self.partitions:
             partitions = [min(partition, self.partitions - 1) for partition in partitions]

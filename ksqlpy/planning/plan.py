@@ -1,8 +1,11 @@
-"""Logical plans: the typed steps of a query, each with the schema it produces.
+"""Logical plans: a tree of typed steps after ksqlDB's execution steps, each with the schema it produces.
 
-A plan is a source step followed by a chain of transformation steps and, for persistent queries, a
-sink. Every step's output columns say which are key columns, so key changes (PARTITION BY) and the
-timestamp each output record carries are explicit in the plan rather than implied by operators.
+A query's plan is rooted at its last step and reaches down through each step's inputs to its sources:
+stream or table source, filter, select (and flat map), group-by (re-key), aggregate (optionally
+windowed), suppress (EMIT FINAL). Each step knows its output columns (which are key columns), whether it
+produces a stream or a table (a changelog: an update per key, NULL values delete), and its window, so
+key changes, tombstones and windowed keys are explicit in the plan rather than implied by operators.
+Every step but a source reads one input today; a join step reads two, and `inputs` walks either.
 """
 
 from __future__ import annotations
@@ -11,41 +14,186 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ksqlpy.functions.registry import Overload
+from ksqlpy.functions.registry import BoundFunction, Overload
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.expressions import Op, TypedExpr
 from ksqlpy.schema import Column, LogicalSchema, Namespace
+from ksqlpy.serialization.windowed import WindowInfo
+from ksqlpy.syntax.ast import WindowSpec
+
+# ksqlDB's default grace period when a window names none: 24 hours.
+DEFAULT_GRACE_MS = 24 * 60 * 60 * 1000
 
 
 @dataclass(frozen=True)
 class SourceStep:
-    """Reads a source's records; produces key, value and header columns, then ROWTIME, ROWPARTITION, ROWOFFSET."""
+    """Reads a source's records; produces key, value and header columns, then ROWTIME, ROWPARTITION,
+    ROWOFFSET (and WINDOWSTART, WINDOWEND over a windowed source)."""
 
     source: DataSource
     columns: tuple[Column, ...]
 
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return ()
+
+    @property
+    def is_table(self) -> bool:
+        return self.source.kind == "TABLE"
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return self.source.window
+
+    @property
+    def name(self) -> str:
+        return f"{'TABLE' if self.is_table else 'STREAM'}_SOURCE"
+
 
 @dataclass(frozen=True)
 class FilterStep:
+    """Keeps the rows the predicate holds for; over a table, a row that stops matching becomes a tombstone."""
+
+    input: Step
     predicate: TypedExpr
+
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.input,)
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.input.columns
+
+    @property
+    def is_table(self) -> bool:
+        return self.input.is_table
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return self.input.window
+
+    @property
+    def name(self) -> str:
+        return "TABLE_FILTER" if self.is_table else "FILTER"
 
 
 @dataclass(frozen=True)
 class ProjectStep:
-    """Computes the output columns; the KEY ones become the record key."""
+    """Computes the output columns; the KEY ones become the record key. Table functions make it a flat map."""
 
+    input: Step
     expressions: tuple[TypedExpr, ...]
     columns: tuple[Column, ...]
 
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.input,)
 
-Step = FilterStep | ProjectStep
+    @property
+    def is_table(self) -> bool:
+        return self.input.is_table
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return self.input.window
+
+    @property
+    def is_flat_map(self) -> bool:
+        return any(isinstance(e, Op) and e.op == "tablecall" for e in self.expressions)
+
+    @property
+    def name(self) -> str:
+        return "TABLE_SELECT" if self.is_table else ("FLAT_MAP" if self.is_flat_map else "PROJECT")
+
+
+@dataclass(frozen=True)
+class AggregateCall:
+    """One aggregate function call: its column arguments are input columns of the aggregate step, its
+    trailing literal parameters (TOPK's k) are values."""
+
+    function: BoundFunction
+    arguments: tuple[int, ...]
+    literals: tuple[Any, ...]
+    text: str  # as ksqlDB renders it, for messages and EXPLAIN
+
+    @property
+    def overload(self) -> Overload:
+        return self.function.overload
+
+
+@dataclass(frozen=True)
+class AggregateStep:
+    """GROUP BY and aggregation: the input's first `key_width` columns are the group key (re-keyed when
+    `rekeyed`, which on Kafka goes through a repartition topic), the rest are the aggregates' arguments.
+    Produces a table keyed by the group (and window): key columns, then one column per aggregate."""
+
+    input: Step
+    key_width: int
+    aggregates: tuple[AggregateCall, ...]
+    window_spec: WindowSpec | None
+    columns: tuple[Column, ...]
+    rekeyed: bool
+
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.input,)
+
+    @property
+    def is_table(self) -> bool:
+        return True
+
+    @property
+    def window(self) -> WindowInfo | None:
+        if self.window_spec is None:
+            return None
+        return WindowInfo(self.window_spec.kind, None if self.window_spec.kind == "SESSION" else self.window_spec.size_ms)
+
+    @property
+    def grace_ms(self) -> int:
+        spec = self.window_spec
+        return DEFAULT_GRACE_MS if spec is None or spec.grace_ms is None else spec.grace_ms
+
+    @property
+    def name(self) -> str:
+        if self.window_spec is None:
+            return "AGGREGATE"
+        return f"{'SESSION' if self.window_spec.kind == 'SESSION' else 'TIME'}_WINDOWED_AGGREGATE"
+
+
+@dataclass(frozen=True)
+class SuppressStep:
+    """EMIT FINAL: holds a windowed aggregate's updates back and emits each window's last one when it closes."""
+
+    input: AggregateStep
+
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.input,)
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.input.columns
+
+    @property
+    def is_table(self) -> bool:
+        return True
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return self.input.window
+
+    @property
+    def name(self) -> str:
+        return "SUPPRESS"
+
+
+Step = SourceStep | FilterStep | ProjectStep | AggregateStep | SuppressStep
 
 
 @dataclass
 class QueryPlan:
-    source: SourceStep
-    steps: list[Step]
-    output: LogicalSchema
+    root: Step
     sink: DataSource | None = None
     # Output column whose value becomes the record timestamp (sink TIMESTAMP property), else ROWTIME.
     timestamp_column: int | None = None
@@ -56,8 +204,43 @@ class QueryPlan:
     properties: dict[str, object] = field(default_factory=dict)
 
     @property
+    def output(self) -> LogicalSchema:
+        return LogicalSchema(self.root.columns)
+
+    @property
+    def sources(self) -> list[SourceStep]:
+        return [step for step in self.walk() if isinstance(step, SourceStep)]
+
+    @property
+    def source(self) -> SourceStep:
+        """The source step of a single-input query."""
+        return self.sources[0]
+
+    @property
+    def steps(self) -> list[Step]:
+        """The steps above the source, in the order records flow through them (single-input queries)."""
+        chain: list[Step] = []
+        step = self.root
+        while not isinstance(step, SourceStep):
+            chain.append(step)
+            step = step.inputs[0]
+        return chain[::-1]
+
+    @property
+    def is_stateful(self) -> bool:
+        return any(isinstance(step, AggregateStep) for step in self.walk())
+
+    @property
     def input_topics(self) -> list[str]:
-        return [self.source.source.topic]
+        return [step.source.topic for step in self.sources]
+
+    def walk(self) -> Iterator[Step]:
+        """Every step, the root first."""
+        pending: list[Step] = [self.root]
+        while pending:
+            step = pending.pop()
+            yield step
+            pending.extend(reversed(step.inputs))
 
     def property(self, name: str, default: str) -> str:
         """A query property as set by SET (`name`) or in the server config (`ksql.streams.name`), lower case."""
@@ -66,8 +249,13 @@ class QueryPlan:
     def functions(self) -> Iterator[Overload]:
         """Every function overload the query calls."""
         pending: list[TypedExpr] = []
-        for step in self.steps:
-            pending += [step.predicate] if isinstance(step, FilterStep) else list(step.expressions)
+        for step in self.walk():
+            if isinstance(step, FilterStep):
+                pending.append(step.predicate)
+            elif isinstance(step, ProjectStep):
+                pending += step.expressions
+            elif isinstance(step, AggregateStep):
+                yield from (call.overload for call in step.aggregates)
         while pending:
             expr = pending.pop()
             if isinstance(expr, Op):
@@ -76,16 +264,31 @@ class QueryPlan:
                 pending += expr.args
 
     def describe(self) -> str:
-        lines = [f" > [ SINK ] | Schema: {self.output} | Topic: {self.sink.topic}"] if self.sink else []
-        for step in reversed(self.steps):
-            if isinstance(step, ProjectStep):
-                lines.append(f" > [ PROJECT ] | Schema: {LogicalSchema(step.columns)}")
-                if any(isinstance(e, Op) and e.op == "tablecall" for e in step.expressions):
-                    lines.append(" > [ FLAT_MAP ]")
-            else:
-                lines.append(" > [ FILTER ]")
-        lines.append(f" > [ SOURCE ] | Schema: {LogicalSchema(self.source.columns)} | Topic: {self.source.source.topic}")
-        return "\n".join("\t" * i + line for i, line in enumerate(lines))
+        """The plan as ksqlDB's EXPLAIN prints it: one line per step, each input indented below its reader."""
+        lines: list[str] = []
+        if self.sink is not None:
+            lines.append(f" > [ SINK ] | Schema: {self.output} | Topic: {self.sink.topic}")
+        depth = 1 if self.sink is not None else 0
+        pending: list[tuple[Step, int]] = [(self.root, depth)]
+        while pending:
+            step, level = pending.pop()
+            lines.append("\t" * level + f" > [ {step.name} ] | {_step_detail(step)}")
+            pending.extend((child, level + 1) for child in reversed(step.inputs))
+        return "\n".join(lines)
+
+
+def _step_detail(step: Step) -> str:
+    detail = f"Schema: {LogicalSchema(step.columns)}"
+    if isinstance(step, SourceStep):
+        detail += f" | Topic: {step.source.topic}"
+    if isinstance(step, AggregateStep):
+        detail += f" | Aggregates: {', '.join(call.text for call in step.aggregates) or 'none'}"
+        if step.rekeyed:
+            detail += " | Re-keyed by the GROUP BY expressions"
+    window = step.window
+    if window is not None:
+        detail += f" | Window: {window.kind}"
+    return detail
 
 
 def key_columns(columns: tuple[Column, ...]) -> list[int]:

@@ -9,6 +9,7 @@ from typing import Any
 
 from ksqlpy.errors import StatementError
 from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.planning.aggregation import AggregationPlanner, uses_aggregation
 from ksqlpy.planning.catalog import PSEUDO_COLUMNS, WINDOW_BOUND_COLUMNS, Catalog, DataSource, SerdeSpec
 from ksqlpy.planning.expressions import (
     ExpressionTyper,
@@ -18,7 +19,7 @@ from ksqlpy.planning.expressions import (
     render,
     same_expression,
 )
-from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep
+from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep, Step
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.serialization.base import FormatOptions
 from ksqlpy.serialization.formats import serde_for
@@ -433,12 +434,12 @@ def _check_timestamp_format(pattern: Any) -> None:
 
 
 def source_columns(source: DataSource) -> tuple[Column, ...]:
-    pseudo = (
-        Column("ROWTIME", BIGINT),
-        Column("ROWPARTITION", INTEGER),
-        Column("ROWOFFSET", BIGINT),
-    )
-    return source.schema.columns + pseudo
+    """A source's columns as its rows carry them: key, value and header columns, then the pseudo columns
+    (the window bounds only over a windowed source)."""
+    pseudo = [Column("ROWTIME", BIGINT), Column("ROWPARTITION", INTEGER), Column("ROWOFFSET", BIGINT)]
+    if source.window is not None:
+        pseudo += [Column(name, BIGINT) for name in WINDOW_BOUND_COLUMNS]
+    return source.schema.columns + tuple(pseudo)
 
 
 class QueryPlanner:
@@ -448,44 +449,49 @@ class QueryPlanner:
         self.session = session
 
     def plan(
-        self, query: ast.Query, sink_name: str | None = None, sink_properties: Mapping[str, Any] | None = None
+        self,
+        query: ast.Query,
+        sink_name: str | None = None,
+        sink_properties: Mapping[str, Any] | None = None,
+        sink_kind: str | None = None,
     ) -> QueryPlan:
-        """Plan a query; `sink_name` is the stream a persistent query writes to (None for transient ones)
-        and `sink_properties` its WITH clause, checked against the projection."""
+        """Plan a query; `sink_name` is the stream or table (`sink_kind`) a persistent query writes to (None
+        for transient ones) and `sink_properties` its WITH clause, checked against the projection."""
         if not isinstance(query.from_, ast.SourceRef):
             raise StatementError("Joins are not supported yet")
-        if query.group_by or query.window is not None or query.having is not None:
-            raise StatementError("Aggregations (GROUP BY, WINDOW, HAVING) are not supported yet")
         source = self.catalog.find(query.from_.name)
         if source is None:
             raise StatementError(f"{query.from_.name} does not exist.")
-        if source.kind == "TABLE":
-            raise StatementError(f"{source.name} is a table: queries over tables (push or pull) are not supported "
-                                 "yet")
         columns = source_columns(source)
         aliases = [source.name] + ([query.from_.alias] if query.from_.alias else [])
         scope = Scope(
             [ScopeColumn(i, c.name, c.type, a) for a in aliases for i, c in enumerate(columns)],
             aliases,
         )
-        steps: list[FilterStep | ProjectStep] = []
+        step: Step = SourceStep(source, columns)
         if query.where is not None:
             typer = ExpressionTyper(Scope(scope.columns, aliases), self.registry, "WHERE")
-            steps.append(FilterStep(_where(typer, query.where)))
-        typer = ExpressionTyper(scope, self.registry)
-        project = self._project(query, source, columns, typer, sink_name, sink_properties or {})
-        steps.append(project)
-        return QueryPlan(
-            source=SourceStep(source, columns),
-            steps=steps,
-            output=LogicalSchema(project.columns),
-            key_changed=bool(query.partition_by),
-            limit=query.limit,
-        )
+            step = FilterStep(step, _where(typer, query.where))
+        if uses_aggregation(query, self.registry):
+            root: Step = AggregationPlanner(
+                query, step, scope, self.registry, source.name, [c.name for c in source.schema.key], sink_name,
+                sink_kind,
+            ).plan()
+            timestamp_column(sink_properties or {}, {c.name: c.type for c in root.columns})
+        else:
+            if query.emit == "FINAL":
+                raise StatementError("EMIT FINAL is only supported for windowed aggregations.")
+            if query.partition_by and source.kind == "TABLE":
+                raise StatementError(f"PARTITION BY is not supported on tables: {source.name} is a table. "
+                                     "Use GROUP BY to re-key a table.")
+            typer = ExpressionTyper(scope, self.registry)
+            root = self._project(query, step, source, columns, typer, sink_name, sink_properties or {})
+        return QueryPlan(root=root, key_changed=bool(query.partition_by), limit=query.limit)
 
     def _project(
         self,
         query: ast.Query,
+        input_step: Step,
         source: DataSource,
         columns: tuple[Column, ...],
         typer: ExpressionTyper,
@@ -542,7 +548,7 @@ class QueryPlanner:
             items.append((name, typed, item.expr))
         # ksqlDB checks the sink's timestamp column before which columns form the key
         timestamp_column(sink_properties, {name: typed.type for name, typed, _ in items})
-        return self._assign_keys(query, source, items, partition_exprs, sink_name)
+        return self._assign_keys(query, input_step, source, items, partition_exprs, sink_name)
 
     @staticmethod
     def _select_expression(typer: ExpressionTyper, expr: ast.Expr) -> TypedExpr:
@@ -558,6 +564,7 @@ class QueryPlanner:
     def _assign_keys(
         self,
         query: ast.Query,
+        input_step: Step,
         source: DataSource,
         items: list[tuple[str, TypedExpr, ast.Expr | None]],
         partition_exprs: list[TypedExpr],
@@ -627,7 +634,7 @@ class QueryPlanner:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
-        return ProjectStep(tuple(t for _, t in keys + values), tuple(columns))
+        return ProjectStep(input_step, tuple(t for _, t in keys + values), tuple(columns))
 
 
 def _struct_fields(typer: ExpressionTyper, base: ast.Expr) -> list[tuple[str, TypedExpr, ast.Expr | None]]:

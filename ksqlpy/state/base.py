@@ -49,8 +49,9 @@ class StateStore(ABC):
     @abstractmethod
     def __len__(self) -> int: ...
 
+    @abstractmethod
     def close(self) -> None:
-        """Release what the store holds (files, handles); the in-memory store has nothing to release."""
+        """Release what the store holds (files, handles)."""
 
 
 class StoreProvider(ABC):

@@ -6,7 +6,8 @@ Every node may carry its source position (1-based line and column) for error mes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from ksqlpy.types import SqlType
@@ -281,6 +282,38 @@ class Query:
     having: Expr | None = None
     emit: str | None = None  # 'CHANGES', 'FINAL' or None (pull query / persistent query body)
     limit: int | None = None
+
+
+def transform(expr: Expr, rewrite: Callable[[Expr], Expr | None]) -> Expr:
+    """`expr` with every subtree that `rewrite` returns a replacement for replaced (outermost first);
+    where it returns None the node is kept and its children are visited."""
+    replacement = rewrite(expr)
+    if replacement is not None:
+        return replacement
+    changes = {f.name: _transform_value(getattr(expr, f.name), rewrite) for f in fields(expr) if f.name != "pos"}
+    changed = {name: value for name, value in changes.items() if value is not getattr(expr, name)}
+    return replace(expr, **changed) if changed else expr
+
+
+def _transform_value(value: Any, rewrite: Callable[[Expr], Expr | None]) -> Any:
+    if isinstance(value, Expr):
+        return transform(value, rewrite)
+    if isinstance(value, tuple):
+        items = tuple(_transform_value(item, rewrite) for item in value)
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    return value
+
+
+def subexpressions(expr: Expr) -> Iterator[Expr]:
+    """`expr` and every expression below it, parents before children."""
+    pending: list[Any] = [expr]
+    while pending:
+        value = pending.pop()
+        if isinstance(value, Expr):
+            yield value
+            pending.extend(reversed([getattr(value, f.name) for f in fields(value) if f.name != "pos"]))
+        elif isinstance(value, tuple):
+            pending.extend(reversed(value))
 
 
 # --------------------------------------------------------------------------- statements

@@ -1,0 +1,465 @@
+"""The aggregate operator: GROUP BY over streams and tables, without windows or in time or session windows.
+
+Its input rows are the group key columns followed by the aggregates' arguments; its output rows are
+shaped like a source's (key columns, one column per aggregate, then the metadata of ksqlpy.execution.rows),
+one per update of a (key, window) entry. State is one entry per (key, window) in the query's store for the
+row's partition: the aggregates' accumulators and the largest timestamp that has contributed.
+
+Over a stream the work is columnar: a batch's rows are grouped by (key, window) once, each group's
+argument slices are folded into its accumulators with one call per aggregate, and the store is read and
+written once per group. With every update emitted, the per-row running values come from each
+aggregate's prefix pass (add_each). Tables (which retract a row's old contribution) and session windows
+(which merge) go row by row, as their semantics are sequential.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Callable, Sequence
+from itertools import accumulate
+from typing import Any
+
+from ksqlpy.errors import KsqlError
+from ksqlpy.execution.emission import Emission
+from ksqlpy.execution.rows import (
+    KEY_BYTES,
+    META_COLUMNS,
+    ORIGIN,
+    PARTITION,
+    ROWOFFSET,
+    ROWPARTITION,
+    TIMESTAMP,
+    TOMBSTONE,
+)
+from ksqlpy.functions.aggregate import Aggregator
+from ksqlpy.planning.plan import AggregateStep
+from ksqlpy.serialization.base import RecordSerde
+from ksqlpy.state.base import StateStore, StoreProvider
+
+_START = struct.Struct(">q")
+_SESSION = struct.Struct(">qq")  # end, start: ksqlDB's session key layout
+RowLogger = Callable[[int, str], None]  # (input position, reason)
+# One entry's state: the accumulators, then the largest timestamp that has contributed.
+Entry = tuple[tuple[Any, ...], int]
+
+
+class OperatorStores:
+    """The stores of one operator of one query, one per partition."""
+
+    def __init__(self, provider: StoreProvider, query_id: str, operator: str) -> None:
+        self.provider = provider
+        self.query_id = query_id
+        self.operator = operator
+        self._stores: dict[int, StateStore] = {}
+
+    def __call__(self, partition: int) -> StateStore:
+        store = self._stores.get(partition)
+        if store is None:
+            store = self._stores[partition] = self.provider.store(self.query_id, self.operator, partition)
+        return store
+
+
+class Output:
+    """Rows an operator emits, gathered row by row (the sequential paths) and handed on as columns."""
+
+    def __init__(self, width: int) -> None:
+        self.rows: list[tuple[Any, ...]] = []
+        self.width = width
+
+    def emit(self, key: Sequence[Any], values: Sequence[Any], meta: Sequence[Any]) -> None:
+        self.rows.append((*key, *values, *meta))
+
+    def columns(self) -> list[list[Any]]:
+        if not self.rows:
+            return [[] for _ in range(self.width)]
+        return [list(column) for column in zip(*self.rows, strict=True)]
+
+
+class AggregateOperator:
+    """One GROUP BY aggregation of one query (see the module docstring)."""
+
+    def __init__(
+        self,
+        step: AggregateStep,
+        stores: OperatorStores,
+        key_serde: RecordSerde,
+        emission: Emission,
+        partitions: int,
+        log_row: RowLogger,
+    ) -> None:
+        self.step = step
+        self.key_width = step.key_width
+        self.aggregators: list[Aggregator] = [
+            call.overload.impl(call.function.arg_types, call.function.return_type, call.literals)
+            for call in step.aggregates
+        ]
+        self.arguments = [call.arguments for call in step.aggregates]
+        self.stores = stores
+        self.key_serde = key_serde
+        self.emission = emission
+        self.partitions = max(1, partitions)
+        self.log_row = log_row
+        self.window = step.window_spec
+        self.grace = step.grace_ms
+        self.width = len(step.columns) + META_COLUMNS
+        self.stream_times: dict[int, int] = {}
+        self.late_records = 0
+        self.from_table = step.input.is_table
+        # over a table, each source key's last row: (group key, arguments, store key, partition)
+        self.previous_rows: OperatorStores | None = (
+            OperatorStores(stores.provider, stores.query_id, f"{stores.operator}-source") if self.from_table else None
+        )
+
+    # -- entry point
+
+    def process(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
+        """Input rows -> output rows (key columns, aggregate columns, metadata)."""
+        if not meta[0]:
+            return [[] for _ in range(self.width)]
+        if self.from_table:
+            return self._table_rows(columns, meta)
+        if self.window is not None and self.window.kind == "SESSION":
+            return self._session_rows(columns, meta)
+        return self._stream_rows(columns, meta)
+
+    # -- shared pieces
+
+    def _group_keys(self, columns: list[list[Any]], meta: list[list[Any]]) -> tuple[list[Any], list[int]]:
+        """Each row's group key (a value, or a tuple for several columns) and the rows that aggregate: not
+        tombstones, and with no NULL in the key (those are logged, as ksqlDB excludes them)."""
+        width = self.key_width
+        keys: list[Any] = columns[0] if width == 1 else list(zip(*columns[:width], strict=True))
+        tombstones = meta[TOMBSTONE]
+        null_keys = [i for i, key in enumerate(keys) if key is None or (width > 1 and None in key)]
+        for row in null_keys:
+            if not tombstones[row]:
+                self.log_row(meta[ORIGIN][row], "Group-by key resolved to null: the record is excluded from the "
+                                                "aggregation")
+        if not null_keys and True not in tombstones:
+            return keys, list(range(len(keys)))
+        dropped = set(null_keys)
+        return keys, [i for i, tombstone in enumerate(tombstones) if not tombstone and i not in dropped]
+
+    def _serialized(self, key: Any) -> bytes:
+        fields = key if self.key_width > 1 else (key,)
+        serialized = self.key_serde.serialize(fields)
+        return serialized if serialized is not None else b""
+
+    def _partition(self, key_bytes: bytes, record_partition: int) -> int:
+        """The state partition of a group: the group key's hash when GROUP BY re-keys (the partition a
+        repartition topic would put it in), else the record's own partition."""
+        if self.step.rekeyed:
+            return zlib.crc32(key_bytes) % self.partitions
+        return record_partition
+
+    def _arguments(self, columns: list[list[Any]], meta: list[list[Any]], rows: Sequence[int],
+                   index: int) -> list[list[Any]]:
+        """Aggregate `index`'s argument columns over `rows` (plus their offsets, if it needs a sequence)."""
+        arguments = [[columns[p][r] for r in rows] for p in self.arguments[index]]
+        if self.aggregators[index].needs_sequence:
+            offsets = meta[ROWOFFSET]
+            arguments.append([offsets[r] for r in rows])
+        return arguments
+
+    def _late(self, partition: int, origin: int) -> None:
+        self.late_records += 1
+        self.log_row(origin, "Record dropped: it arrived after its window closed (stream time past window end "
+                             f"+ grace period of {self.grace} ms) [debug]")
+
+    # -- streams: columnar
+
+    def _stream_rows(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
+        keys, live = self._group_keys(columns, meta)
+        timestamps = meta[TIMESTAMP]
+        # (row, window start) pairs, in input order; a hopping window gives a row several
+        rows, starts = self._windows(live, timestamps)
+        distinct: dict[Any, bytes] = {}
+        for key in {keys[r] for r in live}:
+            distinct[key] = self._serialized(key)
+        record_partitions = meta[PARTITION]
+        partition_of = [self._partition(distinct[keys[r]], record_partitions[r]) for r in rows] \
+            if self.step.rekeyed else [record_partitions[r] for r in rows]
+        out = Output(self.width)
+        columnar: list[list[list[Any]]] = []
+        for partition in sorted(set(partition_of)):
+            picked = range(len(rows)) if len(set(partition_of)) == 1 else \
+                [i for i, p in enumerate(partition_of) if p == partition]
+            part_rows = [rows[i] for i in picked]
+            part_starts = [starts[i] for i in picked] if starts is not None else None
+            columnar.append(self._stream_partition(columns, meta, keys, distinct, partition, part_rows, part_starts))
+        if len(columnar) == 1:
+            return columnar[0]
+        merged = out.columns()
+        for part in columnar:
+            for column, extra in zip(merged, part, strict=True):
+                column.extend(extra)
+        return merged
+
+    def _windows(self, live: list[int], timestamps: list[Any]) -> tuple[list[int], list[int] | None]:
+        window = self.window
+        if window is None:
+            return live, None
+        size = window.size_ms
+        if window.kind == "TUMBLING":
+            return live, [timestamps[r] - timestamps[r] % size for r in live]
+        advance = window.advance_ms or size
+        rows: list[int] = []
+        starts: list[int] = []
+        for r in live:
+            time = timestamps[r]
+            last = time - time % advance
+            first = max(0, last - ((size - 1) // advance) * advance)
+            while first + size <= time:
+                first += advance
+            for start in range(first, last + 1, advance):
+                rows.append(r)
+                starts.append(start)
+        return rows, starts
+
+    def _stream_partition(
+        self,
+        columns: list[list[Any]],
+        meta: list[list[Any]],
+        keys: list[Any],
+        serialized: dict[Any, bytes],
+        partition: int,
+        rows: list[int],
+        starts: list[int] | None,
+    ) -> list[list[Any]]:
+        timestamps = meta[TIMESTAMP]
+        size = self.window.size_ms if self.window is not None else 0
+        if starts is not None:
+            # stream time as each row arrives decides whether its window is still open
+            times = [timestamps[r] for r in rows]
+            stream_times = list(accumulate(times, max, initial=self.stream_times.get(partition, -1)))
+            self.stream_times[partition] = stream_times[-1]
+            open_rows = [i for i, start in enumerate(starts) if start + size + self.grace > stream_times[i + 1]]
+            if len(open_rows) != len(rows):
+                kept = set(open_rows)
+                for i, row in enumerate(rows):
+                    if i not in kept:
+                        self._late(partition, meta[ORIGIN][row])
+                rows = [rows[i] for i in open_rows]
+                starts = [starts[i] for i in open_rows]
+            groups: list[Any] = [(keys[r], s) for r, s in zip(rows, starts, strict=True)]
+        else:
+            groups = [keys[r] for r in rows]
+        if not rows:
+            return [[] for _ in range(self.width)]
+        numbering: dict[Any, int] = {}
+        group_of = [numbering.setdefault(group, len(numbering)) for group in groups]
+        distinct_groups = list(numbering)
+        store_keys = [
+            serialized[g[0]] + _START.pack(g[1]) if starts is not None else serialized[g]
+            for g in distinct_groups
+        ]
+        store = self.stores(partition)
+        entries: list[Entry | None] = store.multi_get(store_keys)
+        order = sorted(range(len(rows)), key=group_of.__getitem__)
+        sorted_rows = [rows[i] for i in order]
+        counts = Counter(group_of)
+        bounds = [0, *accumulate(counts[g] for g in range(len(distinct_groups)))]
+        arguments = [self._arguments(columns, meta, sorted_rows, j) for j in range(len(self.aggregators))]
+        sorted_times = [timestamps[r] for r in sorted_rows]
+        every_update = self.emission is Emission.EVERY_UPDATE
+        results: list[list[Any]] = [[None] * len(rows) for _ in self.aggregators] if every_update else \
+            [[] for _ in self.aggregators]
+        running_times: list[int] = [0] * len(rows) if every_update else []
+        changes: dict[bytes, Entry] = {}
+        for group, store_key in enumerate(store_keys):
+            low, high = bounds[group], bounds[group + 1]
+            entry = entries[group]
+            accumulators = list(entry[0]) if entry is not None else [a.initial() for a in self.aggregators]
+            for j, aggregator in enumerate(self.aggregators):
+                slices = [column[low:high] for column in arguments[j]]
+                if every_update:
+                    accumulators[j], results[j][low:high] = aggregator.add_each(accumulators[j], slices)
+                else:
+                    accumulators[j] = aggregator.add(accumulators[j], slices)
+                    results[j].append(aggregator.result(accumulators[j]))
+            previous_time = entry[1] if entry is not None else -1
+            if every_update:
+                running = list(accumulate(sorted_times[low:high], max, initial=previous_time))[1:]
+                running_times[low:high] = running
+                latest = running[-1]
+            else:
+                latest = max(previous_time, max(sorted_times[low:high]))
+                running_times.append(latest)
+            changes[store_key] = (tuple(accumulators), latest)
+        store.write_batch(changes)
+        if every_update:
+            # back to input order: output i belongs to input row i
+            inverse = sorted(range(len(rows)), key=order.__getitem__)
+            out_rows = rows
+            out_groups = group_of
+            values = [[column[i] for i in inverse] for column in results]
+            out_times = [running_times[i] for i in inverse]
+        else:
+            # one output per group, in order of first appearance, carrying the group's last row's metadata
+            last_rows = [sorted_rows[bounds[g + 1] - 1] for g in range(len(distinct_groups))]
+            out_rows = last_rows
+            out_groups = list(range(len(distinct_groups)))
+            values = results
+            out_times = running_times
+        return self._columns(meta, keys, out_rows, out_groups, distinct_groups, store_keys, values, out_times,
+                             partition, starts is not None)
+
+    def _columns(
+        self,
+        meta: list[list[Any]],
+        keys: list[Any],
+        rows: list[int],
+        group_of: list[int],
+        groups: list[Any],
+        store_keys: list[bytes],
+        values: list[list[Any]],
+        times: list[int],
+        partition: int,
+        windowed: bool,
+    ) -> list[list[Any]]:
+        """Output columns: the group key, the aggregates, then the metadata."""
+        if self.key_width == 1:
+            key_columns = [[keys[r] for r in rows]]
+        else:
+            key_columns = [list(column) for column in zip(*(keys[r] for r in rows), strict=True)]
+        size = len(rows)
+        if windowed:
+            window_starts = [groups[g][1] for g in group_of]
+            size_ms = self.window.size_ms if self.window is not None else 0
+            window_ends: list[Any] = [start + size_ms for start in window_starts]
+        else:
+            window_starts = window_ends = [None] * size
+        return [
+            *key_columns,
+            *values,
+            times,
+            [meta[ROWPARTITION][r] for r in rows],
+            [meta[ROWOFFSET][r] for r in rows],
+            window_starts,
+            window_ends,
+            [meta[ORIGIN][r] for r in rows],
+            [False] * size,
+            times,
+            [partition] * size,
+            [store_keys[g] for g in group_of],
+        ]
+
+    # -- tables: row by row, retracting each source key's previous row
+
+    def _table_rows(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
+        assert self.previous_rows is not None
+        keys = columns[0] if self.key_width == 1 else list(zip(*columns[: self.key_width], strict=True))
+        out = Output(self.width)
+        for row in range(len(meta[0])):
+            source_key = meta[KEY_BYTES][row]
+            source_partition = meta[PARTITION][row]
+            previous_store = self.previous_rows(source_partition)
+            previous = previous_store.get(source_key)
+            key = keys[row]
+            null_key = key is None or (self.key_width > 1 and None in key)
+            if null_key and not meta[TOMBSTONE][row]:
+                self.log_row(meta[ORIGIN][row], "Group-by key resolved to null: the record is excluded from the "
+                                                "aggregation")
+            current = None
+            if not meta[TOMBSTONE][row] and not null_key:
+                arguments = [self._arguments(columns, meta, [row], j) for j in range(len(self.aggregators))]
+                key_bytes = self._serialized(key)
+                current = (key, arguments, key_bytes, self._partition(key_bytes, source_partition))
+            time = meta[TIMESTAMP][row]
+            if previous is not None and current is not None and previous[2] == current[2]:
+                self._table_update(out, meta, row, current, time, undo=previous[1])
+            else:
+                if previous is not None:
+                    self._table_update(out, meta, row, previous, time, undo=previous[1], add=False)
+                if current is not None:
+                    self._table_update(out, meta, row, current, time)
+            if current is not None:
+                previous_store.put(source_key, current)
+            elif previous is not None:
+                previous_store.delete(source_key)
+        return out.columns()
+
+    def _table_update(
+        self,
+        out: Output,
+        meta: list[list[Any]],
+        row: int,
+        target: tuple[Any, list[list[list[Any]]], bytes, int],
+        time: int,
+        undo: list[list[list[Any]]] | None = None,
+        add: bool = True,
+    ) -> None:
+        key, arguments, key_bytes, partition = target
+        store = self.stores(partition)
+        entry: Entry | None = store.get(key_bytes)
+        accumulators = list(entry[0]) if entry is not None else [a.initial() for a in self.aggregators]
+        for j, aggregator in enumerate(self.aggregators):
+            if undo is not None:
+                accumulators[j] = aggregator.undo(accumulators[j], undo[j])
+            if add:
+                accumulators[j] = aggregator.add(accumulators[j], arguments[j])
+        latest = max(time, entry[1]) if entry is not None else time
+        store.put(key_bytes, (tuple(accumulators), latest))
+        values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
+        out.emit(key if self.key_width > 1 else (key,), values,
+                 (latest, meta[ROWPARTITION][row], meta[ROWOFFSET][row], None, None, meta[ORIGIN][row], False,
+                  latest, partition, key_bytes))
+
+    # -- session windows: row by row, merging the sessions a record bridges
+
+    def _session_rows(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
+        assert self.window is not None
+        gap = self.window.size_ms
+        keys, live = self._group_keys(columns, meta)
+        out = Output(self.width)
+        initial = [a.initial() for a in self.aggregators]
+        for row in live:
+            key = keys[row]
+            key_bytes = self._serialized(key)
+            partition = self._partition(key_bytes, meta[PARTITION][row])
+            store = self.stores(partition)
+            time = meta[TIMESTAMP][row]
+            stream_time = max(self.stream_times.get(partition, -1), time)
+            self.stream_times[partition] = stream_time
+            suffix = len(key_bytes) + _SESSION.size
+            overlapping: list[tuple[int, int, bytes, Entry]] = []
+            for stored_key, entry in store.prefix(key_bytes):
+                if len(stored_key) != suffix:
+                    continue  # a longer key that merely starts with this one
+                end, start = _SESSION.unpack_from(stored_key, len(key_bytes))
+                if start <= time + gap and end >= time - gap:
+                    overlapping.append((start, end, stored_key, entry))
+            overlapping.sort()
+            start = min([time, *(s for s, _, _, _ in overlapping)])
+            end = max([time, *(e for _, e, _, _ in overlapping)])
+            if end + gap + self.grace <= stream_time and end < stream_time - gap - self.grace:
+                self._late(partition, meta[ORIGIN][row])
+                continue
+            accumulators = list(initial)
+            for index, (_, _, _, entry) in enumerate(overlapping):
+                accumulators = list(entry[0]) if index == 0 else [
+                    aggregator.merge(earlier, later)
+                    for aggregator, earlier, later in zip(self.aggregators, accumulators, entry[0], strict=True)
+                ]
+            for j, aggregator in enumerate(self.aggregators):
+                accumulators[j] = aggregator.add(accumulators[j], self._arguments(columns, meta, [row], j))
+            key_tuple = key if self.key_width > 1 else (key,)
+            if overlapping:
+                # the sessions the record joins are replaced by the merged one: each is deleted downstream too
+                for old_start, old_end, stored_key, _ in overlapping:
+                    store.delete(stored_key)
+                    out.emit(key_tuple, [None] * len(self.aggregators),
+                             (old_end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], old_start, old_end,
+                              meta[ORIGIN][row], True, old_end, partition, stored_key))
+            new_key = key_bytes + _SESSION.pack(end, start)
+            store.put(new_key, (tuple(accumulators), end))
+            values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
+            out.emit(key_tuple, values, (end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], start, end,
+                                         meta[ORIGIN][row], False, end, partition, new_key))
+        return out.columns()
+
+
+class AggregationFailed(KsqlError):
+    """An aggregate raised on a group's rows (a user aggregate's bug, or values it cannot take)."""

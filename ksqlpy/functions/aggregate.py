@@ -1,0 +1,70 @@
+"""Aggregate functions: the one interface every built-in and user aggregate implements.
+
+An aggregate call in a query is bound once, at plan time, to its argument types and its literal
+parameters (TOPK's k, LATEST_BY_OFFSET's n and ignore-nulls flag), giving an Aggregator. The aggregate
+operator then folds whole column slices into accumulators, one slice per group and batch, so the
+per-record work of the common aggregates stays in C-level passes.
+
+Accumulators are plain data (None, bool, int, float, str, bytes, Decimal, tuples, lists, dicts) so that a
+durable store can serialize them, and an aggregator never mutates an accumulator it is given: the store,
+its cache and the previous emission may all still hold it.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+from ksqlpy.errors import StatementError
+from ksqlpy.types import SqlType
+
+Columns = Sequence[Sequence[Any]]
+
+
+class Aggregator(ABC):
+    """One aggregate call bound to its argument types (after implicit casts) and literal parameters.
+
+    `columns` passed to add/add_each/undo are the call's column arguments, each restricted to one group's
+    rows in arrival order (zero columns for COUNT(*)); when `needs_sequence` is set, one more column is
+    appended: each row's position in its input (its offset), which orders rows across batches and sessions.
+    """
+
+    # Usable over a table: a changed or deleted row's old contribution can be taken back (undo).
+    undoable: ClassVar[bool] = False
+    # The rows' input positions are appended to the columns (EARLIEST/LATEST_BY_OFFSET).
+    needs_sequence: ClassVar[bool] = False
+
+    def __init__(self, arg_types: Sequence[SqlType], return_type: SqlType, literals: Sequence[Any]) -> None:
+        self.arg_types = list(arg_types)
+        self.return_type = return_type
+        self.literals = list(literals)
+
+    @abstractmethod
+    def initial(self) -> Any:
+        """The accumulator of a group that has seen no rows."""
+
+    @abstractmethod
+    def add(self, accumulator: Any, columns: Columns) -> Any:
+        """The accumulator with every row of `columns` added."""
+
+    def add_each(self, accumulator: Any, columns: Columns) -> tuple[Any, list[Any]]:
+        """Like add, plus the result after each row: the running values an update per input record needs.
+        This default adds row by row; the common aggregates override it with prefix passes."""
+        results: list[Any] = []
+        for row in range(len(columns[0]) if columns else 0):
+            accumulator = self.add(accumulator, [column[row : row + 1] for column in columns])
+            results.append(self.result(accumulator))
+        return accumulator, results
+
+    def undo(self, accumulator: Any, columns: Columns) -> Any:
+        """The accumulator with the rows of `columns` taken back out (aggregation over tables)."""
+        raise StatementError(f"{type(self).__name__} cannot undo a row's contribution")
+
+    @abstractmethod
+    def merge(self, earlier: Any, later: Any) -> Any:
+        """Two session windows' accumulators combined (`earlier` is the session that started first)."""
+
+    @abstractmethod
+    def result(self, accumulator: Any) -> Any:
+        """The aggregate's value for the accumulator, of `return_type`."""

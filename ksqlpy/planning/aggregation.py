@@ -1,0 +1,341 @@
+"""Planning GROUP BY queries: aggregate calls, group keys, HAVING and windows -> aggregate steps.
+
+A GROUP BY query becomes, as in ksqlDB: a select computing the group key and the aggregates' arguments;
+an aggregate step (windowed or not) producing a table keyed by the group; an optional suppress step
+(EMIT FINAL); a table filter for HAVING; and the final select. The SELECT and HAVING expressions are
+rewritten over the aggregate's output: each aggregate call and each GROUP BY expression becomes a
+reference to its column, and any source column left over is an expression ksqlDB refuses.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ksqlpy.errors import StatementError
+from ksqlpy.functions.registry import STRING_LITERAL, FunctionRegistry
+from ksqlpy.planning.catalog import PSEUDO_COLUMNS, WINDOW_BOUND_COLUMNS
+from ksqlpy.planning.expressions import (
+    ExpressionTyper,
+    InputRef,
+    Scope,
+    ScopeColumn,
+    TypedExpr,
+    cast_to,
+    render,
+    same_expression,
+)
+from ksqlpy.planning.plan import AggregateCall, AggregateStep, FilterStep, ProjectStep, Step, SuppressStep
+from ksqlpy.schema import Column, Namespace
+from ksqlpy.syntax import ast
+from ksqlpy.types import BIGINT, NULL, STRING, SqlType
+
+AGGREGATE_COLUMN_PREFIX = "KSQL_AGG_VARIABLE_"
+
+
+def uses_aggregation(query: ast.Query, registry: FunctionRegistry) -> bool:
+    return bool(query.group_by) or query.window is not None or query.having is not None or bool(
+        _aggregate_calls(query, registry)
+    )
+
+
+def _aggregate_calls(query: ast.Query, registry: FunctionRegistry) -> list[ast.FunctionCall]:
+    """The distinct aggregate calls of the SELECT list and HAVING, in order of appearance."""
+    found: list[ast.FunctionCall] = []
+    roots = [item.expr for item in query.select if item.expr is not None]
+    roots += [query.having] if query.having is not None else []
+    for root in roots:
+        for node in ast.subexpressions(root):
+            if isinstance(node, ast.FunctionCall) and registry.kind_of(node.name) == "aggregate" \
+                    and node not in found:
+                found.append(node)
+    return found
+
+
+def _unqualified(expr: ast.Expr) -> ast.Expr:
+    """`expr` with source qualifiers dropped, so `T.ID` and `ID` group alike (one source in scope)."""
+
+    def strip(node: ast.Expr) -> ast.Expr | None:
+        if isinstance(node, ast.ColumnRef) and node.source is not None:
+            return ast.ColumnRef(node.name, None, node.pos)
+        return None
+
+    return ast.transform(expr, strip)
+
+
+def _listed(names: Sequence[str]) -> str:
+    """`A`, `A and B`, `A, B and C`: how ksqlDB lists names in its messages."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+class AggregationPlanner:
+    """Plans one GROUP BY query above `input` (its source, filtered by WHERE)."""
+
+    def __init__(
+        self,
+        query: ast.Query,
+        input_step: Step,
+        scope: Scope,
+        registry: FunctionRegistry,
+        source_name: str,
+        source_keys: Sequence[str],
+        sink_name: str | None,
+        sink_kind: str | None,
+    ) -> None:
+        self.query = query
+        self.input = input_step
+        self.scope = scope
+        self.registry = registry
+        self.source_name = source_name
+        self.source_keys = list(source_keys)
+        self.sink_name = sink_name
+        self.sink_kind = sink_kind
+
+    def plan(self) -> ProjectStep:
+        query = self.query
+        calls = _aggregate_calls(query, self.registry)
+        self._check_clauses(calls)
+        group_nodes = [_unqualified(node) for node in query.group_by]
+        group_typer = ExpressionTyper(self.scope, self.registry, "GROUP BY")
+        group_exprs = [group_typer.type(node) for node in group_nodes]
+        key_names = self._key_names(group_nodes)
+        argument_exprs: list[TypedExpr] = []
+        aggregates = [self._aggregate(call, argument_exprs, len(group_exprs)) for call in calls]
+        self._check_table_aggregates(aggregates)
+        pre_columns = tuple(
+            [Column(name, typed.type, Namespace.KEY) for name, typed in zip(key_names, group_exprs, strict=True)]
+            + [Column(f"KSQL_INTERNAL_COL_{i}", typed.type) for i, typed in enumerate(argument_exprs)]
+        )
+        pre = ProjectStep(self.input, tuple(group_exprs + argument_exprs), pre_columns)
+        aggregate_columns = tuple(
+            [Column(name, typed.type, Namespace.KEY) for name, typed in zip(key_names, group_exprs, strict=True)]
+            + [Column(f"{AGGREGATE_COLUMN_PREFIX}{i}", call.function.return_type) for i, call in enumerate(aggregates)]
+        )
+        rekeyed = [n.name if isinstance(n, ast.ColumnRef) else None for n in group_nodes] != self.source_keys
+        aggregate_step = AggregateStep(pre, len(group_exprs), tuple(aggregates), query.window, aggregate_columns,
+                                       rekeyed)
+        step: Step = aggregate_step
+        if query.emit == "FINAL":
+            step = SuppressStep(aggregate_step)
+        post_scope = self._post_scope(aggregate_columns, query.window is not None)
+        replacements = {node: ast.ColumnRef(name) for node, name in zip(group_nodes, key_names, strict=True)}
+        replacements.update({call: ast.ColumnRef(f"{AGGREGATE_COLUMN_PREFIX}{i}") for i, call in enumerate(calls)})
+        if query.having is not None:
+            having = self._rewritten(query.having, replacements, post_scope, "HAVING")
+            try:
+                predicate = ExpressionTyper(post_scope, self.registry, "HAVING").type_boolean(having, "HAVING")
+            except StatementError as error:
+                raise StatementError(f"Error in HAVING expression: {error}") from error
+            step = FilterStep(step, predicate)
+        return self._project(step, post_scope, replacements, [t.type for t in group_exprs])
+
+    # -- checks
+
+    def _check_clauses(self, calls: list[ast.FunctionCall]) -> None:
+        query = self.query
+        if query.window is not None and not query.group_by:
+            raise StatementError("WINDOW clause requires a GROUP BY clause.")
+        if query.emit == "FINAL" and query.window is None:
+            raise StatementError("EMIT FINAL is only supported for windowed aggregations.")
+        if not query.group_by:
+            if query.having is not None:
+                raise StatementError("HAVING clause requires a GROUP BY clause.")
+            kind = f"CREATE {self.sink_kind} AS SELECT" if self.sink_kind else "SELECT"
+            shown = ", ".join(self._call_text(c) for c in calls)
+            raise StatementError(f"{kind} statement does not support aggregate function [{shown}] without a "
+                                 "GROUP BY clause.")
+        if not calls:
+            raise StatementError("GROUP BY requires aggregate functions in either the SELECT or HAVING clause.")
+        if query.partition_by:
+            raise StatementError("PARTITION BY and GROUP BY in the same query are not supported.")
+        seen: list[ast.Expr] = []
+        for node in query.group_by:
+            for inner in ast.subexpressions(node):
+                if isinstance(inner, ast.FunctionCall) and self.registry.kind_of(inner.name) == "aggregate":
+                    raise StatementError(f"GROUP BY does not support aggregate functions: {inner.name} is an "
+                                         "aggregate function.")
+                if isinstance(inner, ast.ColumnRef) and inner.name in WINDOW_BOUND_COLUMNS:
+                    self._window_bounds_misused(inner.name)
+            if _unqualified(node) in seen:
+                raise StatementError(f"Duplicate GROUP BY expression: {render(node, self.source_name)}")
+            seen.append(_unqualified(node))
+        if query.where is not None:
+            for inner in ast.subexpressions(query.where):
+                if isinstance(inner, ast.ColumnRef) and inner.name in WINDOW_BOUND_COLUMNS:
+                    self._window_bounds_misused(inner.name)
+        if query.window is None:
+            for item in query.select:
+                for inner in ast.subexpressions(item.expr) if item.expr is not None else ():
+                    if isinstance(inner, ast.ColumnRef) and inner.name in WINDOW_BOUND_COLUMNS:
+                        self._window_bounds_misused(inner.name)
+
+    def _window_bounds_misused(self, name: str) -> None:
+        if self.scope.resolve(name, None) is None:
+            raise StatementError(f"Window bounds column {name} can only be used in the SELECT clause of windowed "
+                                 "aggregations")
+
+    def _check_table_aggregates(self, aggregates: list[AggregateCall]) -> None:
+        if not self.input.is_table:
+            return
+        refused = sorted({call.overload.name for call in aggregates if not _undoable(call)})
+        if refused:
+            raise StatementError(f"The aggregation functions {_listed(refused)} cannot be applied to a table "
+                                 "source, only to a stream source.")
+
+    # -- aggregate calls
+
+    @staticmethod
+    def _call_text(call: ast.FunctionCall) -> str:
+        # ksqlDB turns COUNT(*) into COUNT(ROWTIME) before anything reports it
+        return f"{call.name}(ROWTIME)" if call.star else render(call)
+
+    def _aggregate(self, call: ast.FunctionCall, arguments: list[TypedExpr], offset: int) -> AggregateCall:
+        typer = ExpressionTyper(self.scope, self.registry)
+        for node in call.args:
+            for inner in ast.subexpressions(node):
+                if isinstance(inner, ast.FunctionCall) and self.registry.kind_of(inner.name) == "aggregate":
+                    raise StatementError(f"Aggregate functions can not be nested: {render(call)}")
+        typed = [typer.type(_unqualified(node)) for node in call.args]
+        specs: list[SqlType | Any] = [
+            STRING_LITERAL if isinstance(node, ast.Literal) and t.type == STRING else t.type
+            for node, t in zip(call.args, typed, strict=True)
+        ]
+        bound = self.registry.resolve(call.name, specs, "aggregate")
+        literal_count = bound.overload.literals
+        column_count = len(call.args) - literal_count
+        literals: list[Any] = []
+        for node in call.args[column_count:]:
+            if not isinstance(node, ast.Literal):
+                raise StatementError(f"Parameter {render(node)} of {call.name} must be a literal: {render(call)}")
+            literals.append(node.value)
+        positions: list[int] = []
+        for expr, target in zip(typed[:column_count], bound.arg_types[:column_count], strict=True):
+            argument = expr if target == NULL else cast_to(expr, target)
+            match = next((i for i, known in enumerate(arguments) if same_expression(known, argument)), None)
+            if match is None:
+                arguments.append(argument)
+                match = len(arguments) - 1
+            positions.append(offset + match)
+        return AggregateCall(bound, tuple(positions), tuple(literals), self._call_text(call))
+
+    # -- naming and the final projection
+
+    def _key_names(self, group_nodes: list[ast.Expr]) -> list[str]:
+        """A column's own name for GROUP BY on a column; else the alias the SELECT gives the same
+        expression; else KSQL_COL_<n>."""
+        names: list[str] = []
+        for position, node in enumerate(group_nodes):
+            if isinstance(node, ast.ColumnRef):
+                names.append(node.name)
+                continue
+            alias = next((item.alias for item in self.query.select
+                          if item.alias and item.expr is not None and _unqualified(item.expr) == node), None)
+            names.append(alias or f"KSQL_COL_{position}")
+        return names
+
+    @staticmethod
+    def _post_scope(columns: tuple[Column, ...], windowed: bool) -> Scope:
+        visible = [ScopeColumn(i, c.name, c.type) for i, c in enumerate(columns)]
+        if windowed:
+            # the aggregate's output rows carry ROWTIME, ROWPARTITION, ROWOFFSET, WINDOWSTART, WINDOWEND after
+            # its columns, as a source's rows do
+            width = len(columns)
+            visible += [ScopeColumn(width + 3 + i, name, BIGINT) for i, name in enumerate(WINDOW_BOUND_COLUMNS)]
+        return Scope(visible)
+
+    def _rewritten(self, node: ast.Expr, replacements: Mapping[ast.Expr, ast.ColumnRef], post_scope: Scope,
+                   clause: str) -> ast.Expr:
+        rewritten = ast.transform(_unqualified(node), replacements.get)
+        leftovers = [inner.name for inner in ast.subexpressions(rewritten)
+                     if isinstance(inner, ast.ColumnRef) and post_scope.resolve(inner.name, None) is None]
+        if leftovers and clause == "HAVING":
+            raise StatementError(f"Non-aggregate HAVING expression not part of GROUP BY: {', '.join(leftovers)}")
+        return rewritten
+
+    def _project(
+        self,
+        step: Step,
+        post_scope: Scope,
+        replacements: Mapping[ast.Expr, ast.ColumnRef],
+        key_types: list[SqlType],
+    ) -> ProjectStep:
+        typer = ExpressionTyper(post_scope, self.registry)
+        explicit = {i.alias for i in self.query.select if i.alias} | {
+            i.expr.name for i in self.query.select if i.alias is None and isinstance(i.expr, ast.ColumnRef)
+        }
+        taken = set(explicit)
+        generated = (f"KSQL_COL_{n}" for n in itertools.count() if f"KSQL_COL_{n}" not in taken)
+        items: list[tuple[str, TypedExpr]] = []
+        refused: list[str] = []
+        for item in self.query.select:
+            if item.is_star or item.expr is None:
+                raise StatementError("SELECT * is not supported with GROUP BY: name the columns and aggregates")
+            rewritten = self._rewritten(item.expr, replacements, post_scope, "SELECT")
+            if any(isinstance(inner, ast.ColumnRef) and post_scope.resolve(inner.name, None) is None
+                   for inner in ast.subexpressions(rewritten)):
+                refused.append(render(item.expr))
+                continue
+            typed = typer.type(rewritten)
+            if typed.type == NULL:
+                raise StatementError("Can't infer a type of null. Please explicitly cast it to a required type, "
+                                     "e.g. CAST(null AS VARCHAR).")
+            if item.alias is not None:
+                name = item.alias
+                if name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS:
+                    raise StatementError(f"`{name}` is a reserved column name. You cannot use it as an alias for "
+                                         "a column.")
+            elif isinstance(item.expr, ast.ColumnRef):
+                name = item.expr.name
+                if name in PSEUDO_COLUMNS or (name in WINDOW_BOUND_COLUMNS and self.sink_name is not None):
+                    raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the "
+                                         "column.")
+            elif isinstance(item.expr, ast.Dereference):
+                name = item.expr.field
+            else:
+                name = next(generated)
+            taken.add(name)
+            items.append((name, typed))
+        if refused:
+            raise StatementError(f"Non-aggregate SELECT expression(s) not part of GROUP BY: {', '.join(refused)}\n"
+                                 "Either add the column(s) to the GROUP BY or remove them from the SELECT.")
+        return self._assign_keys(step, items, key_types)
+
+    def _assign_keys(self, step: Step, items: list[tuple[str, TypedExpr]], key_types: list[SqlType]) -> ProjectStep:
+        """The GROUP BY columns selected as they are form the output key, under the name the SELECT gives them."""
+        keys: list[tuple[str, TypedExpr]] = []
+        used: set[int] = set()
+        missing: list[str] = []
+        for position, key_type in enumerate(key_types):
+            matches = [i for i, (_, typed) in enumerate(items) if _reads_column(typed, position, key_type)]
+            if not matches:
+                missing.append(render(self.query.group_by[position]))
+                continue
+            if len(matches) > 1 and self.sink_name is not None:
+                raise StatementError(f"The projection contains a key column (`{items[matches[0]][0]}`) more than "
+                                     f"once, aliased as: {' and '.join(items[i][0] for i in matches)}.")
+            used.add(matches[0])
+            keys.append(items[matches[0]])
+        if missing and self.sink_name is not None:
+            plural = "s" if len(missing) > 1 else ""
+            raise StatementError(f"The query used to build `{self.sink_name}` must include the grouping "
+                                 f"expression{plural} {_listed(missing)} in its projection (eg, SELECT "
+                                 f"{', '.join(missing)}...).")
+        values = [item for i, item in enumerate(items) if i not in used]
+        if not values and self.sink_name is not None:
+            raise StatementError("The projection contains no value columns.")
+        columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [Column(n, t.type) for n, t in values]
+        names = [c.name for c in columns]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
+        return ProjectStep(step, tuple(t for _, t in keys + values), tuple(columns))
+
+
+def _reads_column(typed: TypedExpr, index: int, column_type: SqlType) -> bool:
+    return isinstance(typed, InputRef) and typed.index == index and typed.type == column_type
+
+
+def _undoable(call: AggregateCall) -> bool:
+    implementation = call.overload.impl
+    return bool(getattr(implementation, "undoable", False))
