@@ -132,6 +132,8 @@ class Overload:
     model: Any = None  # a user function's ksqlpy.functions.udf.Model, loaded once per process
     # The name as ksqlDB declares it, which its messages show ('greatest', but 'COALESCE'); "" means lower case.
     declared_name: str = ""
+    # How many trailing parameters take literal constants only (TOPK's k); an aggregate receives their values.
+    literals: int = 0
 
     @property
     def shown_name(self) -> str:
@@ -182,6 +184,7 @@ def scalar_function(
     factory: bool = False,
     declared_name: str = "",
     kind: str = "scalar",
+    literals: int = 0,
 ) -> Callable[[F], F]:
     """Declare a built-in scalar function overload (user UDFs use ksqlpy's public @udf instead)."""
 
@@ -199,11 +202,27 @@ def scalar_function(
                 description=description,
                 category=category,
                 declared_name=declared_name,
+                literals=literals,
             )
         )
         return fn
 
     return register
+
+
+def aggregate_function(
+    name: str,
+    *,
+    params: Sequence[SqlType],
+    returns: ReturnSpec,
+    literals: int = 0,
+    description: str = "",
+    category: str = "AGGREGATE",
+) -> Callable[[F], F]:
+    """Declare a built-in aggregate overload on its Aggregator class: `impl(arg_types, return_type, literal
+    values)` builds the aggregator for a call; the last `literals` parameters must be given literal constants."""
+    return scalar_function(name, params=params, returns=returns, description=description, category=category,
+                           null_on_null=False, kind="aggregate", literals=literals)
 
 
 def table_function(
