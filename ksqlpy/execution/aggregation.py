@@ -19,7 +19,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import accumulate
-from typing import Any
+from typing import Any, cast
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.emission import Emission
@@ -41,8 +41,8 @@ from ksqlpy.state.base import StateStore, StoreProvider
 _START = struct.Struct(">q")
 _SESSION = struct.Struct(">qq")  # end, start: ksqlDB's session key layout
 RowLogger = Callable[[int, str], None]  # (input position, reason)
-# One entry's state: the accumulators, then the largest timestamp that has contributed.
-Entry = tuple[tuple[Any, ...], int]
+# One entry's state: the accumulators, the largest timestamp that has contributed, and the group key.
+Entry = tuple[tuple[Any, ...], int, Any]
 
 
 class OperatorStores:
@@ -88,7 +88,9 @@ class AggregateOperator:
         emission: Emission,
         partitions: int,
         log_row: RowLogger,
+        final: bool = False,
     ) -> None:
+        """`final`: EMIT FINAL over time windows; the operator emits each window once, when it closes."""
         self.step = step
         self.key_width = step.key_width
         self.aggregators: list[Aggregator] = [
@@ -102,7 +104,12 @@ class AggregateOperator:
         self.partitions = max(1, partitions)
         self.log_row = log_row
         self.window = step.window_spec
-        self.grace = step.grace_ms
+        self.final = final
+        # Without a GRACE PERIOD, EMIT FINAL closes a window at its end, as ksqlDB does.
+        self.grace = 0 if final and self.window is not None and self.window.grace_ms is None else step.grace_ms
+        # A window is kept (and so can still be emitted as final) while its start is within the retention.
+        self.retention = (self.window.retention_ms or (self.window.size_ms + self.grace)) if self.window else 0
+        self.last_emits: dict[int, int] = {}  # per partition: the close time of the last final emission
         self.width = len(step.columns) + META_COLUMNS
         self.stream_times: dict[int, int] = {}
         self.late_records = 0
@@ -246,8 +253,9 @@ class AggregateOperator:
             groups: list[Any] = [(keys[r], s) for r, s in zip(rows, starts, strict=True)]
         else:
             groups = [keys[r] for r in rows]
+            stream_times = []
         if not rows:
-            return [[] for _ in range(self.width)]
+            return self._final_rows(partition, stream_times) if self.final else [[] for _ in range(self.width)]
         numbering: dict[Any, int] = {}
         group_of = [numbering.setdefault(group, len(numbering)) for group in groups]
         distinct_groups = list(numbering)
@@ -287,8 +295,11 @@ class AggregateOperator:
             else:
                 latest = max(previous_time, max(sorted_times[low:high]))
                 running_times.append(latest)
-            changes[store_key] = (tuple(accumulators), latest)
+            changes[store_key] = (tuple(accumulators), latest, distinct_groups[group][0] if starts is not None
+                                  else distinct_groups[group])
         store.write_batch(changes)
+        if self.final:
+            return self._final_rows(partition, stream_times)
         if every_update:
             # back to input order: output i belongs to input row i
             inverse = sorted(range(len(rows)), key=order.__getitem__)
@@ -346,6 +357,52 @@ class AggregateOperator:
             [store_keys[g] for g in group_of],
         ]
 
+    # -- EMIT FINAL over time windows
+
+    def _final_rows(self, partition: int, stream_times: list[int]) -> list[list[Any]]:
+        """The windows that closed as stream time advanced through the batch, as Kafka Streams emits them
+        on window close: at each advance, the windows starting after those emitted last time and no later
+        than the close time minus the size, that are still within the retention."""
+        assert self.window is not None
+        size = self.window.size_ms
+        last = self.last_emits.get(partition)
+        ranges: list[tuple[int, int]] = []
+        previous = None
+        for stream_time in stream_times[1:]:
+            if stream_time == previous:
+                continue
+            previous = stream_time
+            close = stream_time - self.grace
+            upper = close - size
+            if upper < 0 or (last is not None and last >= close):
+                continue
+            lower = 0 if last is None else last - size + 1
+            if last is not None and self._windows_for(upper) == self._windows_for(lower - 1):
+                continue  # no new window has closed since the last emission
+            ranges.append((max(lower, stream_time - self.retention), upper))
+            last = close
+        if not ranges:
+            return [[] for _ in range(self.width)]
+        self.last_emits[partition] = cast(int, last)
+        closed = [(start, key, entry) for key, entry in self.stores(partition).range()
+                  for start in (_START.unpack_from(key, len(key) - _START.size)[0],)
+                  if any(low <= start <= high for low, high in ranges)]
+        closed.sort(key=lambda item: (item[0], item[1]))
+        out = Output(self.width)
+        for start, key, (accumulators, time, group) in closed:
+            values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
+            out.emit(group if self.key_width > 1 else (group,), values,
+                     (time, None, None, start, start + size, 0, False, time, partition, key))
+        return out.columns()
+
+    def _windows_for(self, time: int) -> tuple[int, ...]:
+        """The starts of the windows a record at `time` falls in."""
+        assert self.window is not None
+        size = self.window.size_ms
+        advance = self.window.advance_ms or size
+        first = max(0, time - size + advance) // advance * advance
+        return tuple(range(first, time + 1, advance))
+
     # -- tables: row by row, retracting each source key's previous row
 
     def _table_rows(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
@@ -401,7 +458,7 @@ class AggregateOperator:
             if add:
                 accumulators[j] = aggregator.add(accumulators[j], arguments[j])
         latest = max(time, entry[1]) if entry is not None else time
-        store.put(key_bytes, (tuple(accumulators), latest))
+        store.put(key_bytes, (tuple(accumulators), latest, key))
         values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
         out.emit(key if self.key_width > 1 else (key,), values,
                  (latest, meta[ROWPARTITION][row], meta[ROWOFFSET][row], None, None, meta[ORIGIN][row], False,
@@ -454,7 +511,7 @@ class AggregateOperator:
                              (old_end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], old_start, old_end,
                               meta[ORIGIN][row], True, old_end, partition, stored_key))
             new_key = key_bytes + _SESSION.pack(end, start)
-            store.put(new_key, (tuple(accumulators), end))
+            store.put(new_key, (tuple(accumulators), end, key))
             values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
             out.emit(key_tuple, values, (end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], start, end,
                                          meta[ORIGIN][row], False, end, partition, new_key))

@@ -410,11 +410,14 @@ class Pipeline:
                 scalars = [Const(e.type, None) if i in tables else e for i, e in enumerate(step.expressions)]
                 self.steps.append(("project", compile_expressions(scalars)))
             elif isinstance(step, AggregateStep):
+                # EMIT FINAL over time windows is the aggregate's own emission on window close
+                final = any(isinstance(s, SuppressStep) and s.input is step for s in plan.steps) and \
+                    step.window_spec is not None and step.window_spec.kind != "SESSION"
                 operator = AggregateOperator(step, self._stores_for("Aggregate"), self._aggregate_key_serde(step),
-                                             self.emission, plan.source.source.partitions, self._log_row)
+                                             self.emission, plan.source.source.partitions, self._log_row, final)
                 self.stateful.append(operator)
                 self.steps.append(("stateful", (operator.process, len(step.columns))))
-            elif isinstance(step, SuppressStep):
+            elif isinstance(step, SuppressStep) and step.window is not None and step.window.is_session:
                 suppress = SuppressOperator(step, self._stores_for("Suppress"))
                 self.steps.append(("stateful", (suppress.process, len(step.columns))))
         read = self._source_columns_read()
