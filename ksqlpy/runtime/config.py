@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ksqlpy.errors import KsqlError
+from ksqlpy.execution.emission import CACHE_PROPERTIES
 
 BOOTSTRAP_ENV = "KSQLPY_BOOTSTRAP_SERVERS"
 # ksqlDB's name for where UDF jars live; here a comma-separated list of directories of UDF modules.
@@ -21,7 +22,8 @@ UDF_DIRECTORIES_PROPERTY = "ksql.extension.dir"
 DEFAULT_UDF_DIRECTORY = "udfs"
 DEFAULT_SERVICE_ID = "default_"
 # Query-level properties that are ksql settings even without the `ksql.` prefix.
-KSQL_PROPERTY_NAMES = {"auto.offset.reset", "processing.guarantee", "udf.error.policy", "commit.interval.ms"}
+KSQL_PROPERTY_NAMES = {"auto.offset.reset", "processing.guarantee", "udf.error.policy", "commit.interval.ms",
+                       *CACHE_PROPERTIES}
 
 
 @dataclass
