@@ -57,3 +57,25 @@ CREATE STREAM car_anomalies WITH (kafka_topic='car-anomalies', value_format='JSO
                    accelerometer_11_value, accelerometer_12_value, accelerometer_21_value,
                    accelerometer_22_value, control_unit_firmware)
   EMIT CHANGES;
+
+-- Anomalies per car per minute (tumbling windows on the reading time TS): one row per car and minute,
+-- updated with each anomaly. Key CAR_ID, windowed; value ANOMALIES, REAL_FAILURES, MAX_SCORE.
+CREATE TABLE car_anomalies_per_minute WITH (kafka_topic='car-anomalies-per-minute', value_format='JSON') AS
+  SELECT car_id,
+         COUNT(*) AS anomalies,
+         SUM(CASE WHEN failure_occurred = 'true' THEN 1 ELSE 0 END) AS real_failures,
+         MAX(anomaly_score) AS max_score
+  FROM car_anomalies
+  WINDOW TUMBLING (SIZE 1 MINUTE)
+  GROUP BY car_id
+  EMIT CHANGES;
+
+-- Pages: a car with 3 or more anomalies within one minute is what operators want to be paged for. A row
+-- appears when the third anomaly of the minute arrives and is updated with each further one.
+CREATE TABLE car_pages WITH (kafka_topic='car-pages', value_format='JSON') AS
+  SELECT car_id, COUNT(*) AS anomalies
+  FROM car_anomalies
+  WINDOW TUMBLING (SIZE 1 MINUTE)
+  GROUP BY car_id
+  HAVING COUNT(*) >= 3
+  EMIT CHANGES;

@@ -3,9 +3,10 @@
 Starts ksqlpy as `ksqlpy run` does (an embedded broker unless one is configured, UDFs from --udfs-dir), runs
 the SQL file, then feeds it: through a Mosquitto started on a free loopback port and the MQTT bridge when
 mosquitto is installed, straight into Kafka otherwise. Alerts are read with a push query on the alerts
-stream and printed one line each; after --duration seconds (or Ctrl-C) the readings still in the pipeline
+stream and printed one line each, pages (a car with 3 or more anomalies in a minute) with one on the pages
+table, once per car and minute; after --duration seconds (or Ctrl-C) the readings still in the pipeline
 are given a few seconds to come through, everything is stopped, and a summary says how many alerts
-were real failures.
+were real failures and how many pages were sent.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,6 +38,7 @@ PROGRAM = "ksqlpy demo"
 SQL_FILE = "queries/anomaly_detection.sql"
 UDF_DIRECTORY = "udfs"
 ALERTS_STREAM = "car_anomalies"
+PAGES_TABLE = "car_pages"
 REQUIRED_FUNCTIONS = ("ANOMALY_SCORE", "IS_ANOMALY")
 DEMO_SERVICE_ID = "ksqlpy_demo_"  # the demo's statements stay out of the default service's command log
 BRIDGE_CLIENT_ID = "ksqlpy-demo-bridge"
@@ -44,6 +46,8 @@ DRAIN_TIMEOUT_S = 15.0
 DRAIN_POLL_S = 0.5
 HEARTBEAT_S = 10.0
 SUBSCRIBE_TIMEOUT_S = 20.0
+# Alerts and pages are printed by two threads: each line is written whole under this lock.
+OUTPUT_LOCK = threading.Lock()
 # The checkout this module belongs to: the SQL file and udfs/ are found there when not in the current directory.
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -83,6 +87,8 @@ class AlertCounts:
     seen: int = 0  # rows read from the alerts stream, older runs' included
     alerts: int = 0  # alerts on readings of this run
     real_failures: int = 0  # of those, on readings labelled failure_occurred = "true"
+    page_rows_seen: int = 0  # rows read from the pages table: every update of a car's count, older runs' included
+    pages: int = 0  # cars paged in this run, once per car and minute
 
 
 def format_alert(row: dict[str, Any]) -> str:
@@ -93,29 +99,61 @@ def format_alert(row: dict[str, Any]) -> str:
             f"failure_occurred={row['FAILURE_OCCURRED']} ({verdict})")
 
 
-def stream_alerts(app: KsqlpyApp, since_ms: int, out: TextIO, counts: AlertCounts, cancel: threading.Event) -> None:
-    """Print the alerts stream's rows for readings taken since `since_ms` until `cancel` is set."""
-    text = f"SELECT car_id, ts, anomaly_score, failure_occurred FROM {ALERTS_STREAM} EMIT CHANGES;"
+def format_page(row: dict[str, Any]) -> str:
+    """One readable line per page: car, its anomalies so far in the minute, and the minute (local time)."""
+    minute = datetime.fromtimestamp(row["WINDOWSTART"] / 1000).strftime("%H:%M")
+    return f"PAGE: {row['CAR_ID']} had {row['ANOMALIES']} anomalies in the minute starting {minute}"
+
+
+def show(line: str, out: TextIO) -> None:
+    with OUTPUT_LOCK:
+        print(line, file=out, flush=True)
+
+
+def push_rows(app: KsqlpyApp, text: str, name: str, cancel: threading.Event) -> Iterator[dict[str, Any]]:
+    """The rows of the push query `text`, by column name, from the start of its source until `cancel` is set:
+    rows written before the reader was positioned are not missed."""
     statement = parse(text)[0]
     assert isinstance(statement, ast.SelectStatement)
     plan = app.engine.plan_transient(statement)
-    pipeline = app.engine.transient_pipeline(plan, "demo_alerts")
+    pipeline = app.engine.transient_pipeline(plan, name)
     columns = [column.name for column in plan.output.columns]
-    # From the start of the topic: alerts written before this reader was positioned are not missed.
     for values in app.backend.push_query(plan, pipeline, {"auto.offset.reset": "earliest"}, cancel=cancel):
-        row = dict(zip(columns, values, strict=True))
+        yield dict(zip(columns, values, strict=True))
+
+
+def stream_alerts(app: KsqlpyApp, since_ms: int, out: TextIO, counts: AlertCounts, cancel: threading.Event) -> None:
+    """Print the alerts stream's rows for readings taken since `since_ms` until `cancel` is set."""
+    text = f"SELECT car_id, ts, anomaly_score, failure_occurred FROM {ALERTS_STREAM} EMIT CHANGES;"
+    for row in push_rows(app, text, "demo_alerts", cancel):
         counts.seen += 1
         # A cluster used before holds older runs' alerts: those are counted as read, not shown.
         if row["TS"] < since_ms:
             continue
         counts.alerts += 1
         counts.real_failures += row["FAILURE_OCCURRED"] == "true"
-        print(format_alert(row), file=out, flush=True)
+        show(format_alert(row), out)
+
+
+def stream_pages(app: KsqlpyApp, since_ms: int, out: TextIO, counts: AlertCounts, cancel: threading.Event) -> None:
+    """Page once per car and minute, on the first row of the pages table for it, for minutes that end after
+    `since_ms`. That row says 3 anomalies, or more when the record cache merged updates; the table's further
+    updates of that minute's count are read but not printed: an operator is paged once, not per anomaly."""
+    text = f"SELECT car_id, windowstart, windowend, anomalies FROM {PAGES_TABLE} EMIT CHANGES;"
+    paged: set[tuple[str, int]] = set()
+    for row in push_rows(app, text, "demo_pages", cancel):
+        counts.page_rows_seen += 1
+        car_minute = (row["CAR_ID"], row["WINDOWSTART"])
+        if row["WINDOWEND"] <= since_ms or car_minute in paged:
+            continue
+        paged.add(car_minute)
+        counts.pages += 1
+        show(format_page(row), out)
 
 
 def pipeline_settled(app: KsqlpyApp, sent: int, counts: AlertCounts) -> bool:
     """Whether every persistent query has read what was written to its source in this run (the sensor topic
-    got `sent` readings), and every alert written has been printed."""
+    got `sent` readings), and every alert and pages-table row written has been read."""
     statuses = app.backend.query_status()
     queries = {query_id: app.engine.queries[query_id] for query_id in statuses if query_id in app.engine.queries}
     written: dict[str, int] = {DEFAULT_KAFKA_TOPIC: sent}
@@ -124,16 +162,20 @@ def pipeline_settled(app: KsqlpyApp, sent: int, counts: AlertCounts) -> bool:
     for query_id, query in queries.items():
         if statuses[query_id].records_in < written.get(query.plan.source.source.topic, 0):
             return False
-    alerts_written = sum(statuses[query_id].records_out for query_id, query in queries.items()
-                         if query.sink.name.upper() == ALERTS_STREAM.upper())
-    return counts.seen >= alerts_written
+
+    def written_to(sink: str) -> int:
+        return sum(statuses[query_id].records_out for query_id, query in queries.items()
+                   if query.sink.name.upper() == sink.upper())
+
+    return counts.seen >= written_to(ALERTS_STREAM) and counts.page_rows_seen >= written_to(PAGES_TABLE)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="The anomaly-detection pipeline end to end: simulated cars -> Mosquitto -> MQTT bridge -> "
-                    "Kafka -> ANOMALY_SCORE / IS_ANOMALY in SQL -> alerts printed as they arrive. Without "
+                    "Kafka -> ANOMALY_SCORE / IS_ANOMALY in SQL -> alerts printed as they arrive, and a page "
+                    "for a car with 3 or more anomalies within a minute. Without "
                     "mosquitto installed (or with --no-mqtt) the simulator writes to Kafka directly.")
     parser.add_argument("--cars", type=int, default=10, help="number of simulated cars (10)")
     parser.add_argument("--rate", type=float, default=20.0, help="readings per second, all cars together (20)")
@@ -193,18 +235,20 @@ def _run_demo(args: argparse.Namespace, sql: str, config: RuntimeConfig, stop: t
                 _status(result.message)
         started_ms = int(time.time() * 1000)
         counts = AlertCounts()
-        cancel_alerts = threading.Event()
-        alerts = BackgroundTask("demo-alerts", lambda: stream_alerts(app, started_ms, out, counts, cancel_alerts))
+        cancel_readers = threading.Event()
+        alerts = BackgroundTask("demo-alerts", lambda: stream_alerts(app, started_ms, out, counts, cancel_readers))
+        pages = BackgroundTask("demo-pages", lambda: stream_pages(app, started_ms, out, counts, cancel_readers))
+        stack.callback(pages.join)
         stack.callback(alerts.join)
-        stack.callback(cancel_alerts.set)
+        stack.callback(cancel_readers.set)
         sink = _feed(args, app, stack)
         stats = SimulationStats()
         stop_simulator = threading.Event()
         readings = car_readings(args.cars, args.rate, args.failure_rate, args.seed, None)
         simulator = BackgroundTask("demo-simulator", lambda: simulate(readings, sink, args.rate, stop_simulator, stats))
-        _status(f"{args.cars} cars, {args.rate:g} readings/s to {sink.target}; alerts below"
+        _status(f"{args.cars} cars, {args.rate:g} readings/s to {sink.target}; alerts and pages below"
                 + (f" for {args.duration:g}s" if args.duration is not None else "; Ctrl-C stops"))
-        failed = _wait(stop, args.duration, [simulator, alerts], stats, counts)
+        failed = _wait(stop, args.duration, [simulator, alerts, pages], stats, counts)
         stop_simulator.set()
         simulator.join()
         sink.close()
@@ -212,7 +256,7 @@ def _run_demo(args: argparse.Namespace, sql: str, config: RuntimeConfig, stop: t
             _drain(app, stats, counts)
     # Everything is stopped (alerts reader, bridge, queries, brokers) when the ExitStack closes above.
     print(f"\nreadings sent: {stats.sent} ({stats.failures} during a failure); alerts: {counts.alerts}, "
-          f"{counts.real_failures} on real failures", file=out, flush=True)
+          f"{counts.real_failures} on real failures; pages: {counts.pages}", file=out, flush=True)
     if failed is not None:
         _status(f"Error: {failed}")
         return 1
@@ -253,7 +297,7 @@ def _wait(stop: threading.Event, duration: float | None, tasks: list[BackgroundT
             if task.error is not None:
                 return task.error
         if now >= next_heartbeat:
-            _status(f"{stats.sent} readings sent, {counts.alerts} alerts so far")
+            _status(f"{stats.sent} readings sent, {counts.alerts} alerts and {counts.pages} pages so far")
             next_heartbeat = now + HEARTBEAT_S
     return None
 

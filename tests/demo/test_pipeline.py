@@ -1,24 +1,35 @@
 """`ksqlpy demo` end to end on its own embedded broker: simulator -> (Mosquitto -> bridge ->) Kafka ->
-queries/anomaly_detection.sql -> alerts printed, checked against the records on car-anomalies."""
+queries/anomaly_detection.sql -> alerts and pages printed, checked against the records on car-anomalies and
+the windowed tables' topics car-anomalies-per-minute and car-pages."""
 
 from __future__ import annotations
 
 import io
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from ksqlpy.connect.mosquitto import MosquittoBroker
 from ksqlpy.demo import pipeline
+from ksqlpy.ml.cars import CarSimulator
 from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.tools import ConsumedRecord
+from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
 
 REPOSITORY_UDFS = Path(__file__).resolve().parents[2] / "udfs"
-SUMMARY = re.compile(r"readings sent: (\d+) \((\d+) during a failure\); alerts: (\d+), (\d+) on real failures")
+SUMMARY = re.compile(r"readings sent: (\d+) \((\d+) during a failure\); alerts: (\d+), (\d+) on real failures; "
+                     r"pages: (\d+)")
+PAGE = re.compile(r"PAGE: (\S+) had (\d+) anomalies in the minute starting (\d\d:\d\d)")
+MINUTE_MS = 60_000
+PAGE_THRESHOLD = 3
+CarMinute = tuple[str, int]  # car id, window start
 
 
 @pytest.fixture
@@ -34,7 +45,9 @@ class DemoRun:
     failures: int
     alerts: int
     real_failures: int
+    pages: int
     alert_lines: list[str]
+    page_lines: list[str]
     status: str
 
 
@@ -46,14 +59,61 @@ def run_demo(kafka: str, udfs: Path, capsys: pytest.CaptureFixture[str], *option
     lines = out.getvalue().splitlines()
     summary = SUMMARY.search(out.getvalue())
     assert summary is not None, out.getvalue()
-    sent, failures, alerts, real = (int(group) for group in summary.groups())
-    return DemoRun(sent, failures, alerts, real, [line for line in lines if line.startswith("ALERT ")], status)
+    sent, failures, alerts, real, pages = (int(group) for group in summary.groups())
+    return DemoRun(sent, failures, alerts, real, pages, [line for line in lines if line.startswith("ALERT ")],
+                   [line for line in lines if line.startswith("PAGE: ")], status)
 
 
 def alert_records(kafka: str, consume_all: Callable[..., list[ConsumedRecord]], count: int) -> list[ConsumedRecord]:
     records = consume_all(kafka, "car-anomalies", expected_count=count, timeout=10)
     assert len(records) == count
     return records
+
+
+def latest_per_car_minute(kafka: str, consume_all: Callable[..., list[ConsumedRecord]],
+                           topic: str) -> dict[CarMinute, dict[str, Any]]:
+    """A windowed table's rows as its topic leaves them: the last value per car and minute."""
+    records = consume_all(kafka, topic)
+    keys, starts, _ends = split_windowed_keys([record.key for record in records], WindowInfo("TUMBLING", MINUTE_MS))
+    return {((key or b"").decode(), start or 0): orjson.loads(record.value or b"")
+            for key, start, record in zip(keys, starts, records, strict=True)}
+
+
+def check_minute_tables(kafka: str, consume_all: Callable[..., list[ConsumedRecord]], run: DemoRun,
+                        alerts: list[ConsumedRecord]) -> None:
+    """The per-minute table ends with each car-minute's alert count, the pages table with those of 3 and more,
+    and the demo printed one page for each of the latter."""
+    values = [orjson.loads(record.value or b"") for record in alerts]
+    minutes: list[CarMinute] = [((record.key or b"").decode(), value["TS"] - value["TS"] % MINUTE_MS)
+                                for record, value in zip(alerts, values, strict=True)]
+    anomalies = Counter(minutes)
+    real = Counter(minute for minute, value in zip(minutes, values, strict=True) if value["FAILURE_OCCURRED"] == "true")
+    per_minute = latest_per_car_minute(kafka, consume_all, "car-anomalies-per-minute")
+    assert {minute: (row["ANOMALIES"], row["REAL_FAILURES"]) for minute, row in per_minute.items()} == \
+        {minute: (count, real[minute]) for minute, count in anomalies.items()}
+    paged = {minute: count for minute, count in anomalies.items() if count >= PAGE_THRESHOLD}
+    pages = latest_per_car_minute(kafka, consume_all, "car-pages")
+    assert {minute: row["ANOMALIES"] for minute, row in pages.items()} == paged
+    printed = [PAGE.fullmatch(line) for line in run.page_lines]
+    assert all(match is not None and int(match[2]) >= PAGE_THRESHOLD for match in printed)
+    assert sorted((match[1], match[3]) for match in printed if match is not None) == sorted(
+        (car, datetime.fromtimestamp(start / 1000).strftime("%H:%M")) for car, start in paged)
+    assert 0 < run.pages == len(run.page_lines)
+
+
+def test_the_quickstart_demo_pages_within_its_30_seconds() -> None:
+    # Five failing readings in a row span 2 s of a car's readings: 3 of them share a minute however the
+    # minutes fall, and the model flags every faulty reading (recall 1.0 on every fault kind).
+    defaults = pipeline.build_parser().parse_args([])
+    simulator = CarSimulator(cars=defaults.cars, failure_rate=defaults.failure_rate, seed=defaults.seed,
+                             interval_ms=round(1000 * defaults.cars / defaults.rate))
+    failing_in_a_row: Counter[str] = Counter()
+    longest = 0
+    for reading in simulator.readings(round(30 * defaults.rate)):
+        failing = reading["failure_occurred"] == "true"
+        failing_in_a_row[reading["car_id"]] = failing_in_a_row[reading["car_id"]] + 1 if failing else 0
+        longest = max(longest, failing_in_a_row[reading["car_id"]])
+    assert longest >= 5
 
 
 def test_demo_straight_to_kafka_prints_every_alert_of_the_alerts_stream(
@@ -73,6 +133,7 @@ def test_demo_straight_to_kafka_prints_every_alert_of_the_alerts_stream(
     assert all(set(value) == {"TS", "ANOMALY_SCORE", "FAILURE_OCCURRED"} for value in values)
     assert run.real_failures == sum(value["FAILURE_OCCURRED"] == "true" for value in values)
     assert run.real_failures >= 0.7 * run.alerts
+    check_minute_tables(kafka, consume_all, run, records)
 
 
 def test_demo_over_mqtt_with_the_anomaly_model(
@@ -91,3 +152,4 @@ def test_demo_over_mqtt_with_the_anomaly_model(
     assert all(set(value) == {"TS", "ANOMALY_SCORE", "FAILURE_OCCURRED"} for value in values)
     assert all(record.key for record in records)
     assert run.real_failures >= 0.8 * run.alerts  # mostly real failures
+    check_minute_tables(kafka, consume_all, run, records)
