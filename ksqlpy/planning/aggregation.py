@@ -178,7 +178,8 @@ class AggregationPlanner:
     def _check_table_aggregates(self, aggregates: list[AggregateCall]) -> None:
         if not self.input.is_table:
             return
-        refused = sorted({call.overload.name for call in aggregates if not _undoable(call)})
+        # in the order the query calls them, as ksqlDB lists them
+        refused = list(dict.fromkeys(call.overload.name for call in aggregates if not _undoable(call)))
         if refused:
             raise StatementError(f"The aggregation functions {_listed(refused)} cannot be applied to a table "
                                  "source, only to a stream source.")
