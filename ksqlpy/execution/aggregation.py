@@ -21,7 +21,6 @@ from collections.abc import Callable, Sequence
 from itertools import accumulate
 from typing import Any, cast
 
-from ksqlpy.errors import KsqlError
 from ksqlpy.execution.emission import Emission
 from ksqlpy.execution.rows import (
     KEY_BYTES,
@@ -137,7 +136,8 @@ class AggregateOperator:
         """Each row's group key (a value, or a tuple for several columns) and the rows that aggregate: not
         tombstones, and with no NULL in the key (those are logged, as ksqlDB excludes them)."""
         width = self.key_width
-        keys: list[Any] = columns[0] if width == 1 else list(zip(*columns[:width], strict=True))
+        key_columns = [_hashable(column) for column in columns[:width]]
+        keys: list[Any] = key_columns[0] if width == 1 else list(zip(*key_columns, strict=True))
         tombstones = meta[TOMBSTONE]
         null_keys = [i for i, key in enumerate(keys) if key is None or (width > 1 and None in key)]
         for row in null_keys:
@@ -150,9 +150,13 @@ class AggregateOperator:
         return keys, [i for i, tombstone in enumerate(tombstones) if not tombstone and i not in dropped]
 
     def _serialized(self, key: Any) -> bytes:
-        fields = key if self.key_width > 1 else (key,)
-        serialized = self.key_serde.serialize(fields)
+        serialized = self.key_serde.serialize(self._key_fields(key))
         return serialized if serialized is not None else b""
+
+    def _key_fields(self, key: Any) -> tuple[Any, ...]:
+        """A group key's column values, as SQL sees them."""
+        fields = key if self.key_width > 1 else (key,)
+        return tuple(field.value if isinstance(field, _Frozen) else field for field in fields)
 
     def _partition(self, key_bytes: bytes, record_partition: int) -> int:
         """The state partition of a group: the group key's hash when GROUP BY re-keys (the partition a
@@ -295,8 +299,9 @@ class AggregateOperator:
             else:
                 latest = max(previous_time, max(sorted_times[low:high]))
                 running_times.append(latest)
-            changes[store_key] = (tuple(accumulators), latest, distinct_groups[group][0] if starts is not None
-                                  else distinct_groups[group])
+            changes[store_key] = (tuple(accumulators), latest,
+                                  self._key_fields(distinct_groups[group][0] if starts is not None
+                                                   else distinct_groups[group]))
         store.write_batch(changes)
         if self.final:
             return self._final_rows(partition, stream_times)
@@ -331,10 +336,10 @@ class AggregateOperator:
         windowed: bool,
     ) -> list[list[Any]]:
         """Output columns: the group key, the aggregates, then the metadata."""
-        if self.key_width == 1:
+        if self.key_width == 1 and not isinstance(keys[rows[0]], _Frozen):
             key_columns = [[keys[r] for r in rows]]
         else:
-            key_columns = [list(column) for column in zip(*(keys[r] for r in rows), strict=True)]
+            key_columns = [list(column) for column in zip(*(self._key_fields(keys[r]) for r in rows), strict=True)]
         size = len(rows)
         if windowed:
             window_starts = [groups[g][1] for g in group_of]
@@ -391,8 +396,7 @@ class AggregateOperator:
         out = Output(self.width)
         for start, key, (accumulators, time, group) in closed:
             values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
-            out.emit(group if self.key_width > 1 else (group,), values,
-                     (time, None, None, start, start + size, 0, False, time, partition, key))
+            out.emit(group, values, (time, None, None, start, start + size, 0, False, time, partition, key))
         return out.columns()
 
     def _windows_for(self, time: int) -> tuple[int, ...]:
@@ -458,9 +462,9 @@ class AggregateOperator:
             if add:
                 accumulators[j] = aggregator.add(accumulators[j], arguments[j])
         latest = max(time, entry[1]) if entry is not None else time
-        store.put(key_bytes, (tuple(accumulators), latest, key))
+        store.put(key_bytes, (tuple(accumulators), latest, self._key_fields(key)))
         values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
-        out.emit(key if self.key_width > 1 else (key,), values,
+        out.emit(self._key_fields(key), values,
                  (latest, meta[ROWPARTITION][row], meta[ROWOFFSET][row], None, None, meta[ORIGIN][row], False,
                   latest, partition, key_bytes))
 
@@ -480,18 +484,21 @@ class AggregateOperator:
             time = meta[TIMESTAMP][row]
             stream_time = max(self.stream_times.get(partition, -1), time)
             self.stream_times[partition] = stream_time
+            closed_before = stream_time - gap - self.grace
             suffix = len(key_bytes) + _SESSION.size
             overlapping: list[tuple[int, int, bytes, Entry]] = []
             for stored_key, entry in store.prefix(key_bytes):
                 if len(stored_key) != suffix:
                     continue  # a longer key that merely starts with this one
                 end, start = _SESSION.unpack_from(stored_key, len(key_bytes))
-                if start <= time + gap and end >= time - gap:
+                # a session that closed (its end before stream time - gap - grace) is out of retention: no
+                # record merges with it any more
+                if start <= time + gap and end >= time - gap and end >= closed_before:
                     overlapping.append((start, end, stored_key, entry))
             overlapping.sort()
             start = min([time, *(s for s, _, _, _ in overlapping)])
             end = max([time, *(e for _, e, _, _ in overlapping)])
-            if end + gap + self.grace <= stream_time and end < stream_time - gap - self.grace:
+            if end < closed_before:
                 self._late(partition, meta[ORIGIN][row])
                 continue
             accumulators = list(initial)
@@ -502,7 +509,7 @@ class AggregateOperator:
                 ]
             for j, aggregator in enumerate(self.aggregators):
                 accumulators[j] = aggregator.add(accumulators[j], self._arguments(columns, meta, [row], j))
-            key_tuple = key if self.key_width > 1 else (key,)
+            key_tuple = self._key_fields(key)
             if overlapping:
                 # the sessions the record joins are replaced by the merged one: each is deleted downstream too
                 for old_start, old_end, stored_key, _ in overlapping:
@@ -511,12 +518,40 @@ class AggregateOperator:
                              (old_end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], old_start, old_end,
                               meta[ORIGIN][row], True, old_end, partition, stored_key))
             new_key = key_bytes + _SESSION.pack(end, start)
-            store.put(new_key, (tuple(accumulators), end, key))
+            store.put(new_key, (tuple(accumulators), end, key_tuple))
             values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
             out.emit(key_tuple, values, (end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], start, end,
                                          meta[ORIGIN][row], False, end, partition, new_key))
         return out.columns()
 
 
-class AggregationFailed(KsqlError):
-    """An aggregate raised on a group's rows (a user aggregate's bug, or values it cannot take)."""
+class _Frozen:
+    """A STRUCT, MAP or ARRAY key value (a dict or list) made hashable by its contents, so it can group."""
+
+    __slots__ = ("_identity", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._identity = _identity(value)
+
+    def __hash__(self) -> int:
+        return hash(self._identity)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Frozen) and self._identity == other._identity
+
+
+def _identity(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ("struct", tuple((name, _identity(item)) for name, item in value.items()))
+    if isinstance(value, list):
+        return ("array", tuple(_identity(item) for item in value))
+    return value
+
+
+def _hashable(column: list[Any]) -> list[Any]:
+    """The column as it is, or with its dict and list values frozen when it has any."""
+    kinds = set(map(type, column))
+    if dict not in kinds and list not in kinds:
+        return column
+    return [_Frozen(value) if isinstance(value, (dict, list)) else value for value in column]

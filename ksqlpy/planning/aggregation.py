@@ -53,6 +53,16 @@ def _aggregate_calls(query: ast.Query, registry: FunctionRegistry) -> list[ast.F
     return found
 
 
+def _outside_aggregates(expr: ast.Expr, registry: FunctionRegistry) -> list[ast.Expr]:
+    """The nodes of `expr` that are not inside an aggregate call."""
+    return [node for node in ast.subexpressions(expr, lambda node: not _is_aggregate(node, registry))
+            if not _is_aggregate(node, registry)]
+
+
+def _is_aggregate(node: ast.Expr, registry: FunctionRegistry) -> bool:
+    return isinstance(node, ast.FunctionCall) and registry.kind_of(node.name) == "aggregate"
+
+
 def _unqualified(expr: ast.Expr) -> ast.Expr:
     """`expr` with source qualifiers dropped, so `T.ID` and `ID` group alike (one source in scope)."""
 
@@ -126,7 +136,11 @@ class AggregationPlanner:
             try:
                 predicate = ExpressionTyper(post_scope, self.registry, "HAVING").type_boolean(having, "HAVING")
             except StatementError as error:
-                raise StatementError(f"Error in HAVING expression: {error}") from error
+                # name the aggregates as written, not by the columns they became
+                message = str(error)
+                for index in reversed(range(len(calls))):
+                    message = message.replace(f"{AGGREGATE_COLUMN_PREFIX}{index}", self._call_text(calls[index]))
+                raise StatementError(f"Error in HAVING expression: {message}") from error
             step = FilterStep(step, predicate)
         return self._project(step, post_scope, replacements, [t.type for t in group_exprs])
 
@@ -134,13 +148,19 @@ class AggregationPlanner:
 
     def _check_clauses(self, calls: list[ast.FunctionCall]) -> None:
         query = self.query
-        if query.window is not None and not query.group_by:
+        if query.window is not None and not query.group_by and not calls:
             raise StatementError("WINDOW clause requires a GROUP BY clause.")
         if query.emit == "FINAL" and query.window is None:
             raise StatementError("EMIT FINAL is only supported for windowed aggregations.")
         if not query.group_by:
             if query.having is not None:
                 raise StatementError("HAVING clause requires a GROUP BY clause.")
+            outside = [render(item.expr) for item in query.select if item.expr is not None and any(
+                isinstance(node, ast.ColumnRef) for node in _outside_aggregates(item.expr, self.registry))]
+            if outside:
+                raise StatementError("Non-aggregate SELECT expression(s) not part of GROUP BY: "
+                                     f"{', '.join(outside)}\nEither add the column(s) to the GROUP BY or remove "
+                                     "them from the SELECT.")
             kind = f"CREATE {self.sink_kind} AS SELECT" if self.sink_kind else "SELECT"
             shown = ", ".join(self._call_text(c) for c in calls)
             raise StatementError(f"{kind} statement does not support aggregate function [{shown}] without a "

@@ -723,7 +723,8 @@ def _numeric_literal(text: str) -> Const | None:
 
 
 def _is_rowtime(expr: TypedExpr) -> bool:
-    return isinstance(expr, InputRef) and expr.name == "ROWTIME"
+    """ROWTIME and the window bounds: BIGINT times that ksqlDB compares with timestamp strings."""
+    return isinstance(expr, InputRef) and expr.name in ("ROWTIME", "WINDOWSTART", "WINDOWEND")
 
 
 def _timestamp_literal(text: TypedExpr) -> TypedExpr:

@@ -532,13 +532,13 @@ class QueryPlanner:
                 )
             if item.alias is not None:
                 name = item.alias
-                if name in PSEUDO_COLUMNS:
+                if name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS:
                     raise StatementError(
                         f"`{name}` is a reserved column name. You cannot use it as an alias for a column."
                     )
             elif isinstance(item.expr, ast.ColumnRef):
                 name = item.expr.name
-                if name in PSEUDO_COLUMNS:
+                if name in PSEUDO_COLUMNS or (name in WINDOW_BOUND_COLUMNS and sink_name is not None):
                     raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the column.")
             elif isinstance(item.expr, ast.Dereference):
                 name = _unique(item.expr.field, taken)

@@ -304,16 +304,25 @@ def _transform_value(value: Any, rewrite: Callable[[Expr], Expr | None]) -> Any:
     return value
 
 
-def subexpressions(expr: Expr) -> Iterator[Expr]:
-    """`expr` and every expression below it, parents before children."""
-    pending: list[Any] = [expr]
+def children(expr: Expr) -> Iterator[Expr]:
+    """The expressions directly below `expr`."""
+    pending: list[Any] = [getattr(expr, f.name) for f in fields(expr) if f.name != "pos"]
     while pending:
-        value = pending.pop()
+        value = pending.pop(0)
         if isinstance(value, Expr):
             yield value
-            pending.extend(reversed([getattr(value, f.name) for f in fields(value) if f.name != "pos"]))
         elif isinstance(value, tuple):
-            pending.extend(reversed(value))
+            pending[:0] = value
+
+
+def subexpressions(expr: Expr, descend: Callable[[Expr], bool] = lambda _: True) -> Iterator[Expr]:
+    """`expr` and every expression below it, parents before children; below a node only if `descend` says so."""
+    pending: list[Expr] = [expr]
+    while pending:
+        node = pending.pop()
+        yield node
+        if descend(node):
+            pending.extend(reversed(list(children(node))))
 
 
 # --------------------------------------------------------------------------- statements
