@@ -3,8 +3,9 @@
 Each load of a file imports it afresh under a unique module name, so a new version is complete before it
 replaces anything. A reload keeps the Overload objects that running queries compiled against and swaps
 their implementation in place; the queries read it at their next batch. A version that fails to import,
-declares an invalid signature, clashes with another function, or drops or changes a signature that a
-running query uses is rejected as a whole, with a message, and the old version keeps running.
+declares an invalid signature, clashes with another function, drops or changes a signature that a
+running query uses, or changes an aggregate's accumulator type is rejected as a whole, with a message, and
+the old version keeps running.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 from types import ModuleType
 
 from ksqlpy.functions.registry import FunctionRegistry, Overload
-from ksqlpy.functions.udf import declarations_of, is_udf_failure
+from ksqlpy.functions.udf import accumulator_type_of, declarations_of, is_udf_failure
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +145,7 @@ class UdfLoader:
         for previous in old:
             match = next((o for o in new if o.signature_key() == previous.signature_key()), None)
             if match is not None:
+                _check_accumulator(previous, match)
                 replacements[id(previous)] = match
             elif id(previous) in in_use:
                 raise UdfRejected(
@@ -238,6 +240,16 @@ def _import_failure(path: Path, error: BaseException) -> str:
         what = f"{type(error).__name__}: {error}"
     frames = [frame for frame in traceback.extract_tb(error.__traceback__) if frame.filename == str(path)]
     return what + (f" (line {frames[-1].lineno})" if frames else "")
+
+
+def _check_accumulator(running: Overload, replacement: Overload) -> None:
+    """A new version of an aggregate must keep its accumulator type: the accumulators that queries and their
+    state stores hold were made by the running version, and the new code will be handed them."""
+    if running.kind != "aggregate":
+        return
+    old, new = accumulator_type_of(running.impl), accumulator_type_of(replacement.impl)
+    if old != new:
+        raise UdfRejected(f"aggregate {running.name} changes its accumulator type from {old} to {new}")
 
 
 def _take_over(running: Overload, replacement: Overload) -> None:

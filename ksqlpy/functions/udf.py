@@ -8,25 +8,30 @@ the Python type hints.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import logging
+import re
 import threading
+import traceback
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from ksqlpy.errors import KsqlError
+from ksqlpy.errors import KsqlError, UdfError
+from ksqlpy.functions.aggregate import Aggregator, Columns
 from ksqlpy.functions.registry import Overload
 from ksqlpy.types import (
     BIGINT,
     BOOLEAN,
     BYTES,
     DOUBLE,
+    INTEGER,
     STRING,
     ArrayType,
     MapType,
@@ -379,6 +384,111 @@ def udtf(
 
 
 AGGREGATE_METHODS = ("init", "add", "merge", "result")
+_IMMUTABLE_SCALARS = (type(None), bool, int, float, str, bytes, Decimal)
+# a numpy dtype for the SQL types whose columns add_batch receives as arrays (lists otherwise)
+_ARRAY_DTYPES: dict[SqlType, str] = {DOUBLE: "float64", BIGINT: "int64", INTEGER: "int64", BOOLEAN: "bool"}
+# the module name the loader gives each load of a file ("ksqlpy_udfs.<stem>_<n>."), which differs every load
+_LOADED_MODULE = re.compile(r"ksqlpy_udfs\.\w+?_\d+\.")
+
+
+def _private_copy(value: Any) -> Any:
+    """`value` safe to hand to user code that may mutate it: immutable values as they are, the rest deep-copied."""
+    if isinstance(value, _IMMUTABLE_SCALARS):
+        return value
+    if type(value) is tuple and all(isinstance(v, _IMMUTABLE_SCALARS) for v in value):
+        return value
+    return copy.deepcopy(value)
+
+
+def accumulator_type_of(aggregator: Any) -> str:
+    """The accumulator type of a user aggregate (its UserAggregator class), as text: the user class's `init`
+    return annotation, or else the type of what `init()` returns. Classes are named without their module,
+    whose name differs on every load of a file."""
+    aggregate = aggregator.user_class
+    hint = _hints(aggregate.init).get("return")
+    if hint is None:
+        hint = type(aggregate().init())
+    text = hint.__qualname__ if isinstance(hint, type) else repr(hint)
+    return _LOADED_MODULE.sub("", text)
+
+
+class UserAggregator(Aggregator):
+    """A @udaf class behind the Aggregator interface: rows are folded with the class's `add(acc, *values)`, or a
+    slice at a time with `add_batch(acc, *arrays)` when it has one (numpy arrays for numeric and boolean
+    columns, lists otherwise; rows with a NULL argument are left out, as for vectorized UDFs). An `undo(acc,
+    *values)` makes it usable over tables. Whatever a method of the class raises becomes a UdfError."""
+
+    user_class: ClassVar[type]
+    name: ClassVar[str]
+
+    def __init__(self, arg_types: Sequence[SqlType], return_type: SqlType, literals: Sequence[Any]) -> None:
+        super().__init__(arg_types, return_type, literals)
+        self.user = self._call(self.user_class)
+
+    def _call(self, method: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return method(*args)
+        except BaseException as error:
+            if not is_udf_failure(error):
+                raise
+            trace = "".join(traceback.format_exception(error, chain=False))
+            raise UdfError(self.name, error, trace) from error
+
+    def initial(self) -> Any:
+        return self._call(self.user.init)
+
+    def add(self, accumulator: Any, columns: Columns) -> Any:
+        accumulator = _private_copy(accumulator)
+        if hasattr(self.user, "add_batch"):
+            return self._call(self.user.add_batch, accumulator, *self._arrays(columns))
+        for row in zip(*columns, strict=True):
+            accumulator = self._call(self.user.add, accumulator, *row)
+        return accumulator
+
+    def add_each(self, accumulator: Any, columns: Columns) -> tuple[Any, list[Any]]:
+        if not hasattr(self.user, "add"):
+            return super().add_each(accumulator, columns)
+        accumulator = _private_copy(accumulator)
+        results: list[Any] = []
+        for row in zip(*columns, strict=True):
+            accumulator = self._call(self.user.add, accumulator, *row)
+            results.append(self.result(accumulator))
+        return accumulator, results
+
+    def _arrays(self, columns: Columns) -> list[Any]:
+        import numpy
+
+        rows = [i for i, row in enumerate(zip(*columns, strict=True)) if None not in row] if columns else []
+        arrays: list[Any] = []
+        for sql_type, column in zip(self.arg_types, columns, strict=True):
+            values = column if len(rows) == len(column) else [column[i] for i in rows]
+            dtype = _ARRAY_DTYPES.get(sql_type)
+            arrays.append(numpy.array(values, dtype=dtype) if dtype is not None else list(values))
+        return arrays
+
+    def undo(self, accumulator: Any, columns: Columns) -> Any:
+        if not self.undoable:
+            return super().undo(accumulator, columns)
+        accumulator = _private_copy(accumulator)
+        for row in zip(*columns, strict=True):
+            accumulator = self._call(self.user.undo, accumulator, *row)
+        return accumulator
+
+    def merge(self, earlier: Any, later: Any) -> Any:
+        return self._call(self.user.merge, _private_copy(earlier), _private_copy(later))
+
+    def result(self, accumulator: Any) -> Any:
+        return self._call(self.user.result, _private_copy(accumulator))
+
+
+def aggregator_for(aggregate: type, name: str) -> type[UserAggregator]:
+    """The Aggregator class (one per @udaf class) that runs `aggregate` as the function `name`."""
+    return type(f"{aggregate.__name__}Aggregator", (UserAggregator,), {
+        "user_class": aggregate,
+        "name": name,
+        "undoable": callable(getattr(aggregate, "undo", None)),
+        "__doc__": f"The user aggregate {aggregate.__qualname__} as an Aggregator.",
+    })
 
 
 def udaf(
@@ -391,20 +501,26 @@ def udaf(
     author: str = "",
     version: str = "",
 ) -> Any:
-    """An aggregate function: a class with `init() -> acc`, `add(acc, *values) -> acc`, `merge(a, b) -> acc`
-    and `result(acc) -> value`. One instance is made per query; SQL argument types come from `add`'s hints
-    (after the accumulator), the return type from `result`'s."""
+    """An aggregate function: a class with `init() -> acc`, `add(acc, *values) -> acc` (or a vectorized
+    `add_batch(acc, *arrays) -> acc` taking a group's column slices), `merge(a, b) -> acc` and
+    `result(acc) -> value`, and optionally `undo(acc, *values) -> acc`, which lets it aggregate tables.
+    One instance is made per query; SQL argument types come from `add`'s hints (after the accumulator), else
+    `add_batch`'s, the return type from `result`'s."""
 
     def declare(aggregate: Any) -> Any:
-        missing = [m for m in AGGREGATE_METHODS if not callable(getattr(aggregate, m, None))]
+        vectorized = not callable(getattr(aggregate, "add", None)) and callable(getattr(aggregate, "add_batch", None))
+        missing = [m for m in AGGREGATE_METHODS if not callable(getattr(aggregate, m, None))
+                   and not (m == "add" and vectorized)]
         if missing:
             raise UdfDeclarationError(f"{aggregate.__qualname__}: an aggregate needs methods {', '.join(missing)}")
-        parameters = _parameters(aggregate.add, params, False, skip=2)  # self, accumulator
+        adder = aggregate.add_batch if vectorized else aggregate.add
+        parameters = _parameters(adder, params, vectorized, skip=2)  # self, accumulator
+        function_name = (name or aggregate.__name__).upper()
         _declare(aggregate, Overload(
-            name=(name or aggregate.__name__).upper(),
+            name=function_name,
             params=parameters.types,
             returns=_return_type(aggregate.result, returns, False),
-            impl=aggregate,
+            impl=aggregator_for(aggregate, function_name),
             kind="aggregate",
             variadic=parameters.variadic,
             null_on_null=False,

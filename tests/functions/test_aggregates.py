@@ -16,6 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import EvaluationError, StatementError
 from ksqlpy.functions.aggregate import Aggregator
 from ksqlpy.functions.builtins.collections import equality_key
@@ -431,3 +432,18 @@ def test_aggregator_contract(case: Case, data: st.DataObject) -> None:
                 map(equality_key, aggregator.result(start)))
         else:
             assert same(aggregator.result(restored), aggregator.result(start), exact)
+
+
+def test_show_and_describe_functions_present_aggregates_as_ksqldb_does() -> None:
+    driver = InMemoryDriver()
+    shown = {row[0]: row for row in driver.execute("SHOW FUNCTIONS;")[0].rows}
+    for name in ("COUNT", "TOPK", "LATEST_BY_OFFSET", "STDDEV_SAMPLE"):
+        assert shown[name][1:3] == ["AGGREGATE", "AGGREGATE"]
+    assert shown["ABS"][2] == "SCALAR"
+    described = driver.execute("DESCRIBE FUNCTION topk;")[0]
+    assert "Type        : AGGREGATE" in described.message
+    variations = {row[0]: row[1] for row in described.rows}
+    assert variations["TOPK(INTEGER, INTEGER)"] == "ARRAY<INTEGER>"
+    assert variations["TOPK(T, ANY, INTEGER)"] == "depends on arguments"
+    assert {row[0]: row[1] for row in driver.execute("DESCRIBE FUNCTION COLLECT_LIST;")[0].rows} == {
+        "COLLECT_LIST(T)": "ARRAY<T>"}

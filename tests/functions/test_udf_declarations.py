@@ -137,11 +137,9 @@ def test_udaf_signature_comes_from_add_and_result() -> None:
 
     overload = declared(Mean)
     assert (overload.kind, overload.params, overload.returns) == ("aggregate", (DOUBLE,), DOUBLE)
-    aggregate = overload.impl()
-    acc = aggregate.init()
-    for value in (1.0, 2.0, 6.0):
-        acc = aggregate.add(acc, value)
-    assert aggregate.result(aggregate.merge(acc, aggregate.add(aggregate.init(), 3.0))) == 3.0
+    aggregator = overload.impl([DOUBLE], DOUBLE, [])
+    acc = aggregator.add(aggregator.initial(), [[1.0, 2.0, 6.0]])
+    assert aggregator.result(aggregator.merge(acc, aggregator.add(aggregator.initial(), [[3.0]]))) == 3.0
 
     with pytest.raises(UdfDeclarationError, match="needs methods merge, result"):
         @udaf

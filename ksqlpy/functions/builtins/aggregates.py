@@ -58,6 +58,16 @@ def _array_of_first(arg_types: list[SqlType]) -> SqlType:
     return ArrayType(arg_types[0])
 
 
+def _returning(pattern: SqlType) -> ReturnSpec:
+    """The return type of an overload taking `pattern` first: the type itself (which DESCRIBE FUNCTION shows),
+    except for DECIMAL, whose precision and scale come from the argument."""
+    return _same_type if pattern == ANY_DECIMAL else pattern
+
+
+def _array_returning(pattern: SqlType) -> ReturnSpec:
+    return _array_of_first if pattern == ANY_DECIMAL else ArrayType(pattern)
+
+
 def _java_divide(numerator: float, denominator: float) -> float:
     """Java's double division: x/0 is an infinity (NaN for 0/0 or NaN/0) where Python raises."""
     if denominator:
@@ -347,7 +357,7 @@ def _declared(name: str, forms: list[Form]) -> Callable[[type[Aggregator]], type
 
 
 def _extreme_forms(what: str) -> list[Form]:
-    return [([t], _same_type, 0, f"Returns the {what} value of the column; NULLs are ignored.") for t in _ORDERED_TYPES]
+    return [([t], _returning(t), 0, f"Returns the {what} value of the column; NULLs are ignored.") for t in _ORDERED_TYPES]
 
 
 @_declared("MIN", _extreme_forms("minimum"))
@@ -436,9 +446,9 @@ class TopKDistinct(TopK):
         return super()._ranked(_distinct(entries))
 
 
-_declared("TOPK", [([t, INTEGER], _array_of_first, 1, "Returns the k greatest values of the column; NULLs are "
+_declared("TOPK", [([t, INTEGER], _array_returning(t), 1, "Returns the k greatest values of the column; NULLs are "
                                                      "ignored.") for t in _ORDERED_TYPES])(TopK)
-_declared("TOPKDISTINCT", [([t, INTEGER], _array_of_first, 1, "Returns the k greatest distinct values of the column; "
+_declared("TOPKDISTINCT", [([t, INTEGER], _array_returning(t), 1, "Returns the k greatest distinct values of the column; "
                                                              "NULLs are ignored.") for t in _ORDERED_TYPES])(TopKDistinct)
 _declared("TOPK", [([T, *[ANY] * extra, INTEGER], _topk_struct_type, 1,
                     "Returns the rows with the k greatest values of the first column, with the other columns, as "
@@ -449,7 +459,7 @@ _declared("TOPK", [([T, *[ANY] * extra, INTEGER], _topk_struct_type, 1,
 # --------------------------------------------------------------------------- collections
 
 
-@aggregate_function("COLLECT_LIST", params=[T], returns=_array_of_first,
+@aggregate_function("COLLECT_LIST", params=[T], returns=ArrayType(T),
                     description="Returns an array of all the values of the column, NULLs included, in arrival order.")
 class CollectList(Aggregator):
     undoable = True
@@ -476,7 +486,7 @@ class CollectList(Aggregator):
         return list(accumulator)
 
 
-@aggregate_function("COLLECT_SET", params=[T], returns=_array_of_first,
+@aggregate_function("COLLECT_SET", params=[T], returns=ArrayType(T),
                     description="Returns an array of the distinct values of the column, NULL included, "
                                 "in order of first arrival.")
 class CollectSet(CollectList):
@@ -542,7 +552,7 @@ class Histogram(Aggregator):
         return dict(accumulator)
 
 
-@aggregate_function("ATTR", params=[T], returns=_same_type,
+@aggregate_function("ATTR", params=[T], returns=T,
                     description="Returns the value of the column if every row has the same one (NULL counts as a "
                                 "value), else NULL.")
 class Attr(Aggregator):
@@ -744,11 +754,11 @@ class ByOffset(Aggregator):
 
 def _by_offset_forms(which: str) -> list[Form]:
     return [
-        ([T], _same_type, 0, f"Returns the {which} value of the column by offset, ignoring NULLs."),
-        ([T, BOOLEAN], _same_type, 1, f"Returns the {which} value of the column by offset; NULLs are ignored when "
+        ([T], T, 0, f"Returns the {which} value of the column by offset, ignoring NULLs."),
+        ([T, BOOLEAN], T, 1, f"Returns the {which} value of the column by offset; NULLs are ignored when "
                                       "the second argument is true."),
-        ([T, INTEGER], _array_of_first, 1, f"Returns the {which} n values of the column by offset, ignoring NULLs."),
-        ([T, INTEGER, BOOLEAN], _array_of_first, 2, f"Returns the {which} n values of the column by offset; NULLs "
+        ([T, INTEGER], ArrayType(T), 1, f"Returns the {which} n values of the column by offset, ignoring NULLs."),
+        ([T, INTEGER, BOOLEAN], ArrayType(T), 2, f"Returns the {which} n values of the column by offset; NULLs "
                                                     "are ignored when the third argument is true."),
     ]
 
