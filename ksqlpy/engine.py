@@ -36,6 +36,7 @@ from ksqlpy.planning.planner import (
 )
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.secrets import mask, mask_statement
+from ksqlpy.serialization.base import FormatOptions
 from ksqlpy.state.memory import InMemoryStoreProvider
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
@@ -163,8 +164,10 @@ class Engine:
     def _sink_source(self, statement: ast.CreateAsSelect, plan: QueryPlan, input_source: DataSource) -> DataSource:
         props = statement.properties
         key_spec, value_spec = resolve_formats(props, self.properties, (input_source.key, input_source.value))
-        if plan.output.key and key_spec.format == "NONE":
-            key_spec = SerdeSpec(str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")))
+        if plan.output.key and key_spec.format == "NONE" and "KEY_FORMAT" not in props and "FORMAT" not in props:
+            # a keyless source's NONE key format is not inherited by a query that gives its output a key
+            key_spec = SerdeSpec(str(self.properties.get("ksql.persistence.default.format.key", "KAFKA")).upper(),
+                                 FormatOptions(wrap_single_value=False, is_key=True))
         check_wrap_single_value(props, plan.output)
         validate_serdes(plan.output, key_spec, value_spec)
         prefix = str(self.properties.get(OUTPUT_TOPIC_PREFIX_PROPERTY, ""))
@@ -193,12 +196,12 @@ class Engine:
         target = self.catalog.find(statement.target)
         if target is None:
             raise StatementError(f"{statement.target} does not exist.")
+        if target.kind == "TABLE":
+            raise StatementError(f"INSERT INTO can only be used to insert into a stream. {target.name} is a table.")
         if target.is_source:
             raise StatementError(f"Cannot insert into read-only {target.kind_word}: {target.name}")
         if target.schema.headers:
             raise StatementError(f"Cannot insert into {target.name} because it has header columns")
-        if target.kind == "TABLE":
-            raise StatementError(f"INSERT INTO can only be used to insert into a stream. {target.name} is a table.")
         plan = self._planner().plan(statement.query, target.name)
         check_result_kind(target.kind, plan)
         expected = LogicalSchema(tuple(c for c in target.schema.columns if c.namespace is not Namespace.HEADERS))

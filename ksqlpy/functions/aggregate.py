@@ -34,6 +34,9 @@ class Aggregator(ABC):
     undoable: ClassVar[bool] = False
     # The rows' input positions are appended to the columns (EARLIEST/LATEST_BY_OFFSET).
     needs_sequence: ClassVar[bool] = False
+    # The accumulator is one primitive value, which any value format can hold (ksqlDB refuses aggregates
+    # whose intermediate is a STRUCT, ARRAY or MAP when the source's value format is DELIMITED or KAFKA).
+    primitive_intermediate: ClassVar[bool] = False
 
     def __init__(self, arg_types: Sequence[SqlType], return_type: SqlType, literals: Sequence[Any]) -> None:
         self.arg_types = list(arg_types)

@@ -92,8 +92,11 @@ class AggregationPlanner:
         source_keys: Sequence[str],
         sink_name: str | None,
         sink_kind: str | None,
+        value_format: str,
     ) -> None:
+        """`value_format` is the source's, which ksqlDB also uses for the aggregate's internal state."""
         self.query = query
+        self.value_format = value_format
         self.input = input_step
         self.scope = scope
         self.registry = registry
@@ -113,6 +116,7 @@ class AggregationPlanner:
         argument_exprs: list[TypedExpr] = []
         aggregates = [self._aggregate(call, argument_exprs, len(group_exprs)) for call in calls]
         self._check_table_aggregates(aggregates)
+        self._check_intermediate_types(aggregates)
         pre_columns = tuple(
             [Column(name, typed.type, Namespace.KEY) for name, typed in zip(key_names, group_exprs, strict=True)]
             + [Column(f"KSQL_INTERNAL_COL_{i}", typed.type) for i, typed in enumerate(argument_exprs)]
@@ -148,6 +152,14 @@ class AggregationPlanner:
 
     def _check_clauses(self, calls: list[ast.FunctionCall]) -> None:
         query = self.query
+        for item in query.select:
+            for node in ast.subexpressions(item.expr) if item.expr is not None else ():
+                if isinstance(node, ast.FunctionCall) and not self.registry.exists(node.name):
+                    raise StatementError(f"Can't find any functions with the name '{node.name}'")
+            if (query.window is None and self.sink_name is not None and item.alias is None
+                    and isinstance(item.expr, ast.ColumnRef) and item.expr.name in WINDOW_BOUND_COLUMNS):
+                raise StatementError(f"Reserved column name in select: `{item.expr.name}`. Please remove or alias "
+                                     "the column.")
         if query.window is not None and not query.group_by and not calls:
             raise StatementError("WINDOW clause requires a GROUP BY clause.")
         if query.emit == "FINAL" and query.window is None:
@@ -203,6 +215,13 @@ class AggregationPlanner:
         if refused:
             raise StatementError(f"The aggregation functions {_listed(refused)} cannot be applied to a table "
                                  "source, only to a stream source.")
+
+    def _check_intermediate_types(self, aggregates: list[AggregateCall]) -> None:
+        if self.value_format in ("DELIMITED", "KAFKA") and not all(
+            getattr(call.overload.impl, "primitive_intermediate", False) for call in aggregates
+        ):
+            raise StatementError("One of the functions used in the statement has an intermediate type that the value "
+                                 "format can not handle. Please remove the function or change the format.")
 
     # -- aggregate calls
 
@@ -289,9 +308,8 @@ class AggregationPlanner:
         generated = (f"KSQL_COL_{n}" for n in itertools.count() if f"KSQL_COL_{n}" not in taken)
         items: list[tuple[str, TypedExpr]] = []
         refused: list[str] = []
-        for item in self.query.select:
-            if item.is_star or item.expr is None:
-                raise StatementError("SELECT * is not supported with GROUP BY: name the columns and aggregates")
+        for item in self._expanded_select():
+            assert item.expr is not None
             rewritten = self._rewritten(item.expr, replacements, post_scope, "SELECT")
             if any(isinstance(inner, ast.ColumnRef) and post_scope.resolve(inner.name, None) is None
                    for inner in ast.subexpressions(rewritten)):
@@ -322,6 +340,18 @@ class AggregationPlanner:
                                  "Either add the column(s) to the GROUP BY or remove them from the SELECT.")
         return self._assign_keys(step, items, key_types)
 
+    def _expanded_select(self) -> list[ast.SelectItem]:
+        """The SELECT list with `*` replaced by the source's columns."""
+        items: list[ast.SelectItem] = []
+        for item in self.query.select:
+            if not item.is_star:
+                items.append(item)
+                continue
+            names = dict.fromkeys(c.name for c in self.scope.columns
+                                  if c.name not in PSEUDO_COLUMNS and c.name not in WINDOW_BOUND_COLUMNS)
+            items += [ast.SelectItem(ast.ColumnRef(name)) for name in names]
+        return items
+
     def _assign_keys(self, step: Step, items: list[tuple[str, TypedExpr]], key_types: list[SqlType]) -> ProjectStep:
         """The GROUP BY columns selected as they are form the output key, under the name the SELECT gives them."""
         keys: list[tuple[str, TypedExpr]] = []
@@ -346,6 +376,10 @@ class AggregationPlanner:
         if not values and self.sink_name is not None:
             raise StatementError("The projection contains no value columns.")
         columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [Column(n, t.type) for n, t in values]
+        key_names = {name for name, _ in keys}
+        clash = next((c for c in columns[len(keys):] if c.name in key_names), None)
+        if clash is not None:
+            raise StatementError(f"Duplicate value columns found in schema: `{clash.name}` {clash.type}")
         names = [c.name for c in columns]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

@@ -286,6 +286,8 @@ def build_source(statement: ast.CreateSource, catalog: Catalog, session: Mapping
             namespace = Namespace.HEADERS
             _check_header_type(definition, column_type)
         columns.append(Column(definition.name, column_type, namespace, definition.header_key))
+    if statement.kind == "TABLE" and not any(c.namespace is Namespace.KEY for c in columns):
+        raise StatementError("Tables require a PRIMARY KEY. Please define the PRIMARY KEY.")
     # key columns first, then value, then headers: the order every batch follows
     ordered = sorted(columns, key=lambda c: {Namespace.KEY: 0, Namespace.VALUE: 1, Namespace.HEADERS: 2}[c.namespace])
     schema = LogicalSchema.of(ordered)
@@ -475,7 +477,7 @@ class QueryPlanner:
         if uses_aggregation(query, self.registry):
             root: Step = AggregationPlanner(
                 query, step, scope, self.registry, source.name, [c.name for c in source.schema.key], sink_name,
-                sink_kind,
+                sink_kind, source.value.format,
             ).plan()
             timestamp_column(sink_properties or {}, {c.name: c.type for c in root.columns})
         else:

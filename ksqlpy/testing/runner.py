@@ -229,8 +229,11 @@ def _execute(case: Case, driver_factory: DriverFactory) -> _Execution:
     failure: str | None = None
     try:
         # Statements stop at the first error; records are only produced once every statement ran.
+        # ksqlDB's runner reads the statements as one script, so an error's line counts the lines before it
+        lines_before = 0
         for statement in case.statements:
-            driver.execute(statement)
+            driver.execute("\n" * lines_before + statement)
+            lines_before += statement.count("\n") + 1
         for record in case.inputs:
             _produce(driver, record)
         driver.process()
