@@ -447,3 +447,24 @@ def test_show_and_describe_functions_present_aggregates_as_ksqldb_does() -> None
     assert variations["TOPK(T, ANY, INTEGER)"] == "depends on arguments"
     assert {row[0]: row[1] for row in driver.execute("DESCRIBE FUNCTION COLLECT_LIST;")[0].rows} == {
         "COLLECT_LIST(T)": "ARRAY<T>"}
+
+
+@pytest.mark.parametrize(("name", "sql_type", "values"), [
+    ("MAX", BIGINT, st.integers(-(2**63), 2**63 - 1)),
+    ("MIN", DOUBLE, st.floats(-1e300, 1e300, allow_nan=False).filter(bool)),
+    ("MAX", TIMESTAMP, st.integers(0, 2**50)),
+])
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_running_extremes_over_long_slices_match_row_by_row(name: str, sql_type: SqlType,
+                                                            values: st.SearchStrategy[Any], data: st.DataObject) -> None:
+    aggregator = bind(name, [sql_type])
+    column = data.draw(st.lists(values, min_size=48, max_size=120), "slice")
+    start = data.draw(st.one_of(st.none(), values), "accumulator")
+    accumulator, results = aggregator.add_each(start, [column])
+    expected, row_results = start, []
+    for value in column:
+        expected = aggregator.add(expected, [[value]])
+        row_results.append(expected)
+    assert results == row_results and accumulator == expected
+    assert all(type(r) is type(column[0]) for r in results)
