@@ -174,6 +174,27 @@ class AggregateOperator:
             arguments.append([offsets[r] for r in rows])
         return arguments
 
+    def _folded(self, index: int, accumulator: Any, slices: list[list[Any]], running: bool,
+                origins: list[int]) -> tuple[Any, list[Any]]:
+        """Aggregate `index` with a group's rows added, and its results: after each row when `running`, else
+        once. If the aggregate raises (a user aggregate's bug, or a value it cannot take), the rows are added
+        one by one and each row it fails on is logged and left out."""
+        aggregator = self.aggregators[index]
+        try:
+            if running:
+                return aggregator.add_each(accumulator, slices)
+            accumulator = aggregator.add(accumulator, slices)
+            return accumulator, [aggregator.result(accumulator)]
+        except Exception:  # whatever an aggregate raises on some row, narrowed down to that row below
+            results: list[Any] = []
+            for row, origin in enumerate(origins):
+                try:
+                    accumulator = aggregator.add(accumulator, [column[row : row + 1] for column in slices])
+                except Exception as error:  # that row's fault: logged, the group goes on without it
+                    self.log_row(origin, f"Error computing aggregate {self.step.aggregates[index].text}: {error}")
+                results.append(aggregator.result(accumulator))
+            return accumulator, results if running else results[-1:]
+
     def _late(self, partition: int, origin: int) -> None:
         self.late_records += 1
         self.log_row(origin, "Record dropped: it arrived after its window closed (stream time past window end "
@@ -284,13 +305,14 @@ class AggregateOperator:
             low, high = bounds[group], bounds[group + 1]
             entry = entries[group]
             accumulators = list(entry[0]) if entry is not None else [a.initial() for a in self.aggregators]
-            for j, aggregator in enumerate(self.aggregators):
+            for j in range(len(self.aggregators)):
                 slices = [column[low:high] for column in arguments[j]]
+                accumulators[j], running = self._folded(j, accumulators[j], slices, every_update,
+                                                        [meta[ORIGIN][r] for r in sorted_rows[low:high]])
                 if every_update:
-                    accumulators[j], results[j][low:high] = aggregator.add_each(accumulators[j], slices)
+                    results[j][low:high] = running
                 else:
-                    accumulators[j] = aggregator.add(accumulators[j], slices)
-                    results[j].append(aggregator.result(accumulators[j]))
+                    results[j].append(running[-1])
             previous_time = entry[1] if entry is not None else -1
             if every_update:
                 running = list(accumulate(sorted_times[low:high], max, initial=previous_time))[1:]
@@ -460,7 +482,7 @@ class AggregateOperator:
             if undo is not None:
                 accumulators[j] = aggregator.undo(accumulators[j], undo[j])
             if add:
-                accumulators[j] = aggregator.add(accumulators[j], arguments[j])
+                accumulators[j], _ = self._folded(j, accumulators[j], arguments[j], False, [meta[ORIGIN][row]])
         latest = max(time, entry[1]) if entry is not None else time
         store.put(key_bytes, (tuple(accumulators), latest, self._key_fields(key)))
         values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
@@ -507,8 +529,9 @@ class AggregateOperator:
                     aggregator.merge(earlier, later)
                     for aggregator, earlier, later in zip(self.aggregators, accumulators, entry[0], strict=True)
                 ]
-            for j, aggregator in enumerate(self.aggregators):
-                accumulators[j] = aggregator.add(accumulators[j], self._arguments(columns, meta, [row], j))
+            for j in range(len(self.aggregators)):
+                accumulators[j], _ = self._folded(j, accumulators[j], self._arguments(columns, meta, [row], j), False,
+                                                  [meta[ORIGIN][row]])
             key_tuple = self._key_fields(key)
             if overlapping:
                 # the sessions the record joins are replaced by the merged one: each is deleted downstream too
