@@ -396,6 +396,8 @@ class Pipeline:
         self.table_calls: dict[int, dict[int, TableCall]] = {}
         self.sink = sink
         self.stateful: list[AggregateOperator] = []
+        # A GroupByStep needs no operator of its own: the aggregate above it groups (and partitions) rows by
+        # their key columns.
         for step in plan.steps:
             if isinstance(step, FilterStep):
                 compiled = CompiledExpression(step.predicate)
@@ -595,14 +597,19 @@ class Pipeline:
 
         return self._narrowed(batch, self._process_batch, joined, lambda: OutputBatch([], [], [], [], origins=[]))
 
-    def rows(self, batch: RecordBatch) -> list[list[Any]]:
-        """The output columns of a batch, unencoded (push queries), with failures narrowed as in process()."""
+    def rows(self, batch: RecordBatch) -> tuple[list[list[Any]], list[bool]]:
+        """The output columns of a batch, unencoded (push queries), with failures narrowed as in process(), and
+        per row whether it is a tombstone (a table row deleted: its value columns are NULL)."""
+
+        def attempt(part: RecordBatch) -> list[list[Any]]:
+            columns, meta = self.run(part)
+            return [*columns, meta[TOMBSTONE]]
 
         def joined(first: list[list[Any]], second: list[list[Any]], _whole: RecordBatch, _middle: int) -> list[list[Any]]:
             return [head + tail for head, tail in zip(first, second, strict=True)]
 
-        return self._narrowed(batch, lambda part: self.run(part)[0], joined,
-                              lambda: [[] for _ in self.plan.output.columns])
+        columns = self._narrowed(batch, attempt, joined, lambda: [[] for _ in range(len(self.plan.output.columns) + 1)])
+        return columns[:-1], columns[-1]
 
     def _narrowed(
         self,

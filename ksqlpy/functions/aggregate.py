@@ -26,8 +26,9 @@ class Aggregator(ABC):
     """One aggregate call bound to its argument types (after implicit casts) and literal parameters.
 
     `columns` passed to add/add_each/undo are the call's column arguments, each restricted to one group's
-    rows in arrival order (zero columns for COUNT(*)); when `needs_sequence` is set, one more column is
-    appended: each row's position in its input (its offset), which orders rows across batches and sessions.
+    rows in arrival order; when `needs_sequence` is set, one more column is appended: each row's position in
+    its input (its offset), which orders rows across batches and sessions (and lets COUNT(*), which has no
+    column argument, see its rows).
     """
 
     # Usable over a table: a changed or deleted row's old contribution can be taken back (undo).

@@ -26,7 +26,15 @@ from ksqlpy.planning.expressions import (
     render,
     same_expression,
 )
-from ksqlpy.planning.plan import AggregateCall, AggregateStep, FilterStep, ProjectStep, Step, SuppressStep
+from ksqlpy.planning.plan import (
+    AggregateCall,
+    AggregateStep,
+    FilterStep,
+    GroupByStep,
+    ProjectStep,
+    Step,
+    SuppressStep,
+)
 from ksqlpy.schema import Column, Namespace
 from ksqlpy.syntax import ast
 from ksqlpy.types import BIGINT, NULL, STRING, SqlType
@@ -127,8 +135,8 @@ class AggregationPlanner:
             + [Column(f"{AGGREGATE_COLUMN_PREFIX}{i}", call.function.return_type) for i, call in enumerate(aggregates)]
         )
         rekeyed = [n.name if isinstance(n, ast.ColumnRef) else None for n in group_nodes] != self.source_keys
-        aggregate_step = AggregateStep(pre, len(group_exprs), tuple(aggregates), query.window, aggregate_columns,
-                                       rekeyed)
+        grouped = GroupByStep(pre, len(group_exprs), rekeyed)
+        aggregate_step = AggregateStep(grouped, tuple(aggregates), query.window, aggregate_columns)
         step: Step = aggregate_step
         if query.emit == "FINAL":
             step = SuppressStep(aggregate_step)

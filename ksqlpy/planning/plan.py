@@ -108,6 +108,36 @@ class ProjectStep:
 
 
 @dataclass(frozen=True)
+class GroupByStep:
+    """GROUP BY: the input's first `key_width` columns become the record key. When they are not already the
+    key (`rekeyed`), records change partition: on Kafka that goes through a repartition topic."""
+
+    input: Step
+    key_width: int
+    rekeyed: bool
+
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.input,)
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.input.columns
+
+    @property
+    def is_table(self) -> bool:
+        return self.input.is_table
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return None
+
+    @property
+    def name(self) -> str:
+        return ("TABLE_GROUP_BY" if self.is_table else "GROUP_BY") if self.rekeyed else "GROUP_BY_KEY"
+
+
+@dataclass(frozen=True)
 class AggregateCall:
     """One aggregate function call: its column arguments are input columns of the aggregate step, its
     trailing literal parameters (TOPK's k) are values."""
@@ -124,20 +154,26 @@ class AggregateCall:
 
 @dataclass(frozen=True)
 class AggregateStep:
-    """GROUP BY and aggregation: the input's first `key_width` columns are the group key (re-keyed when
-    `rekeyed`, which on Kafka goes through a repartition topic), the rest are the aggregates' arguments.
-    Produces a table keyed by the group (and window): key columns, then one column per aggregate."""
+    """Aggregation of grouped records: the group key is the input's key columns, the rest of its columns are
+    the aggregates' arguments. Produces a table keyed by the group (and window): key columns, then one column
+    per aggregate."""
 
-    input: Step
-    key_width: int
+    input: GroupByStep
     aggregates: tuple[AggregateCall, ...]
     window_spec: WindowSpec | None
     columns: tuple[Column, ...]
-    rekeyed: bool
 
     @property
     def inputs(self) -> tuple[Step, ...]:
         return (self.input,)
+
+    @property
+    def key_width(self) -> int:
+        return self.input.key_width
+
+    @property
+    def rekeyed(self) -> bool:
+        return self.input.rekeyed
 
     @property
     def is_table(self) -> bool:
@@ -188,7 +224,7 @@ class SuppressStep:
         return "SUPPRESS"
 
 
-Step = SourceStep | FilterStep | ProjectStep | AggregateStep | SuppressStep
+Step = SourceStep | FilterStep | ProjectStep | GroupByStep | AggregateStep | SuppressStep
 
 
 @dataclass
@@ -283,8 +319,6 @@ def _step_detail(step: Step) -> str:
         detail += f" | Topic: {step.source.topic}"
     if isinstance(step, AggregateStep):
         detail += f" | Aggregates: {', '.join(call.text for call in step.aggregates) or 'none'}"
-        if step.rekeyed:
-            detail += " | Re-keyed by the GROUP BY expressions"
     window = step.window
     if window is not None:
         detail += f" | Window: {window.kind}"
