@@ -70,6 +70,14 @@ class Output:
     def emit(self, key: Sequence[Any], values: Sequence[Any], meta: Sequence[Any]) -> None:
         self.rows.append((*key, *values, *meta))
 
+    def keep_latest_per_entry(self, created: set[tuple[int, bytes]]) -> None:
+        """What a record cache flushes: each (partition, entry key)'s last row, in the order of their last
+        update, leaving out the deletion of an entry the batch itself created (never emitted downstream)."""
+        partition_at, key_at, tombstone_at = (self.width - META_COLUMNS + i for i in (PARTITION, KEY_BYTES, TOMBSTONE))
+        last = {(row[partition_at], row[key_at]): index for index, row in enumerate(self.rows)}
+        self.rows = [self.rows[index] for entry, index in sorted(last.items(), key=lambda item: item[1])
+                     if not (self.rows[index][tombstone_at] and entry in created)]
+
     def columns(self) -> list[list[Any]]:
         if not self.rows:
             return [[] for _ in range(self.width)]
@@ -335,12 +343,12 @@ class AggregateOperator:
             values = [[column[i] for i in inverse] for column in results]
             out_times = [running_times[i] for i in inverse]
         else:
-            # one output per group, in order of first appearance, carrying the group's last row's metadata
-            last_rows = [sorted_rows[bounds[g + 1] - 1] for g in range(len(distinct_groups))]
-            out_rows = last_rows
-            out_groups = list(range(len(distinct_groups)))
-            values = results
-            out_times = running_times
+            # one output per group, in the order of the groups' last updates (a record cache's flush order),
+            # carrying the group's last row's metadata
+            out_groups = sorted(range(len(distinct_groups)), key=lambda g: order[bounds[g + 1] - 1])
+            out_rows = [sorted_rows[bounds[g + 1] - 1] for g in out_groups]
+            values = [[column[g] for g in out_groups] for column in results]
+            out_times = [running_times[g] for g in out_groups]
         return self._columns(meta, keys, out_rows, out_groups, distinct_groups, store_keys, values, out_times,
                              partition, starts is not None)
 
@@ -462,6 +470,8 @@ class AggregateOperator:
                 previous_store.put(source_key, current)
             elif previous is not None:
                 previous_store.delete(source_key)
+        if self.emission is Emission.LATEST_PER_KEY:
+            out.keep_latest_per_entry(set())  # a group's entry is never deleted
         return out.columns()
 
     def _table_update(
@@ -498,6 +508,7 @@ class AggregateOperator:
         keys, live = self._group_keys(columns, meta)
         out = Output(self.width)
         initial = [a.initial() for a in self.aggregators]
+        created: set[tuple[int, bytes]] = set()  # the sessions this batch started
         for row in live:
             key = keys[row]
             key_bytes = self._serialized(key)
@@ -533,18 +544,24 @@ class AggregateOperator:
                 accumulators[j], _ = self._folded(j, accumulators[j], self._arguments(columns, meta, [row], j), False,
                                                   [meta[ORIGIN][row]])
             key_tuple = self._key_fields(key)
-            if overlapping:
+            new_key = key_bytes + _SESSION.pack(end, start)
+            if (start, end) != (time, time):
                 # the sessions the record joins are replaced by the merged one: each is deleted downstream too
+                # (unless the merged session is the record's own one-event session, which Kafka Streams
+                # overwrites in place)
                 for old_start, old_end, stored_key, _ in overlapping:
                     store.delete(stored_key)
                     out.emit(key_tuple, [None] * len(self.aggregators),
                              (old_end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], old_start, old_end,
                               meta[ORIGIN][row], True, old_end, partition, stored_key))
-            new_key = key_bytes + _SESSION.pack(end, start)
+            if not any(stored_key == new_key for _, _, stored_key, _ in overlapping):
+                created.add((partition, new_key))
             store.put(new_key, (tuple(accumulators), end, key_tuple))
             values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
             out.emit(key_tuple, values, (end, meta[ROWPARTITION][row], meta[ROWOFFSET][row], start, end,
                                          meta[ORIGIN][row], False, end, partition, new_key))
+        if self.emission is Emission.LATEST_PER_KEY:
+            out.keep_latest_per_entry(created)
         return out.columns()
 
 

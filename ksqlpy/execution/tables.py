@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ksqlpy.execution.aggregation import OperatorStores
-from ksqlpy.execution.rows import KEY_BYTES, PARTITION, TIMESTAMP, TOMBSTONE, WINDOWEND
+from ksqlpy.execution.rows import KEY_BYTES, ORIGIN, PARTITION, TIMESTAMP, TOMBSTONE, WINDOWEND
 from ksqlpy.planning.plan import SuppressStep
 
 
@@ -45,18 +45,25 @@ class TableFilterOperator:
 
 
 class SuppressOperator:
-    """EMIT FINAL: keeps each window's latest row until stream time passes its end plus the grace period,
-    then emits it, windows in order of their end (then key)."""
+    """EMIT FINAL: keeps each window's latest row until it closes, then emits it, windows in order of their
+    end (then key). A time window closes when stream time reaches its (exclusive) end plus the grace period;
+    a session when stream time passes its end plus the inactivity gap and the grace period, as until then a
+    record could still extend it (the aggregate's rule for late records)."""
 
     def __init__(self, step: SuppressStep, stores: OperatorStores) -> None:
-        self.grace = step.input.grace_ms
+        spec = step.input.window_spec
+        session = spec is not None and spec.kind == "SESSION"
+        # a window closes once stream time exceeds its last millisecond plus this
+        self.open_for = step.input.grace_ms + (spec.size_ms if session and spec is not None else -1)
         self.width = len(step.columns)
         self.stores = stores
         self.stream_times: dict[int, int] = {}
 
     def process(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
         rows = list(zip(*columns, *meta, strict=True))
-        touched: set[int] = set()
+        # per partition, the input record that last advanced its stream time: the one that closes windows,
+        # whose batch position the released rows take (theirs may be from an earlier batch)
+        advanced_by: dict[int, int] = {}
         for row in rows:
             partition = row[self.width + PARTITION]
             store = self.stores(partition)
@@ -65,17 +72,19 @@ class SuppressOperator:
                 store.delete(key)
             else:
                 store.put(key, row)
+            if partition not in advanced_by or row[self.width + TIMESTAMP] > self.stream_times.get(partition, -1):
+                advanced_by[partition] = row[self.width + ORIGIN]
             self.stream_times[partition] = max(self.stream_times.get(partition, -1), row[self.width + TIMESTAMP])
-            touched.add(partition)
         closed: list[tuple[int, bytes, tuple[Any, ...]]] = []
-        for partition in sorted(touched):
+        for partition, origin in sorted(advanced_by.items()):
             store = self.stores(partition)
-            deadline = self.stream_times[partition] - self.grace
+            stream_time = self.stream_times[partition]
             ready = [(row[self.width + WINDOWEND], key, row) for key, row in store.range()
-                     if row[self.width + WINDOWEND] <= deadline]
+                     if row[self.width + WINDOWEND] + self.open_for < stream_time]
             for _, key, _ in ready:
                 store.delete(key)
-            closed += ready
+            origin_at = self.width + ORIGIN
+            closed += [(end, key, (*row[:origin_at], origin, *row[origin_at + 1:])) for end, key, row in ready]
         closed.sort(key=lambda entry: entry[:2])
         if not closed:
             return [[] for _ in range(self.width + len(meta))]
