@@ -100,10 +100,9 @@ class AggregateOperator:
         """`final`: EMIT FINAL over time windows; the operator emits each window once, when it closes."""
         self.step = step
         self.key_width = step.key_width
-        self.aggregators: list[Aggregator] = [
-            call.overload.impl(call.function.arg_types, call.function.return_type, call.literals)
-            for call in step.aggregates
-        ]
+        self.aggregators: list[Aggregator] = []
+        self._implementations: list[Any] = []
+        self._bind_aggregators()
         self.arguments = [call.arguments for call in step.aggregates]
         self.stores = stores
         self.key_serde = key_serde
@@ -126,10 +125,21 @@ class AggregateOperator:
             OperatorStores(stores.provider, stores.query_id, f"{stores.operator}-source") if self.from_table else None
         )
 
+    def _bind_aggregators(self) -> None:
+        """Bind the aggregate calls to their implementations; again after a user aggregate is reloaded (the
+        loader only swaps in a version whose accumulators the stores can still hold)."""
+        calls = self.step.aggregates
+        self._implementations = [call.overload.impl for call in calls]
+        self.aggregators = [call.overload.impl(call.function.arg_types, call.function.return_type, call.literals)
+                            for call in calls]
+
     # -- entry point
 
     def process(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
         """Input rows -> output rows (key columns, aggregate columns, metadata)."""
+        if any(call.overload.impl is not bound for call, bound in zip(self.step.aggregates, self._implementations,
+                                                                        strict=True)):
+            self._bind_aggregators()
         if not meta[0]:
             return [[] for _ in range(self.width)]
         if self.from_table:

@@ -14,6 +14,7 @@ import pytest
 from numpy.typing import NDArray
 
 from ksqlpy import udaf
+from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import StatementError, UdfError
 from ksqlpy.functions.aggregate import Aggregator
 from ksqlpy.functions.loader import UdfLoader
@@ -259,3 +260,22 @@ def test_the_example_udaf_in_udfs_loads_and_aggregates(tmp_path: Path) -> None:
     assert rms.add_each(rms.initial(), [[3.0, None, -4.0]])[1] == pytest.approx([3.0, 3.0, math.sqrt(12.5)])
     assert rms.result(rms.undo(accumulator, [[-4.0]])) == pytest.approx(3.0)
     assert rms.result(rms.initial()) is None
+
+
+def test_a_running_query_aggregates_with_the_reloaded_version_and_keeps_its_state(tmp_path: Path) -> None:
+    registry = FunctionRegistry.with_builtins()
+    loader = UdfLoader(registry, [tmp_path])
+    write(tmp_path, MEAN)
+    loader.scan()
+    driver = InMemoryDriver(registry=registry)
+    driver.execute("CREATE STREAM s (k STRING KEY, v DOUBLE) WITH (kafka_topic='s', value_format='JSON');"
+                   "CREATE TABLE m AS SELECT k, MEAN_OF(v) AS m FROM s GROUP BY k;")
+    driver.produce("s", b"a", b'{"V": 1.0}', 0)
+    driver.produce("s", b"a", b'{"V": 2.0}', 1)
+    driver.process()
+    write(tmp_path, MEAN.replace("SCALE = 1", "SCALE = 10"))
+    assert loader.scan()[0].action == "reloaded"
+    driver.produce("s", b"a", b'{"V": 3.0}', 2)
+    driver.process()
+    # the accumulator (1.0 + 2.0, 2 rows) survived the reload; the new version's result scales it
+    assert [record.value for record in driver.records("M")] == [b'{"M":1.0}', b'{"M":1.5}', b'{"M":20.0}']
