@@ -104,6 +104,28 @@ def test_a_row_whose_group_key_becomes_null_is_retracted_and_logged() -> None:
     assert [entry["offset"] for entry in made.processing_log] == [1]
 
 
+def test_a_row_leaving_a_where_before_a_table_aggregate_is_retracted() -> None:
+    made = driver(TABLE, "CREATE TABLE o AS SELECT g, COUNT(*) AS n, SUM(v) AS total FROM t WHERE v > 0 GROUP BY g;")
+    send(made, "t", [
+        ("a", {"G": "x", "V": 1}, 1),
+        ("b", {"G": "x", "V": 2}, 2),
+        ("a", {"G": "x", "V": -1}, 3),  # leaves the filter: retracted
+        ("c", {"G": "x", "V": -1}, 4),  # never passed: nothing
+        ("a", None, 5),                 # already gone: nothing
+    ])
+    assert outputs(made, "O") == [
+        ("x", {"N": 1, "TOTAL": 1}, 1),
+        ("x", {"N": 2, "TOTAL": 3}, 2),
+        ("x", {"N": 1, "TOTAL": 2}, 3),
+    ]
+
+
+def test_having_over_a_table_aggregate_deletes_a_group_that_stops_matching() -> None:
+    made = driver(TABLE, "CREATE TABLE o AS SELECT g, SUM(v) AS total FROM t GROUP BY g HAVING COUNT(*) > 1;")
+    send(made, "t", [("a", {"G": "x", "V": 1}, 1), ("b", {"G": "x", "V": 2}, 2), ("a", None, 3)])
+    assert outputs(made, "O") == [("x", {"TOTAL": 3}, 2), ("x", None, 3)]
+
+
 @pytest.mark.parametrize(
     ("aggregates", "named"),
     [

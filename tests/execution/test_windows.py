@@ -94,6 +94,33 @@ def test_without_a_grace_period_windows_accept_records_for_24_hours() -> None:
     assert late_records(made) == 1
 
 
+def test_a_hopping_record_is_dropped_only_from_its_closed_windows() -> None:
+    made = driver(STREAM, "CREATE TABLE o AS SELECT id, COUNT(*) AS n FROM s WINDOW HOPPING "
+                          "(SIZE 10 MILLISECONDS, ADVANCE BY 5 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS) GROUP BY id;")
+    send(made, "s", [("k", {}, 20), ("k", {}, 17), ("k", {}, 12)])
+    assert windowed_outputs(made, "O") == [
+        ("k", {"N": 1}, 20, (15, 25, "time")),
+        ("k", {"N": 1}, 20, (20, 30, "time")),
+        ("k", {"N": 2}, 20, (15, 25, "time")),  # 17 is too late for [10, 20) only
+    ]
+    assert late_records(made) == 3  # [10, 20) for 17; [5, 15) and [10, 20) for 12
+    assert [entry["offset"] for entry in made.processing_log] == [1, 2, 2]
+
+
+def test_stream_time_is_kept_per_partition() -> None:
+    made = driver(STREAM.replace("format='JSON'", "format='JSON', partitions=2"),
+                  "CREATE TABLE o AS SELECT id, COUNT(*) AS n FROM s "
+                  "WINDOW TUMBLING (SIZE 10 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS) GROUP BY id;")
+    send(made, "s", [("a", {}, 100)], partition=0)
+    send(made, "s", [("b", {}, 1)], partition=1)  # partition 1 has seen no time yet: on time
+    send(made, "s", [("a", {}, 1)], partition=0)  # partition 0 is at 100: late
+    assert windowed_outputs(made, "O") == [
+        ("a", {"N": 1}, 100, (100, 110, "time")),
+        ("b", {"N": 1}, 1, (0, 10, "time")),
+    ]
+    assert late_records(made) == 1
+
+
 SESSION = "SESSION (10 MILLISECONDS)"
 
 
