@@ -17,7 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import accumulate
 from typing import Any, cast
 
@@ -96,9 +96,12 @@ class AggregateOperator:
         partitions: int,
         log_row: RowLogger,
         final: bool = False,
+        properties: Mapping[str, Any] | None = None,
     ) -> None:
-        """`final`: EMIT FINAL over time windows; the operator emits each window once, when it closes."""
+        """`final`: EMIT FINAL over time windows; the operator emits each window once, when it closes.
+        `properties`: the query's, which some aggregates read (COLLECT_LIST's limit)."""
         self.step = step
+        self.properties = dict(properties or {})
         self.key_width = step.key_width
         self.aggregators: list[Aggregator] = []
         self._implementations: list[Any] = []
@@ -132,6 +135,8 @@ class AggregateOperator:
         self._implementations = [call.overload.impl for call in calls]
         self.aggregators = [call.overload.impl(call.function.arg_types, call.function.return_type, call.literals)
                             for call in calls]
+        for aggregator in self.aggregators:
+            aggregator.configure(self.properties)
 
     # -- entry point
 

@@ -416,7 +416,8 @@ class Pipeline:
                 final = any(isinstance(s, SuppressStep) and s.input is step for s in plan.steps) and \
                     step.window_spec is not None and step.window_spec.kind != "SESSION"
                 operator = AggregateOperator(step, self._stores_for("Aggregate"), self._aggregate_key_serde(step),
-                                             self.emission, plan.source.source.partitions, self._log_row, final)
+                                             self.emission, plan.source.source.partitions, self._log_row, final,
+                                             plan.properties)
                 self.stateful.append(operator)
                 self.steps.append(("stateful", (operator.process, len(step.columns))))
             elif isinstance(step, SuppressStep) and step.window is not None and step.window.is_session:

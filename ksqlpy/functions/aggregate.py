@@ -13,7 +13,7 @@ its cache and the previous emission may all still hold it.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from ksqlpy.errors import StatementError
@@ -43,6 +43,9 @@ class Aggregator(ABC):
         self.arg_types = list(arg_types)
         self.return_type = return_type
         self.literals = list(literals)
+
+    def configure(self, properties: Mapping[str, Any]) -> None:  # noqa: B027 - most aggregates have no settings
+        """Read the query properties that tune this aggregate (ksqlDB's `ksql.functions.<name>.<setting>`)."""
 
     @abstractmethod
     def initial(self) -> Any:

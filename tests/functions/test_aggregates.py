@@ -316,6 +316,9 @@ def _nullable(values: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
 INTS = _nullable(st.integers(-(2**31), 2**31 - 1))
 SMALL_INTS = _nullable(st.integers(-5, 5))
 DOUBLES = _nullable(st.floats(-1e6, 1e6, allow_nan=False).map(lambda f: round(f, 2)))
+# Sums of squares of values up to 1e6 lose more than the comparison's tolerance when a row is taken back out,
+# which says nothing about undo itself
+MODEST_DOUBLES = _nullable(st.floats(-1e3, 1e3, allow_nan=False).map(lambda f: round(f, 2)))
 STRINGS = _nullable(st.sampled_from(["a", "b", "c", "\U0001F600", "\uFFFD"]))
 DECIMALS = _nullable(st.integers(-9999, 9999).map(lambda i: Decimal(i).scaleb(-2)))
 MAPS = _nullable(st.dictionaries(st.sampled_from("xy"), st.integers(0, 2), max_size=2))
@@ -344,7 +347,7 @@ CASES = [
     Case("CORRELATION", (DOUBLE, DOUBLE), (SMALL_INTS.map(lambda i: None if i is None else float(i)),) * 2,
          exact=False),
     Case("STDDEV_SAMP", (BIGINT,), (SMALL_INTS,), exact=False),
-    Case("STDDEV_SAMPLE", (DOUBLE,), (DOUBLES,), exact=False),
+    Case("STDDEV_SAMPLE", (DOUBLE,), (MODEST_DOUBLES,), exact=False),
     *[Case(name, (STRING, *types), (STRINGS,), literals)
       for name in ("EARLIEST_BY_OFFSET", "LATEST_BY_OFFSET")
       for types, literals in [((), ()), ((BOOLEAN,), (False,)), ((INTEGER,), (2,)), ((INTEGER, BOOLEAN), (3, False))]],
@@ -382,7 +385,7 @@ def with_offsets(aggregator: Aggregator, columns: list[list[Any]], count: int, f
 
 
 @pytest.mark.parametrize("case", CASES, ids=str)
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(data=st.data())
 def test_aggregator_contract(case: Case, data: st.DataObject) -> None:
     aggregator = bind(case.name, case.arg_types, case.literals)
@@ -454,7 +457,7 @@ def test_show_and_describe_functions_present_aggregates_as_ksqldb_does() -> None
     ("MIN", DOUBLE, st.floats(-1e300, 1e300, allow_nan=False).filter(bool)),
     ("MAX", TIMESTAMP, st.integers(0, 2**50)),
 ])
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(data=st.data())
 def test_running_extremes_over_long_slices_match_row_by_row(name: str, sql_type: SqlType,
                                                             values: st.SearchStrategy[Any], data: st.DataObject) -> None:
@@ -468,3 +471,20 @@ def test_running_extremes_over_long_slices_match_row_by_row(name: str, sql_type:
         row_results.append(expected)
     assert results == row_results and accumulator == expected
     assert all(type(r) is type(column[0]) for r in results)
+
+
+@pytest.mark.parametrize(("name", "values", "expected"), [
+    ("COLLECT_LIST", [1, 2, 2, 3], [1, 2]),
+    ("COLLECT_SET", [1, 1, 2, 3], [1, 2]),
+])
+def test_collections_stop_at_their_configured_limit(name: str, values: list[int], expected: list[int]) -> None:
+    aggregator = bind(name, [INTEGER])
+    aggregator.configure({f"ksql.functions.{name.lower()}.limit": 2})
+    assert total(aggregator, values) == expected
+    first, rest = values[:1], values[1:]
+    assert aggregator.result(aggregator.add(aggregator.add(aggregator.initial(), [first]), [rest])) == expected
+
+
+def test_collections_hold_a_thousand_values_by_default_and_count_distinct_has_no_limit() -> None:
+    assert len(total(bind("COLLECT_LIST", [INTEGER]), list(range(1500)))) == 1000
+    assert total(bind("COUNT_DISTINCT", [INTEGER]), list(range(1500))) == 1500

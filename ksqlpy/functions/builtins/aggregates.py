@@ -9,8 +9,9 @@ DOUBLE. Doubles are added one after another, as Java does, never with compensate
 from __future__ import annotations
 
 import math
+import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Context, Decimal
 from functools import partial, reduce
 from itertools import accumulate
@@ -45,6 +46,7 @@ _ORDERED_TYPES: tuple[SqlType, ...] = (INTEGER, BIGINT, DOUBLE, ANY_DECIMAL, STR
 NUMPY_SLICE = 48
 _NUMPY_ORDERED = (INTEGER, BIGINT, DOUBLE, DATE, TIME, TIMESTAMP)
 HISTOGRAM_LIMIT = 1000
+COLLECTION_LIMIT = 1000  # ksqlDB's default for ksql.functions.collect_list.limit and collect_set.limit
 TOPK_STRUCT_COLUMNS = 4  # TOPK(sort, col0, ..., col3, k): the most extra columns a call may carry
 
 
@@ -486,12 +488,21 @@ _declared("TOPK", [([T, *[ANY] * extra, INTEGER], _topk_struct_type, 1,
                     description="Returns an array of all the values of the column, NULLs included, in arrival order.")
 class CollectList(Aggregator):
     undoable = True
+    # ksqlDB's property capping the collection, and its default; later values are dropped
+    limit_property: str | None = "ksql.functions.collect_list.limit"
+    limit = COLLECTION_LIMIT
+
+    def configure(self, properties: Mapping[str, Any]) -> None:
+        if self.limit_property is not None and self.limit_property in properties:
+            self.limit = int(str(properties[self.limit_property]))
 
     def initial(self) -> list[Any]:
         return []
 
     def add(self, accumulator: list[Any], columns: Columns) -> list[Any]:
-        return [*accumulator, *columns[0]]
+        if len(accumulator) >= self.limit:
+            return accumulator
+        return [*accumulator, *columns[0][: self.limit - len(accumulator)]]
 
     def undo(self, accumulator: list[Any], columns: Columns) -> list[Any]:
         kept = list(accumulator)
@@ -514,9 +525,10 @@ class CollectList(Aggregator):
                                 "in order of first arrival.")
 class CollectSet(CollectList):
     undoable = False
+    limit_property: str | None = "ksql.functions.collect_set.limit"
 
     def add(self, accumulator: list[Any], columns: Columns) -> list[Any]:
-        added = _distinct(columns[0], set(map(equality_key, accumulator)))
+        added = _distinct(columns[0], set(map(equality_key, accumulator)))[: max(0, self.limit - len(accumulator))]
         return [*accumulator, *added] if added else accumulator
 
     def undo(self, accumulator: list[Any], columns: Columns) -> list[Any]:
@@ -530,6 +542,8 @@ class CollectSet(CollectList):
                     description="Returns the number of distinct non-NULL values of the column (ksqlDB estimates it "
                                 "with HyperLogLog; this count is exact).")
 class CountDistinct(CollectSet):
+    limit_property = None
+    limit = sys.maxsize
     def add(self, accumulator: list[Any], columns: Columns) -> list[Any]:
         return super().add(accumulator, [_present(columns[0])])
 
