@@ -236,10 +236,12 @@ def _run_demo(args: argparse.Namespace, sql: str, config: RuntimeConfig, stop: t
         started_ms = int(time.time() * 1000)
         counts = AlertCounts()
         cancel_readers = threading.Event()
-        alerts = BackgroundTask("demo-alerts", lambda: stream_alerts(app, started_ms, out, counts, cancel_readers))
-        pages = BackgroundTask("demo-pages", lambda: stream_pages(app, started_ms, out, counts, cancel_readers))
-        stack.callback(pages.join)
-        stack.callback(alerts.join)
+        readers = [BackgroundTask("demo-alerts", lambda: stream_alerts(app, started_ms, out, counts, cancel_readers))]
+        # A --sql file of one's own may define no pages table: then there is nothing to page on.
+        if app.engine.catalog.find(PAGES_TABLE.upper()) is not None:
+            readers.append(BackgroundTask("demo-pages", lambda: stream_pages(app, started_ms, out, counts, cancel_readers)))
+        for reader in readers:
+            stack.callback(reader.join)
         stack.callback(cancel_readers.set)
         sink = _feed(args, app, stack)
         stats = SimulationStats()
@@ -248,7 +250,7 @@ def _run_demo(args: argparse.Namespace, sql: str, config: RuntimeConfig, stop: t
         simulator = BackgroundTask("demo-simulator", lambda: simulate(readings, sink, args.rate, stop_simulator, stats))
         _status(f"{args.cars} cars, {args.rate:g} readings/s to {sink.target}; alerts and pages below"
                 + (f" for {args.duration:g}s" if args.duration is not None else "; Ctrl-C stops"))
-        failed = _wait(stop, args.duration, [simulator, alerts, pages], stats, counts)
+        failed = _wait(stop, args.duration, [simulator, *readers], stats, counts)
         stop_simulator.set()
         simulator.join()
         sink.close()

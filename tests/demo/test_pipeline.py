@@ -24,6 +24,7 @@ from ksqlpy.runtime.tools import ConsumedRecord
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
 
 REPOSITORY_UDFS = Path(__file__).resolve().parents[2] / "udfs"
+ANOMALY_SQL = Path(__file__).resolve().parents[2] / "queries" / "anomaly_detection.sql"
 SUMMARY = re.compile(r"readings sent: (\d+) \((\d+) during a failure\); alerts: (\d+), (\d+) on real failures; "
                      r"pages: (\d+)")
 PAGE = re.compile(r"PAGE: (\S+) had (\d+) anomalies in the minute starting (\d\d:\d\d)")
@@ -153,3 +154,14 @@ def test_demo_over_mqtt_with_the_anomaly_model(
     assert all(record.key for record in records)
     assert run.real_failures >= 0.8 * run.alerts  # mostly real failures
     check_minute_tables(kafka, consume_all, run, records)
+
+
+def test_demo_with_its_own_sql_without_a_pages_table_prints_alerts_only(
+    kafka: str, stand_in_udfs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    streams_only = tmp_path / "streams_only.sql"
+    streams_only.write_text(ANOMALY_SQL.read_text(encoding="utf-8").split("CREATE TABLE")[0], encoding="utf-8")
+    run = run_demo(kafka, stand_in_udfs, capsys, "--no-mqtt", "--rate", "300", "--duration", "1",
+                   "--failure-rate", "0.3", "--sql", str(streams_only))
+    assert run.alerts == len(run.alert_lines) > 0
+    assert run.pages == len(run.page_lines) == 0
