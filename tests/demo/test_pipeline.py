@@ -18,7 +18,7 @@ import pytest
 
 from ksqlpy.connect.mosquitto import MosquittoBroker
 from ksqlpy.demo import pipeline
-from ksqlpy.ml.cars import CarSimulator
+from ksqlpy.demo.simulate import car_readings
 from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.tools import ConsumedRecord
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
@@ -106,11 +106,10 @@ def test_the_quickstart_demo_pages_within_its_30_seconds() -> None:
     # Five failing readings in a row span 2 s of a car's readings: 3 of them share a minute however the
     # minutes fall, and the model flags every faulty reading (recall 1.0 on every fault kind).
     defaults = pipeline.build_parser().parse_args([])
-    simulator = CarSimulator(cars=defaults.cars, failure_rate=defaults.failure_rate, seed=defaults.seed,
-                             interval_ms=round(1000 * defaults.cars / defaults.rate))
+    readings = car_readings(defaults.cars, defaults.rate, defaults.failure_rate, defaults.seed, round(30 * defaults.rate))
     failing_in_a_row: Counter[str] = Counter()
     longest = 0
-    for reading in simulator.readings(round(30 * defaults.rate)):
+    for reading in readings:
         failing = reading["failure_occurred"] == "true"
         failing_in_a_row[reading["car_id"]] = failing_in_a_row[reading["car_id"]] + 1 if failing else 0
         longest = max(longest, failing_in_a_row[reading["car_id"]])
