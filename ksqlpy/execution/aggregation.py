@@ -550,11 +550,16 @@ class AggregateOperator:
                 self._late(partition, meta[ORIGIN][row])
                 continue
             accumulators = list(initial)
-            for index, (_, _, _, entry) in enumerate(overlapping):
-                accumulators = list(entry[0]) if index == 0 else [
-                    aggregator.merge(earlier, later)
-                    for aggregator, earlier, later in zip(self.aggregators, accumulators, entry[0], strict=True)
-                ]
+            try:
+                for index, (_, _, _, entry) in enumerate(overlapping):
+                    accumulators = list(entry[0]) if index == 0 else [
+                        aggregator.merge(earlier, later)
+                        for aggregator, earlier, later in zip(self.aggregators, accumulators, entry[0], strict=True)
+                    ]
+            except Exception as error:  # the sessions this record bridges cannot merge: the record is left out
+                # (here, before any state changes, so that the batch is not retried over half-applied state)
+                self.log_row(meta[ORIGIN][row], f"Error merging sessions: {error}")
+                continue
             for j in range(len(self.aggregators)):
                 accumulators[j], _ = self._folded(j, accumulators[j], self._arguments(columns, meta, [row], j), False,
                                                   [meta[ORIGIN][row]])

@@ -8,6 +8,10 @@ import struct
 import pytest
 from stateful_driving import WindowedOutput, driver, late_records, send, windowed_outputs
 
+from ksqlpy import udaf
+from ksqlpy.driver import InMemoryDriver
+from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.functions.udf import declarations_of
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
 
 STREAM = "CREATE STREAM s (id STRING KEY, v INT) WITH (kafka_topic='s', format='JSON');"
@@ -188,6 +192,43 @@ def test_a_record_merging_into_a_closed_session_is_late() -> None:
         ("j", {"N": 1}, 100, (100, 100, "session")),
     ]
     assert late_records(made) == 1
+
+
+@udaf(name="unmergeable_sum")
+class UnmergeableSum:
+    """A user aggregate whose merge fails: sessions it aggregates cannot be bridged."""
+
+    def init(self) -> int:
+        return 0
+
+    def add(self, total: int, value: int) -> int:
+        return total + value
+
+    def merge(self, earlier: int, later: int) -> int:
+        raise ValueError("cannot merge")
+
+    def result(self, total: int) -> int:
+        return total
+
+
+def test_a_record_whose_sessions_cannot_merge_is_logged_and_left_out_once() -> None:
+    registry = FunctionRegistry.with_builtins()
+    for overload in declarations_of(UnmergeableSum):
+        registry.add(overload)
+    made = InMemoryDriver(registry=registry)
+    made.execute(STREAM)
+    made.execute("CREATE TABLE o AS SELECT id, COUNT(*) AS n, UNMERGEABLE_SUM(v) AS total FROM s "
+                 "WINDOW SESSION (10 MILLISECONDS) GROUP BY id;")
+    send(made, "s", [("a", {"V": 1}, 1), ("b", {"V": 2}, 2), ("a", {"V": 3}, 20), ("a", {"V": 4}, 10)])
+    # the other records count once each: the failure does not retry the batch over state already changed
+    assert windowed_outputs(made, "O") == [
+        ("a", {"N": 1, "TOTAL": 1}, 1, (1, 1, "session")),
+        ("b", {"N": 1, "TOTAL": 2}, 2, (2, 2, "session")),
+        ("a", {"N": 1, "TOTAL": 3}, 20, (20, 20, "session")),
+    ]
+    assert [(entry["offset"], entry["reason"]) for entry in made.processing_log] == [
+        (3, "Error merging sessions: UDF UNMERGEABLE_SUM failed: ValueError: cannot merge"),
+    ]
 
 
 def raw_keys(window: str, records: list[tuple[str, int]]) -> list[bytes | None]:
