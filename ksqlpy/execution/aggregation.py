@@ -474,13 +474,24 @@ class AggregateOperator:
                 key_bytes = self._serialized(key)
                 current = (key, arguments, key_bytes, self._partition(key_bytes, source_partition))
             time = meta[TIMESTAMP][row]
-            if previous is not None and current is not None and previous[2] == current[2]:
-                self._table_update(out, meta, row, current, time, undo=previous[1])
-            else:
-                if previous is not None:
-                    self._table_update(out, meta, row, previous, time, undo=previous[1], add=False)
-                if current is not None:
-                    self._table_update(out, meta, row, current, time)
+            try:
+                if previous is not None and current is not None and previous[2] == current[2]:
+                    changes = [self._table_change(meta, row, current, time, undo=previous[1])]
+                else:
+                    changes = [self._table_change(meta, row, previous, time, undo=previous[1], add=False)] \
+                        if previous is not None else []
+                    if current is not None:
+                        changes.append(self._table_change(meta, row, current, time))
+            except Exception as error:  # an aggregate that cannot take the old row back (or give a result):
+                # the row is left out, here, before any state changes, so that the batch is not retried over
+                # half-applied state
+                self.log_row(meta[ORIGIN][row], f"Error updating the aggregate with the row: {error}")
+                continue
+            for partition, key_bytes, entry, values in changes:
+                self.stores(partition).put(key_bytes, entry)
+                latest = entry[1]
+                out.emit(entry[2], values, (latest, meta[ROWPARTITION][row], meta[ROWOFFSET][row], None, None,
+                                            meta[ORIGIN][row], False, latest, partition, key_bytes))
             if current is not None:
                 previous_store.put(source_key, current)
             elif previous is not None:
@@ -489,19 +500,19 @@ class AggregateOperator:
             out.keep_latest_per_entry(set())  # a group's entry is never deleted
         return out.columns()
 
-    def _table_update(
+    def _table_change(
         self,
-        out: Output,
         meta: list[list[Any]],
         row: int,
         target: tuple[Any, list[list[list[Any]]], bytes, int],
         time: int,
         undo: list[list[list[Any]]] | None = None,
         add: bool = True,
-    ) -> None:
+    ) -> tuple[int, bytes, Entry, list[Any]]:
+        """A group's entry with a row taken back (`undo`) and/or added, and its results, not yet written:
+        (partition, store key, entry, values)."""
         key, arguments, key_bytes, partition = target
-        store = self.stores(partition)
-        entry: Entry | None = store.get(key_bytes)
+        entry: Entry | None = self.stores(partition).get(key_bytes)
         accumulators = list(entry[0]) if entry is not None else [a.initial() for a in self.aggregators]
         for j, aggregator in enumerate(self.aggregators):
             if undo is not None:
@@ -509,11 +520,8 @@ class AggregateOperator:
             if add:
                 accumulators[j], _ = self._folded(j, accumulators[j], arguments[j], False, [meta[ORIGIN][row]])
         latest = max(time, entry[1]) if entry is not None else time
-        store.put(key_bytes, (tuple(accumulators), latest, self._key_fields(key)))
         values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
-        out.emit(self._key_fields(key), values,
-                 (latest, meta[ROWPARTITION][row], meta[ROWOFFSET][row], None, None, meta[ORIGIN][row], False,
-                  latest, partition, key_bytes))
+        return partition, key_bytes, (tuple(accumulators), latest, self._key_fields(key)), values
 
     # -- session windows: row by row, merging the sessions a record bridges
 

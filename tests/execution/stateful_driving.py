@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 
 from ksqlpy.driver import InMemoryDriver
+from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.functions.udf import declarations_of
 
 # An output record as the tests compare it: decoded key, decoded value (None for a tombstone), timestamp,
 # and the window (start, end, 'time'|'session') of a windowed key.
@@ -15,9 +17,14 @@ Output = tuple[Any, Any, int]
 WindowedOutput = tuple[Any, Any, int, tuple[int, int, str] | None]
 
 
-def driver(*statements: str, properties: Mapping[str, Any] | None = None) -> InMemoryDriver:
-    """A driver that has executed the statements."""
-    made = InMemoryDriver(properties)
+def driver(*statements: str, properties: Mapping[str, Any] | None = None,
+           user_aggregates: Iterable[type] = ()) -> InMemoryDriver:
+    """A driver, knowing the @udaf classes given, that has executed the statements."""
+    registry = FunctionRegistry.with_builtins()
+    for declared in user_aggregates:
+        for overload in declarations_of(declared):
+            registry.add(overload)
+    made = InMemoryDriver(properties, registry)
     for statement in statements:
         made.execute(statement)
     return made

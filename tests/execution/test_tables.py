@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from stateful_driving import driver, log_reasons, outputs, send
 
+from ksqlpy import udaf
 from ksqlpy.errors import StatementError
 
 TABLE = "CREATE TABLE t (id STRING PRIMARY KEY, g STRING, v INT) WITH (kafka_topic='t', format='JSON');"
@@ -143,6 +144,45 @@ def test_a_table_aggregate_over_two_partitions_retracts_rows_from_either() -> No
         "x": [({"N": 1, "TOTAL": 1}, 1), ({"N": 2, "TOTAL": 3}, 2), ({"N": 1, "TOTAL": 2}, 3), ({"N": 0, "TOTAL": 0}, 4)],
         "y": [({"N": 1, "TOTAL": 3}, 3)],
     }
+
+
+@udaf(name="superstitious_sum")
+class SuperstitiousSum:
+    """A user aggregate that cannot take 13 back."""
+
+    def init(self) -> int:
+        return 0
+
+    def add(self, total: int, value: int) -> int:
+        return total + value
+
+    def undo(self, total: int, value: int) -> int:
+        if value == 13:
+            raise ValueError("unlucky")
+        return total - value
+
+    def merge(self, earlier: int, later: int) -> int:
+        return earlier + later
+
+    def result(self, total: int) -> int:
+        return total
+
+
+def test_a_row_whose_old_values_cannot_be_retracted_is_logged_and_left_out_once() -> None:
+    made = driver(TABLE, "CREATE TABLE o AS SELECT g, COUNT(*) AS n, SUPERSTITIOUS_SUM(v) AS total FROM t GROUP BY g;",
+                  user_aggregates=[SuperstitiousSum])
+    send(made, "t", [("a", {"G": "x", "V": 1}, 1), ("b", {"G": "x", "V": 13}, 2), ("b", {"G": "y", "V": 2}, 3),
+                     ("a", {"G": "y", "V": 4}, 4)])
+    # the other rows count once each: the failure does not retry the batch over state already changed
+    assert outputs(made, "O") == [
+        ("x", {"N": 1, "TOTAL": 1}, 1),
+        ("x", {"N": 2, "TOTAL": 14}, 2),
+        ("x", {"N": 1, "TOTAL": 13}, 4),  # b stays in x as it was
+        ("y", {"N": 1, "TOTAL": 4}, 4),
+    ]
+    assert [(entry["offset"], entry["reason"]) for entry in made.processing_log] == [
+        (2, "Error updating the aggregate with the row: UDF SUPERSTITIOUS_SUM failed: ValueError: unlucky"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,6 @@ import pytest
 from stateful_driving import WindowedOutput, driver, late_records, send, windowed_outputs
 
 from ksqlpy import udaf
-from ksqlpy.driver import InMemoryDriver
-from ksqlpy.functions.registry import FunctionRegistry
-from ksqlpy.functions.udf import declarations_of
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
 
 STREAM = "CREATE STREAM s (id STRING KEY, v INT) WITH (kafka_topic='s', format='JSON');"
@@ -212,13 +209,8 @@ class UnmergeableSum:
 
 
 def test_a_record_whose_sessions_cannot_merge_is_logged_and_left_out_once() -> None:
-    registry = FunctionRegistry.with_builtins()
-    for overload in declarations_of(UnmergeableSum):
-        registry.add(overload)
-    made = InMemoryDriver(registry=registry)
-    made.execute(STREAM)
-    made.execute("CREATE TABLE o AS SELECT id, COUNT(*) AS n, UNMERGEABLE_SUM(v) AS total FROM s "
-                 "WINDOW SESSION (10 MILLISECONDS) GROUP BY id;")
+    made = driver(STREAM, "CREATE TABLE o AS SELECT id, COUNT(*) AS n, UNMERGEABLE_SUM(v) AS total FROM s "
+                          "WINDOW SESSION (10 MILLISECONDS) GROUP BY id;", user_aggregates=[UnmergeableSum])
     send(made, "s", [("a", {"V": 1}, 1), ("b", {"V": 2}, 2), ("a", {"V": 3}, 20), ("a", {"V": 4}, 10)])
     # the other records count once each: the failure does not retry the batch over state already changed
     assert windowed_outputs(made, "O") == [
