@@ -136,9 +136,10 @@ class InMemoryDriver:
         self._queries.pop(query_id, None)
 
     def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
-        def log(record: Record | None, reason: str) -> None:
+        def log(record: Record | None, reason: str, level: str = "ERROR") -> None:
             self.processing_log.append(
                 {
+                    "level": level,
                     "query_id": query_id,
                     "topic": topic,
                     "partition": record.partition if record else None,

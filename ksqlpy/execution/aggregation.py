@@ -39,7 +39,7 @@ from ksqlpy.state.base import StateStore, StoreProvider
 
 _START = struct.Struct(">q")
 _SESSION = struct.Struct(">qq")  # end, start: ksqlDB's session key layout
-RowLogger = Callable[[int, str], None]  # (input position, reason)
+RowLogger = Callable[[int, str, str], None]  # (input position, reason, level)
 # One entry's state: the accumulators, the largest timestamp that has contributed, and the group key.
 Entry = tuple[tuple[Any, ...], int, Any]
 
@@ -166,7 +166,7 @@ class AggregateOperator:
         for row in null_keys:
             if not tombstones[row]:
                 self.log_row(meta[ORIGIN][row], "Group-by key resolved to null: the record is excluded from the "
-                                                "aggregation")
+                                                "aggregation", "ERROR")
         if not null_keys and True not in tombstones:
             return keys, list(range(len(keys)))
         dropped = set(null_keys)
@@ -214,14 +214,15 @@ class AggregateOperator:
                 try:
                     accumulator = aggregator.add(accumulator, [column[row : row + 1] for column in slices])
                 except Exception as error:  # that row's fault: logged, the group goes on without it
-                    self.log_row(origin, f"Error computing aggregate {self.step.aggregates[index].text}: {error}")
+                    self.log_row(origin, f"Error computing aggregate {self.step.aggregates[index].text}: {error}",
+                                 "ERROR")
                 results.append(aggregator.result(accumulator))
             return accumulator, results if running else results[-1:]
 
     def _late(self, partition: int, origin: int) -> None:
         self.late_records += 1
         self.log_row(origin, "Record dropped: it arrived after its window closed (stream time past window end "
-                             f"+ grace period of {self.grace} ms) [debug]")
+                             f"+ grace period of {self.grace} ms)", "DEBUG")
 
     # -- streams: columnar
 
@@ -467,7 +468,7 @@ class AggregateOperator:
             null_key = key is None or (self.key_width > 1 and None in key)
             if null_key and not meta[TOMBSTONE][row]:
                 self.log_row(meta[ORIGIN][row], "Group-by key resolved to null: the record is excluded from the "
-                                                "aggregation")
+                                                "aggregation", "ERROR")
             current = None
             if not meta[TOMBSTONE][row] and not null_key:
                 arguments = [self._arguments(columns, meta, [row], j) for j in range(len(self.aggregators))]
@@ -485,7 +486,7 @@ class AggregateOperator:
             except Exception as error:  # an aggregate that cannot take the old row back (or give a result):
                 # the row is left out, here, before any state changes, so that the batch is not retried over
                 # half-applied state
-                self.log_row(meta[ORIGIN][row], f"Error updating the aggregate with the row: {error}")
+                self.log_row(meta[ORIGIN][row], f"Error updating the aggregate with the row: {error}", "ERROR")
                 continue
             for partition, key_bytes, entry, values in changes:
                 self.stores(partition).put(key_bytes, entry)
@@ -566,7 +567,7 @@ class AggregateOperator:
                     ]
             except Exception as error:  # the sessions this record bridges cannot merge: the record is left out
                 # (here, before any state changes, so that the batch is not retried over half-applied state)
-                self.log_row(meta[ORIGIN][row], f"Error merging sessions: {error}")
+                self.log_row(meta[ORIGIN][row], f"Error merging sessions: {error}", "ERROR")
                 continue
             for j in range(len(self.aggregators)):
                 accumulators[j], _ = self._folded(j, accumulators[j], self._arguments(columns, meta, [row], j), False,

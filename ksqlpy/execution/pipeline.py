@@ -13,7 +13,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
 from ksqlpy.execution.aggregation import AggregateOperator, OperatorStores
@@ -182,7 +182,13 @@ class OutputBatch:
         ]
 
 
-ProcessingLogger = Callable[[Record | None, str], None]
+class ProcessingLogger(Protocol):
+    """Where a query's log entries go: the record concerned (if any), why, and how much it matters (ERROR,
+    or DEBUG for what is expected, such as a record too late for its window)."""
+
+    def __call__(self, record: Record | None, reason: str, level: str = "ERROR") -> None: ...
+
+
 T = TypeVar("T")
 
 
@@ -385,7 +391,7 @@ class Pipeline:
         self.parse_output_timestamp = parse_output_timestamp
         self.log = log
         # While a batch is processed its log entries are held here, and dropped if the batch is retried in parts.
-        self._held: list[tuple[Record | None, str]] | None = None
+        self._held: list[tuple[Record | None, str, str]] | None = None
         self._batch: RecordBatch | None = None  # the batch being processed, for stateful operators' log entries
         self.rowtime_index = len(plan.source.source.schema.columns)
         self.stores = stores or InMemoryStoreProvider()
@@ -464,9 +470,9 @@ class Pipeline:
             return serde_for(self.sink.key.format, self.sink.schema.key, self.sink.key.options)
         return serde_for("JSON", key_columns, FormatOptions(is_key=True))
 
-    def _log_row(self, origin: int, reason: str) -> None:
+    def _log_row(self, origin: int, reason: str, level: str = "ERROR") -> None:
         """A stateful operator's log entry about the input record at `origin` of the batch in process."""
-        self._log_failure(self._batch.record(origin) if self._batch is not None else None, reason)
+        self._log_failure(self._batch.record(origin) if self._batch is not None else None, reason, level)
 
     def _source_columns_read(self) -> set[int]:
         """Input columns that any step reads before the first projection replaces them."""
@@ -581,11 +587,11 @@ class Pipeline:
         new_columns = [outputs[i] if i in outputs else [column[r] for r in origins] for i, column in enumerate(projected)]
         return new_columns, [[column[r] for r in origins] for column in meta], len(origins)
 
-    def _log_failure(self, record: Record | None, reason: str) -> None:
+    def _log_failure(self, record: Record | None, reason: str, level: str = "ERROR") -> None:
         if self._held is None:
-            self.log(record, reason)
+            self.log(record, reason, level)
         else:
-            self._held.append((record, reason))
+            self._held.append((record, reason, level))
 
     def process(self, batch: RecordBatch) -> OutputBatch:
         """Run the query on a batch of input records and encode what it writes to its sink (see _narrowed
@@ -626,7 +632,7 @@ class Pipeline:
         restart. Only the failures the query is set to stop on (udf.error.policy=fail,
         ksql.fail.on.deserialization.error) escape. Entries logged during an attempt that is retried in halves
         are dropped: the halves log them."""
-        held: list[tuple[Record | None, str]] = []
+        held: list[tuple[Record | None, str, str]] = []
         self._held = held
         failure: Exception | None = None
         try:
@@ -638,8 +644,8 @@ class Pipeline:
         finally:
             self._held = None
             if failure is None:  # done, or stopping: what was logged stands
-                for record, reason in held:
-                    self.log(record, reason)
+                for record, reason, level in held:
+                    self.log(record, reason, level)
         if failure is None:
             return result
         if len(batch) <= 1:

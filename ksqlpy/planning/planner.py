@@ -505,6 +505,11 @@ class QueryPlanner:
         if len(query.partition_by) > 1 and any(_is_null_literal(p) for p in query.partition_by):
             raise StatementError("Cannot PARTITION BY multiple columns including NULL")
         star_columns = list(columns[: len(source.schema.columns)])
+        if source.window is not None and sink_name is None:
+            # as ksqlDB shows a windowed source's rows: the key, then its window bounds, then the values
+            width = len(source.schema.key)
+            bounds = [c for c in columns if c.name in WINDOW_BOUND_COLUMNS]
+            star_columns = star_columns[:width] + bounds + star_columns[width:]
         if query.partition_by:
             # PARTITION BY re-keys before projecting: the old key columns move to the end of the value
             star_columns.sort(key=lambda c: c.namespace is Namespace.KEY)

@@ -28,11 +28,14 @@ PREVIEW_BYTES = 2048
 REASON_CHARS = 8192
 
 
-def processing_log_entry(query_id: str, topic: str, record: Record | None, reason: str) -> dict[str, object]:
+def processing_log_entry(
+    query_id: str, topic: str, record: Record | None, reason: str, level: str = "ERROR"
+) -> dict[str, object]:
     """What went wrong and where: the record's topic (its own if it names one, e.g. a sink record the broker
     refused, else the query's source), partition, offset and size in bytes (key plus value), with the
     start of its key and value."""
     return {
+        "level": level,
         "query_id": query_id,
         "topic": (record.topic or topic) if record is not None else topic,
         "partition": record.partition if record is not None else None,
@@ -71,13 +74,15 @@ class ProcessingLog:
         self._lock = threading.Lock()
 
     def logger(self, query_id: str, topic: str) -> ProcessingLogger:
-        def log(record: Record | None, reason: str) -> None:
-            self.write(processing_log_entry(query_id, topic, record, reason))
+        def log(record: Record | None, reason: str, level: str = "ERROR") -> None:
+            self.write(processing_log_entry(query_id, topic, record, reason, level))
 
         return log
 
     def write(self, entry: dict[str, object]) -> None:
-        logger.warning(
+        # DEBUG entries (records expectedly dropped, such as late ones) stay off the console by default
+        logger.log(
+            logging.DEBUG if entry.get("level") == "DEBUG" else logging.WARNING,
             "query %s, topic %s, partition %s, offset %s, %s bytes: %s",
             entry["query_id"], entry["topic"], entry["partition"], entry["offset"], entry["size"], entry["reason"],
         )

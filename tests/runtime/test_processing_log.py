@@ -7,6 +7,7 @@ import uuid
 
 import orjson
 import pytest
+from confluent_kafka import Producer
 
 from ksqlpy.execution.pipeline import Record
 from ksqlpy.runtime import processing_log
@@ -53,3 +54,16 @@ def test_a_burst_of_bad_records_is_one_console_line_per_kind_of_failure(caplog: 
         f"processing log: query {query}, topic src, partition 0, offset 1, 10 bytes: "
         "Error computing expression: division by zero",
     ]
+
+
+def test_a_debug_entry_goes_to_the_topic_but_not_to_the_console(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=processing_log.logger.name)
+    producer = Producer({"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 1000})
+    created: list[str] = []
+    log = processing_log.ProcessingLog(producer, lambda name, _partitions: created.append(name))
+    late = processing_log_entry("Q_late", "src", None, "Record dropped: it arrived after its window closed", "DEBUG")
+    log.write(late)
+    log.write(processing_log_entry("Q_late", "src", None, "Failed to deserialize record"))
+    assert late["level"] == "DEBUG"
+    assert [r.getMessage().split(": ")[-1] for r in caplog.records] == ["Failed to deserialize record"]
+    assert len(producer) == 2 and created == [processing_log.PROCESSING_LOG_TOPIC]  # both entries are produced
