@@ -36,6 +36,7 @@ from ksqlpy.functions.aggregate import Aggregator
 from ksqlpy.planning.plan import AggregateStep
 from ksqlpy.serialization.base import RecordSerde
 from ksqlpy.state.base import StateStore, StoreProvider
+from ksqlpy.state.write_behind import WriteBehindStore
 
 _START = struct.Struct(">q")
 _SESSION = struct.Struct(">qq")  # end, start: ksqlDB's session key layout
@@ -45,19 +46,40 @@ Entry = tuple[tuple[Any, ...], int, Any]
 
 
 class OperatorStores:
-    """The stores of one operator of one query, one per partition."""
+    """The stores of one operator of one query, one per partition, each behind a write-behind cache that the
+    pipeline flushes when a batch is done (or discards when it is retried in parts)."""
 
     def __init__(self, provider: StoreProvider, query_id: str, operator: str) -> None:
         self.provider = provider
         self.query_id = query_id
         self.operator = operator
-        self._stores: dict[int, StateStore] = {}
+        self._stores: dict[int, WriteBehindStore] = {}
+        # named per-partition positions (stream time, last emission): flushed and discarded with the stores
+        self._positions: dict[str, dict[int, int]] = {}
+        self._flushed_positions: dict[str, dict[int, int]] = {}
+
+    def positions(self, name: str) -> dict[int, int]:
+        """The operator's `name` position per partition, a dict updated in place."""
+        return self._positions.setdefault(name, {})
 
     def __call__(self, partition: int) -> StateStore:
         store = self._stores.get(partition)
         if store is None:
-            store = self._stores[partition] = self.provider.store(self.query_id, self.operator, partition)
+            store = WriteBehindStore(self.provider.store(self.query_id, self.operator, partition))
+            self._stores[partition] = store
         return store
+
+    def flush(self) -> None:
+        for store in self._stores.values():
+            store.flush()
+        self._flushed_positions = {name: dict(values) for name, values in self._positions.items()}
+
+    def discard(self) -> None:
+        for store in self._stores.values():
+            store.discard()
+        for name, values in self._positions.items():
+            values.clear()
+            values.update(self._flushed_positions.get(name, {}))
 
 
 class Output:
@@ -118,15 +140,23 @@ class AggregateOperator:
         self.grace = 0 if final and self.window is not None and self.window.grace_ms is None else step.grace_ms
         # A window is kept (and so can still be emitted as final) while its start is within the retention.
         self.retention = (self.window.retention_ms or (self.window.size_ms + self.grace)) if self.window else 0
-        self.last_emits: dict[int, int] = {}  # per partition: the close time of the last final emission
+        self.last_emits = stores.positions("last-emit")  # per partition: the close time of the last final emission
         self.width = len(step.columns) + META_COLUMNS
-        self.stream_times: dict[int, int] = {}
-        self.late_records = 0
+        self.stream_times = stores.positions("stream-time")
+        self.late_counts = stores.positions("late-records")
         self.from_table = step.input.is_table
         # over a table, each source key's last row: (group key, arguments, store key, partition)
         self.previous_rows: OperatorStores | None = (
             OperatorStores(stores.provider, stores.query_id, f"{stores.operator}-source") if self.from_table else None
         )
+
+    @property
+    def late_records(self) -> int:
+        return sum(self.late_counts.values())
+
+    @property
+    def operator_stores(self) -> list[OperatorStores]:
+        return [self.stores] + ([self.previous_rows] if self.previous_rows is not None else [])
 
     def _bind_aggregators(self) -> None:
         """Bind the aggregate calls to their implementations; again after a user aggregate is reloaded (the
@@ -220,7 +250,7 @@ class AggregateOperator:
             return accumulator, results if running else results[-1:]
 
     def _late(self, partition: int, origin: int) -> None:
-        self.late_records += 1
+        self.late_counts[partition] = self.late_counts.get(partition, 0) + 1
         self.log_row(origin, "Record dropped: it arrived after its window closed (stream time past window end "
                              f"+ grace period of {self.grace} ms)", "DEBUG")
 

@@ -402,6 +402,7 @@ class Pipeline:
         self.table_calls: dict[int, dict[int, TableCall]] = {}
         self.sink = sink
         self.stateful: list[AggregateOperator] = []
+        self.state: list[OperatorStores] = []  # every stateful operator's stores, flushed after each batch
         # A GroupByStep needs no operator of its own: the aggregate above it groups (and partitions) rows by
         # their key columns.
         for step in plan.steps:
@@ -425,6 +426,7 @@ class Pipeline:
                                              self.emission, plan.source.source.partitions, self._log_row, final,
                                              plan.properties)
                 self.stateful.append(operator)
+                self.state += operator.operator_stores[1:]
                 self.steps.append(("stateful", (operator.process, len(step.columns))))
             elif isinstance(step, SuppressStep) and step.window is not None and step.window.is_session:
                 suppress = SuppressOperator(step, self._stores_for("Suppress"))
@@ -460,7 +462,9 @@ class Pipeline:
         query has several of a kind."""
         taken = sum(1 for kind, _ in self.steps if kind in ("stateful", "table_filter"))
         name = f"{operator}-{operator}-Materialize" + (f"-{taken}" if taken else "")
-        return OperatorStores(self.stores, self.plan.query_id or "transient", name)
+        stores = OperatorStores(self.stores, self.plan.query_id or "transient", name)
+        self.state.append(stores)
+        return stores
 
     def _aggregate_key_serde(self, step: AggregateStep) -> RecordSerde:
         """How the aggregate serializes group keys for its store: as the sink writes them, so a stored key is
@@ -638,6 +642,8 @@ class Pipeline:
         try:
             result = attempt(batch)
         except Exception as error:
+            for stores in self.state:  # a retried or abandoned attempt leaves no trace in the state
+                stores.discard()
             if isinstance(error, StopOnRecord) or (isinstance(error, UdfError) and self.udf_error_policy == "fail"):
                 raise
             failure = error
@@ -647,6 +653,8 @@ class Pipeline:
                 for record, reason, level in held:
                     self.log(record, reason, level)
         if failure is None:
+            for stores in self.state:
+                stores.flush()
             return result
         if len(batch) <= 1:
             self.log(batch.record(0) if len(batch) else None,

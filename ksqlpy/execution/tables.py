@@ -57,7 +57,7 @@ class SuppressOperator:
         self.open_for = step.input.grace_ms + (spec.size_ms if session and spec is not None else -1)
         self.width = len(step.columns)
         self.stores = stores
-        self.stream_times: dict[int, int] = {}
+        self.stream_times = stores.positions("stream-time")
 
     def process(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
         rows = list(zip(*columns, *meta, strict=True))
