@@ -25,6 +25,33 @@ from ksqlpy.syntax.ast import WindowSpec
 DEFAULT_GRACE_MS = 24 * 60 * 60 * 1000
 
 
+class _OneInput:
+    """What a step with one input passes through unchanged unless it says otherwise: whether it yields a
+    stream or a table, and its window."""
+
+    input: Step
+
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.input,)
+
+    @property
+    def is_table(self) -> bool:
+        return self.input.is_table
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return self.input.window
+
+
+class _SameColumns(_OneInput):
+    """A step whose rows have its input's columns."""
+
+    @property
+    def columns(self) -> tuple[Column, ...]:
+        return self.input.columns
+
+
 @dataclass(frozen=True)
 class SourceStep:
     """Reads a source's records; produces key, value and header columns, then ROWTIME, ROWPARTITION,
@@ -51,27 +78,11 @@ class SourceStep:
 
 
 @dataclass(frozen=True)
-class FilterStep:
+class FilterStep(_SameColumns):
     """Keeps the rows the predicate holds for; over a table, a row that stops matching becomes a tombstone."""
 
     input: Step
     predicate: TypedExpr
-
-    @property
-    def inputs(self) -> tuple[Step, ...]:
-        return (self.input,)
-
-    @property
-    def columns(self) -> tuple[Column, ...]:
-        return self.input.columns
-
-    @property
-    def is_table(self) -> bool:
-        return self.input.is_table
-
-    @property
-    def window(self) -> WindowInfo | None:
-        return self.input.window
 
     @property
     def name(self) -> str:
@@ -79,24 +90,12 @@ class FilterStep:
 
 
 @dataclass(frozen=True)
-class ProjectStep:
+class ProjectStep(_OneInput):
     """Computes the output columns; the KEY ones become the record key. Table functions make it a flat map."""
 
     input: Step
     expressions: tuple[TypedExpr, ...]
     columns: tuple[Column, ...]
-
-    @property
-    def inputs(self) -> tuple[Step, ...]:
-        return (self.input,)
-
-    @property
-    def is_table(self) -> bool:
-        return self.input.is_table
-
-    @property
-    def window(self) -> WindowInfo | None:
-        return self.input.window
 
     @property
     def is_flat_map(self) -> bool:
@@ -108,29 +107,13 @@ class ProjectStep:
 
 
 @dataclass(frozen=True)
-class GroupByStep:
+class GroupByStep(_SameColumns):
     """GROUP BY: the input's first `key_width` columns become the record key. When they are not already the
     key (`rekeyed`), records change partition: on Kafka that goes through a repartition topic."""
 
     input: Step
     key_width: int
     rekeyed: bool
-
-    @property
-    def inputs(self) -> tuple[Step, ...]:
-        return (self.input,)
-
-    @property
-    def columns(self) -> tuple[Column, ...]:
-        return self.input.columns
-
-    @property
-    def is_table(self) -> bool:
-        return self.input.is_table
-
-    @property
-    def window(self) -> WindowInfo | None:
-        return None
 
     @property
     def name(self) -> str:
@@ -153,7 +136,7 @@ class AggregateCall:
 
 
 @dataclass(frozen=True)
-class AggregateStep:
+class AggregateStep(_OneInput):
     """Aggregation of grouped records: the group key is the input's key columns, the rest of its columns are
     the aggregates' arguments. Produces a table keyed by the group (and window): key columns, then one column
     per aggregate."""
@@ -162,10 +145,6 @@ class AggregateStep:
     aggregates: tuple[AggregateCall, ...]
     window_spec: WindowSpec | None
     columns: tuple[Column, ...]
-
-    @property
-    def inputs(self) -> tuple[Step, ...]:
-        return (self.input,)
 
     @property
     def key_width(self) -> int:
@@ -198,26 +177,10 @@ class AggregateStep:
 
 
 @dataclass(frozen=True)
-class SuppressStep:
+class SuppressStep(_SameColumns):
     """EMIT FINAL: holds a windowed aggregate's updates back and emits each window's last one when it closes."""
 
     input: AggregateStep
-
-    @property
-    def inputs(self) -> tuple[Step, ...]:
-        return (self.input,)
-
-    @property
-    def columns(self) -> tuple[Column, ...]:
-        return self.input.columns
-
-    @property
-    def is_table(self) -> bool:
-        return True
-
-    @property
-    def window(self) -> WindowInfo | None:
-        return self.input.window
 
     @property
     def name(self) -> str:
