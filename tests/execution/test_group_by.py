@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from stateful_driving import driver, outputs, send
 
+from ksqlpy import udaf
+
 STREAM = "CREATE STREAM s (id STRING KEY, a STRING, b INT, v INT) WITH (kafka_topic='s', format='JSON');"
 # Across partitions, output order is only defined per key (as with Kafka's tasks).
 TWO_PARTITIONS = STREAM.replace("format='JSON'", "format='JSON', partitions=2")
@@ -108,3 +110,32 @@ def test_a_group_fed_from_two_partitions_is_aggregated_as_one() -> None:
         ("x", {"N": 4, "TOTAL": 10}, 4),
     ]
     assert len({record.partition for record in made.records("O")}) == 1  # one key, one partition
+
+
+@udaf(name="picky_sum")
+class PickySum:
+    """A user aggregate whose result fails for a total of 13."""
+
+    def init(self) -> int:
+        return 0
+
+    def add(self, total: int, value: int) -> int:
+        return total + value
+
+    def merge(self, earlier: int, later: int) -> int:
+        return earlier + later
+
+    def result(self, total: int) -> int:
+        if total == 13:
+            raise ValueError("unlucky total")
+        return total
+
+
+def test_a_record_failing_its_batch_costs_only_itself_and_no_record_is_counted_twice() -> None:
+    made = driver(TWO_PARTITIONS, "CREATE TABLE o AS SELECT id, COUNT(*) AS n, PICKY_SUM(v) AS total FROM s GROUP BY id;",
+                  user_aggregates=[PickySum])
+    for key, value, timestamp, partition in [("a", 1, 1, 0), ("b", 13, 2, 1), ("a", 2, 3, 0)]:
+        made.produce("s", f'"{key}"'.encode(), f'{{"V": {value}}}'.encode(), timestamp, partition=partition)
+    made.process()
+    assert outputs(made, "O") == [("a", {"N": 1, "TOTAL": 1}, 1), ("a", {"N": 2, "TOTAL": 3}, 3)]
+    assert [(entry["partition"], entry["offset"]) for entry in made.processing_log] == [(1, 0)]
