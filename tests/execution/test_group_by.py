@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from stateful_driving import driver, outputs, send
 
 from ksqlpy import udaf
+from ksqlpy.errors import StatementError
 
 STREAM = "CREATE STREAM s (id STRING KEY, a STRING, b INT, v INT) WITH (kafka_topic='s', format='JSON');"
 # Across partitions, output order is only defined per key (as with Kafka's tasks).
@@ -29,6 +31,16 @@ def test_several_group_columns_make_a_json_object_key() -> None:
         ({"A": "x", "B": 2}, {"N": 1}, 2),
         ({"A": "x", "B": 1}, {"N": 2}, 3),
     ]
+
+
+def test_several_group_columns_need_a_key_format_that_holds_them() -> None:
+    kafka_keys = "CREATE STREAM k (id STRING KEY, a STRING, b INT) WITH (kafka_topic='k', value_format='JSON');"
+    made = driver(kafka_keys)
+    with pytest.raises(StatementError, match="The 'KAFKA' format only supports a single field"):
+        made.execute("CREATE TABLE o AS SELECT a, b, COUNT(*) AS n FROM k GROUP BY a, b;")
+    made.execute("CREATE TABLE o WITH (KEY_FORMAT='JSON') AS SELECT a, b, COUNT(*) AS n FROM k GROUP BY a, b;")
+    send(made, "k", [("k", {"A": "x", "B": 1}, 1)])
+    assert outputs(made, "O") == [({"A": "x", "B": 1}, {"N": 1}, 1)]
 
 
 def test_an_unaliased_group_expression_is_named_ksql_col_0() -> None:
