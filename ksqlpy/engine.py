@@ -517,7 +517,9 @@ class Engine:
         return plan
 
     def transient_pipeline(self, plan: QueryPlan, query_id: str) -> Pipeline:
-        """The operators of a planned push query; its bad records are logged under `query_id`."""
+        """The operators of a planned push query; its bad records are logged, and its state kept, under `query_id`."""
+        plan.query_id = query_id
+        plan.properties = dict(self.properties)  # the session's, as for a persistent query: caching, error policies
         source = plan.source.source
         log = self.backend.processing_logger(query_id, source.topic)
         prepare_models(plan)

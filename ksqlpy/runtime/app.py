@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO, TypeVar
 
-from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.engine import Engine, PersistentQuery, StatementResult
 from ksqlpy.errors import KsqlError
 from ksqlpy.functions.loader import LoadResult, UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
+from ksqlpy.planning.plan import FilterStep
 from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.signals import stop_on_signals
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from ksqlpy.runtime.backend import KafkaBackend
     from ksqlpy.runtime.broker import EmbeddedBroker
     from ksqlpy.runtime.clients import KafkaClients
+    from ksqlpy.runtime.worker import QueryStatus
     from ksqlpy.types import SqlType
 
 log = logging.getLogger(__name__)
@@ -161,6 +163,8 @@ class KsqlpyApp:
                 f"{len(self.engine.queries)} persistent quer{'y' if len(self.engine.queries) == 1 else 'ies'} running"
                 + (f" ({failures} recorded statement(s) did not re-apply; -v shows why).\n" if failures else ".\n")
             )
+            for query in self.engine.queries.values():
+                self._note_state_in_memory(query)
             self.status.flush()
 
     def close(self) -> None:
@@ -238,6 +242,8 @@ class KsqlpyApp:
             result = self.engine.execute_statement(statement)
             if isinstance(statement, ast.Show) and statement.what == "QUERIES":
                 self._add_query_progress(result)
+            if isinstance(statement, ast.Describe) and statement.extended:
+                self._add_runtime_statistics(statement, result)
             return result
         text = statement_text(statement)
         properties = dict(self.engine.properties)
@@ -247,7 +253,18 @@ class KsqlpyApp:
             return self._already_recorded(text)
         result = self.engine.execute_statement(statement)
         self.command_log.append(text, properties)
+        started = self.engine.queries.get(result.query_id or "")
+        if started is not None:
+            self._note_state_in_memory(started)
+            self.status.flush()
         return result
+
+    def _note_state_in_memory(self, query: PersistentQuery) -> None:
+        """Until state is durable, a restart silently starts a stateful query's results over: say so."""
+        kind = state_kind(query)
+        if kind is not None:
+            self.status.write(f"Note: {query.query_id} keeps its {kind} state in memory: it is lost when ksqlpy "
+                              "stops (durable state comes with RocksDB)\n")
 
     def _already_recorded(self, text: str) -> StatementResult:
         normalized = " ".join(mask_statement(text).split())  # as the engine keeps a query's text
@@ -264,13 +281,17 @@ class KsqlpyApp:
 
     def _push_query(self, statement: ast.SelectStatement, sink: StreamSink | None) -> StatementResult:
         plan = self.engine.plan_transient(statement)
-        pipeline = self.engine.transient_pipeline(plan, f"transient_{next(self._transient_ids)}")
+        query_id = f"transient_{next(self._transient_ids)}"
+        pipeline = self.engine.transient_pipeline(plan, query_id)
         columns = [c.name for c in plan.output.columns]
         collector = CollectingSink()
         target = sink if sink is not None else collector
         target.header(columns, [c.type for c in plan.output.columns])
-        streamed = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row,
-                           target.cancelled)
+        try:
+            streamed = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row,
+                               target.cancelled)
+        finally:
+            self.engine.state.drop_query(query_id)
         limit_reached = plan.limit is not None and streamed.delivered >= plan.limit
         message = "Limit Reached" if limit_reached else "Query terminated"
         return StatementResult(statement.text, message, columns=columns if sink is None else [], rows=collector.rows)
@@ -290,14 +311,29 @@ class KsqlpyApp:
     def _add_query_progress(self, result: StatementResult) -> None:
         """SHOW QUERIES with each query's live state and this process's counts from the backend."""
         statuses = self.backend.query_status()
-        result.columns = [*result.columns, "Records In", "Records Out", "Lag"]
+        result.columns = [*result.columns, "Records In", "Records Out", "Lag", "Late Records"]
         for row in result.rows:
             status = statuses.get(row[0])
             if status is None:
-                row.extend([None, None, None])
+                row.extend([None, None, None, None])
             else:
                 row[1] = status.state if status.error is None else f"{status.state}: {status.error}"
-                row.extend([status.records_in, status.records_out, status.total_lag])
+                row.extend([status.records_in, status.records_out, status.total_lag, status.late_records])
+
+    def _add_runtime_statistics(self, statement: ast.Describe, result: StatementResult) -> None:
+        """DESCRIBE ... EXTENDED: the counts of the queries writing each described source, in this process."""
+        statuses = self.backend.query_status()
+        names = [statement.name] if not statement.all_sources else \
+            [s.name for s in self.engine.catalog.sources.values() if s.kind == statement.name[:-1]]
+        lines = []
+        for name in names:
+            source = self.engine.catalog.find(name)
+            for query_id in sorted(source.writers if source is not None else ()):
+                status = statuses.get(query_id)
+                if status is not None:
+                    lines.append(f"{name} <- {query_id}: {status_text(status)}")
+        if lines:
+            result.message += "\n\nLocal runtime statistics\n------------------------\n" + "\n".join(lines)
 
     # -- running
 
@@ -322,7 +358,8 @@ class KsqlpyApp:
     def progress_text(self) -> str:
         parts = []
         for query_id, status in sorted(self.backend.query_status().items()):
-            part = f"{query_id} in={status.records_in} out={status.records_out} lag={status.total_lag}"
+            part = f"{query_id} in={status.records_in} out={status.records_out} lag={status.total_lag}" + (
+                "" if status.late_records is None else f" late={status.late_records}")
             parts.append(part if status.error is None else f"{part} {status.state}: {status.error}")
         return " | ".join(parts) or "no persistent queries"
 
@@ -330,6 +367,7 @@ class KsqlpyApp:
         """One line per persistent query with its totals in this process (printed when `ksqlpy run` ends)."""
         return [
             f"query {query_id}: state={status.state} records_in={status.records_in} records_out={status.records_out}"
+            + ("" if status.late_records is None else f" late_records={status.late_records}")
             + ("" if status.error is None else f" error={status.error}")
             for query_id, status in sorted(self.backend.query_status().items())
         ]
@@ -357,6 +395,25 @@ def _stream(items: Iterator[T], deliver: Callable[[T], None], on_cancel: Callabl
         if close is not None:
             close()
     return Streamed(delivered, cancelled)
+
+
+def state_kind(query: PersistentQuery) -> str | None:
+    """What state a query keeps between records, if any: an aggregation's, or a table filter's (which rows
+    passed, to delete them downstream when they stop passing)."""
+    if query.plan.is_stateful:
+        return "aggregation"
+    if any(isinstance(step, FilterStep) and step.is_table for step in query.plan.walk()):
+        return "table filter"
+    return None
+
+
+def status_text(status: QueryStatus) -> str:
+    """A query's counts for DESCRIBE EXTENDED; late records only for a query that aggregates."""
+    text = f"state: {status.state}  records-in: {status.records_in}  records-out: {status.records_out}  " \
+           f"lag: {status.total_lag}"
+    if status.late_records is not None:
+        text += f"  late-records: {status.late_records}"
+    return text if status.error is None else f"{text}  error: {status.error}"
 
 
 def statement_text(statement: ast.Statement) -> str:

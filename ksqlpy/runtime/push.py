@@ -1,4 +1,8 @@
-"""Transient push queries (SELECT ... EMIT CHANGES): stream a query's rows from the broker until LIMIT or cancel."""
+"""Transient push queries (SELECT ... EMIT CHANGES): stream a query's rows from the broker until LIMIT or cancel.
+
+Over a table (a table source, or an aggregation), a row the table deletes is streamed as ksqlDB's CLI shows
+it: its key columns, and DELETED in each value column (printed `<TOMBSTONE>`).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,20 @@ logger = logging.getLogger(__name__)
 METADATA_TIMEOUT = 10.0
 
 
+class Deleted:
+    """The value cells of a row a push query reports deleted from its table."""
+
+    __slots__ = ()
+
+    def __str__(self) -> str:
+        return "<TOMBSTONE>"
+
+    __repr__ = __str__
+
+
+DELETED = Deleted()
+
+
 def run_push_query(
     clients: KafkaClients,
     plan: QueryPlan,
@@ -46,6 +64,8 @@ def run_push_query(
     """
     topic = plan.source.source.topic
     remaining = limit if limit is not None else plan.limit
+    key_width = len(plan.output.key)
+    deleted_values = [DELETED] * (len(plan.output.columns) - key_width)
     from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
     consumer = clients.consumer(f"_ksqlpy_transient_{uuid.uuid4().hex}", **{"enable.partition.eof": not from_start})
     try:
@@ -69,9 +89,9 @@ def run_push_query(
                 ready = None  # said once
             if not messages:
                 continue
-            columns = pipeline.rows(batch_of(messages, topic))
-            for row in zip(*columns, strict=True):
-                yield list(row)
+            columns, tombstones = pipeline.rows(batch_of(messages, topic))
+            for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True):
+                yield [*row[:key_width], *deleted_values] if tombstone else list(row)
                 if remaining is not None:
                     remaining -= 1
                     if remaining == 0:

@@ -98,6 +98,7 @@ class QueryStatus:
     lag: dict[int, int] = field(default_factory=dict)
     error: str | None = None
     partitions: list[int] = field(default_factory=list)  # source partitions this process is assigned
+    late_records: int | None = None  # dropped as their window had closed; None for a query without aggregation
 
     @property
     def total_lag(self) -> int:
@@ -366,6 +367,7 @@ class QueryWorker(threading.Thread):
                 dict(self._status.lag),
                 self._status.error,
                 list(self._status.partitions),
+                self.query.pipeline.late_records if self.query.plan.is_stateful else None,
             )
 
     def idle_since(self) -> float | None:

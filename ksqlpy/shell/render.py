@@ -14,6 +14,7 @@ from itertools import zip_longest
 from typing import Any, TextIO
 
 from ksqlpy.engine import StatementResult
+from ksqlpy.runtime.push import Deleted
 from ksqlpy.text import value_to_text
 from ksqlpy.types import SqlType
 
@@ -24,6 +25,8 @@ MIN_COLUMN_WIDTH = 6
 
 
 def cell_text(value: Any, sql_type: SqlType | None = None) -> str:
+    if isinstance(value, Deleted):
+        return str(value)
     if sql_type is not None:
         return value_to_text(value, sql_type)
     if isinstance(value, bool):  # as ksqlDB (Java) writes them, e.g. SHOW STREAMS' Windowed column

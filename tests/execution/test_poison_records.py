@@ -113,9 +113,10 @@ def test_push_query_rows_are_narrowed_to_the_record_that_raises() -> None:
     payloads = [row(0), row(1, "poison"), row(2), row(3)]
     batch = RecordBatch.of([Record(b"k", payload, 0, offset=offset) for offset, payload in enumerate(payloads)])
 
-    columns = pipeline.rows(batch)
+    columns, tombstones = pipeline.rows(batch)
 
     assert columns[1] == [0, 2, 3]
+    assert tombstones == [False, False, False]
     assert [(entry["offset"], entry["reason"]) for entry in driver.processing_log] == [
         (1, "Error processing record: RuntimeError: the decoder broke")
     ]
