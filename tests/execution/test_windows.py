@@ -171,6 +171,17 @@ def test_records_further_apart_than_the_gap_open_separate_sessions() -> None:
     ]
 
 
+def test_having_over_sessions_passes_no_tombstone_for_a_session_never_in_the_result() -> None:
+    made = driver(STREAM, "CREATE TABLE o AS SELECT id, COUNT(*) AS n FROM s "
+                          "WINDOW SESSION (10 MILLISECONDS) GROUP BY id HAVING COUNT(*) >= 2;")
+    send(made, "s", [("k", {}, 0), ("k", {}, 5), ("k", {}, 8), ("k", {}, 30)])
+    assert windowed_outputs(made, "O") == [
+        ("k", {"N": 2}, 5, (0, 5, "session")),
+        ("k", None, 5, (0, 5, "session")),  # [0, 5] was in the result: its merge deletes it
+        ("k", {"N": 3}, 8, (0, 8, "session")),
+    ]
+
+
 @pytest.mark.parametrize(("stream_time", "dropped"), [(18, 0), (19, 1)])
 def test_a_session_ending_before_stream_time_minus_gap_and_grace_is_late(stream_time: int, dropped: int) -> None:
     made = driver(STREAM, "CREATE TABLE o AS SELECT id, COUNT(*) AS n FROM s "
