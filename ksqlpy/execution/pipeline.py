@@ -9,7 +9,6 @@ records at fault (see Pipeline.process), so no single record can stop a query.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress
@@ -25,6 +24,7 @@ from ksqlpy.execution.expressions import (
     compile_expressions,
     flat_map,
 )
+from ksqlpy.execution.partitioning import partition_for
 from ksqlpy.execution.rows import (
     META_COLUMNS,
     ORIGIN,
@@ -142,6 +142,9 @@ class OutputBatch:
     # against its input; None when the records do not come from a pipeline.
     origins: list[int] | None = None
     inputs: RecordBatch | None = None
+    # Produce each record to `partitions` as given rather than by the producer's partitioner (which would
+    # hash a windowed key's window bounds too, scattering one key's windows)
+    place_by_partition: bool = False
 
     def __len__(self) -> int:
         return len(self.values)
@@ -163,6 +166,7 @@ class OutputBatch:
         return OutputBatch(
             self.keys + other.keys, self.values + other.values, self.timestamps + other.timestamps,
             self.partitions + other.partitions, headers, self.dead_letters + other.dead_letters, origins,
+            place_by_partition=self.place_by_partition or other.place_by_partition,
         )
 
     @classmethod
@@ -685,6 +689,7 @@ class Pipeline:
         origins, tombstones, rowtimes, partitions = meta[ORIGIN], meta[TOMBSTONE], meta[TIMESTAMP], meta[PARTITION]
         size = len(origins)
         keys, key_errors = self._encode_keys(columns[: self.key_width], [batch.keys[i] for i in origins], size)
+        plain_keys = keys
         if self.output_window is not None:
             keys = windowed_keys(keys, meta[WINDOWSTART], meta[WINDOWEND], self.output_window)
         values, value_errors = self._encode_values(columns[self.key_width :], tombstones, size)
@@ -700,7 +705,10 @@ class Pipeline:
                 if timestamp is None or timestamp < 0:
                     rejected.setdefault(row, f"Invalid output timestamp {timestamp}: the record was dropped")
         if self.plan.key_changed or self.plan.is_stateful:
-            partitions = [zlib.crc32(key or b"") % self.partitions for key in keys]
+            # where the producer's partitioner puts each key (a windowed key by its key alone)
+            placed: dict[bytes | None, int] = {}
+            partitions = [placed[key] if key in placed else placed.setdefault(
+                key, 0 if key is None else partition_for(key, self.partitions)) for key in plain_keys]
         elif max(partitions) >= self.partitions:
             partitions = [min(partition, self.partitions - 1) for partition in partitions]
         output = OutputBatch(
@@ -708,6 +716,7 @@ class Pipeline:
             None if batch.headers is None else [batch.headers[i] for i in origins],
             origins=origins,
             inputs=batch,
+            place_by_partition=self.output_window is not None,
         )
         if rejected:
             for row, reason in sorted(rejected.items()):
@@ -721,6 +730,7 @@ class Pipeline:
                 None if output.headers is None else list(compress(output.headers, accepted)),
                 origins=list(compress(origins, accepted)),
                 inputs=batch,
+                place_by_partition=output.place_by_partition,
             )
         output.dead_letters = dead_letters
         return output

@@ -234,7 +234,8 @@ DeliveryFailure = tuple[KafkaError, Message]
 def produce_all(
     producer: Producer, topic: str, batch: OutputBatch, on_refused: Callable[[int, KafkaError], None] | None = None,
 ) -> list[DeliveryFailure]:
-    """Produce a batch's records, letting the producer's (murmur2) partitioner place each one by key as ksqlDB's would.
+    """Produce a batch's records, letting the producer's (murmur2) partitioner place each one by key as ksqlDB's would
+    (or where the batch says, for windowed keys, which are placed by their key alone).
 
     The returned list fills with delivery failures (error and message) as the producer is flushed. Producers
     made with ONLY_ERROR_REPORTS call back for failed deliveries alone, which keeps Python off the per-record
@@ -251,14 +252,15 @@ def produce_all(
     # order is topic, value, key, partition, on_delivery, callback (an alias), timestamp, headers.
     produce = producer.produce
     headers_column: Iterable[Headers] = batch.headers or repeat(())
-    rows = zip(batch.values, batch.keys, batch.timestamps, headers_column, strict=False)
-    for row, (value, key, timestamp, headers) in enumerate(rows):
+    placements: Iterable[int] = batch.partitions if batch.place_by_partition else repeat(_ANY_PARTITION)
+    rows = zip(batch.values, batch.keys, batch.timestamps, headers_column, placements, strict=False)
+    for row, (value, key, timestamp, headers, partition) in enumerate(rows):
         while True:
             try:
                 if headers:
-                    produce(topic, value, key, _ANY_PARTITION, on_delivery, None, timestamp, list(headers))
+                    produce(topic, value, key, partition, on_delivery, None, timestamp, list(headers))
                 else:
-                    produce(topic, value, key, _ANY_PARTITION, on_delivery, None, timestamp)
+                    produce(topic, value, key, partition, on_delivery, None, timestamp)
                 break
             except BufferError:  # the local queue is full: let deliveries drain it, then try again
                 producer.poll(0.1)
