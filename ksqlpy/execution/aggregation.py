@@ -15,13 +15,14 @@ aggregate's prefix pass (add_each). Tables (which retract a row's old contributi
 from __future__ import annotations
 
 import struct
-import zlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from itertools import accumulate
 from typing import Any, cast
 
 from ksqlpy.execution.emission import Emission
+from ksqlpy.execution.partitioning import partition_for
 from ksqlpy.execution.rows import (
     KEY_BYTES,
     META_COLUMNS,
@@ -43,6 +44,10 @@ _SESSION = struct.Struct(">qq")  # end, start: ksqlDB's session key layout
 RowLogger = Callable[[int, str, str], None]  # (input position, reason, level)
 # One entry's state: the accumulators, the largest timestamp that has contributed, and the group key.
 Entry = tuple[tuple[Any, ...], int, Any]
+
+
+def _picked(column: list[Any], rows: Sequence[int]) -> list[Any]:
+    return [column[r] for r in rows]
 
 
 class OperatorStores:
@@ -215,7 +220,7 @@ class AggregateOperator:
         """The state partition of a group: the group key's hash when GROUP BY re-keys (the partition a
         repartition topic would put it in), else the record's own partition."""
         if self.step.rekeyed:
-            return zlib.crc32(key_bytes) % self.partitions
+            return partition_for(key_bytes, self.partitions)
         return record_partition
 
     def _arguments(self, columns: list[list[Any]], meta: list[list[Any]], rows: Sequence[int],
@@ -228,10 +233,11 @@ class AggregateOperator:
         return arguments
 
     def _folded(self, index: int, accumulator: Any, slices: list[list[Any]], running: bool,
-                origins: list[int]) -> tuple[Any, list[Any]]:
+                origins: Callable[[], list[int]]) -> tuple[Any, list[Any]]:
         """Aggregate `index` with a group's rows added, and its results: after each row when `running`, else
         once. If the aggregate raises (a user aggregate's bug, or a value it cannot take), the rows are added
-        one by one and each row it fails on is logged and left out."""
+        one by one and each row it fails on is logged and left out (`origins` gives their input positions,
+        only needed then)."""
         aggregator = self.aggregators[index]
         try:
             if running:
@@ -240,7 +246,7 @@ class AggregateOperator:
             return accumulator, [aggregator.result(accumulator)]
         except Exception:  # whatever an aggregate raises on some row, narrowed down to that row below
             results: list[Any] = []
-            for row, origin in enumerate(origins):
+            for row, origin in enumerate(origins()):
                 try:
                     accumulator = aggregator.add(accumulator, [column[row : row + 1] for column in slices])
                 except Exception as error:  # that row's fault: logged, the group goes on without it
@@ -265,8 +271,11 @@ class AggregateOperator:
         for key in {keys[r] for r in live}:
             distinct[key] = self._serialized(key)
         record_partitions = meta[PARTITION]
-        partition_of = [self._partition(distinct[keys[r]], record_partitions[r]) for r in rows] \
-            if self.step.rekeyed else [record_partitions[r] for r in rows]
+        if self.step.rekeyed:  # the partition follows from the key alone: hashed once per distinct key
+            key_partitions = {key: partition_for(key_bytes, self.partitions) for key, key_bytes in distinct.items()}
+            partition_of = [key_partitions[keys[r]] for r in rows]
+        else:
+            partition_of = [record_partitions[r] for r in rows]
         out = Output(self.width)
         columnar: list[list[list[Any]]] = []
         for partition in sorted(set(partition_of)):
@@ -329,15 +338,19 @@ class AggregateOperator:
                         self._late(partition, meta[ORIGIN][row])
                 rows = [rows[i] for i in open_rows]
                 starts = [starts[i] for i in open_rows]
-            groups: list[Any] = [(keys[r], s) for r, s in zip(rows, starts, strict=True)]
         else:
-            groups = [keys[r] for r in rows]
             stream_times = []
         if not rows:
             return self._final_rows(partition, stream_times) if self.final else [[] for _ in range(self.width)]
         numbering: dict[Any, int] = {}
-        group_of = [numbering.setdefault(group, len(numbering)) for group in groups]
-        distinct_groups = list(numbering)
+        if starts is not None and starts.count(starts[0]) != len(starts):
+            group_of = [numbering.setdefault((keys[r], start), len(numbering)) for r, start in zip(rows, starts, strict=True)]
+            distinct_groups: list[Any] = list(numbering)
+        else:
+            # Every row in one window (the common case for tumbling windows): numbered by key alone, which
+            # spares a (key, window) pair per row.
+            group_of = [numbering.setdefault(keys[r], len(numbering)) for r in rows]
+            distinct_groups = list(numbering) if starts is None else [(key, starts[0]) for key in numbering]
         store_keys = [
             serialized[g[0]] + _START.pack(g[1]) if starts is not None else serialized[g]
             for g in distinct_groups
@@ -361,8 +374,9 @@ class AggregateOperator:
             accumulators = list(entry[0]) if entry is not None else [a.initial() for a in self.aggregators]
             for j in range(len(self.aggregators)):
                 slices = [column[low:high] for column in arguments[j]]
-                accumulators[j], running = self._folded(j, accumulators[j], slices, every_update,
-                                                        [meta[ORIGIN][r] for r in sorted_rows[low:high]])
+                accumulators[j], running = self._folded(
+                    j, accumulators[j], slices, every_update,
+                    partial(_picked, meta[ORIGIN], sorted_rows[low:high]))
                 if every_update:
                     results[j][low:high] = running
                 else:
@@ -549,7 +563,7 @@ class AggregateOperator:
             if undo is not None:
                 accumulators[j] = aggregator.undo(accumulators[j], undo[j])
             if add:
-                accumulators[j], _ = self._folded(j, accumulators[j], arguments[j], False, [meta[ORIGIN][row]])
+                accumulators[j], _ = self._folded(j, accumulators[j], arguments[j], False, partial(_picked, meta[ORIGIN], [row]))
         latest = max(time, entry[1]) if entry is not None else time
         values = [aggregator.result(acc) for aggregator, acc in zip(self.aggregators, accumulators, strict=True)]
         return partition, key_bytes, (tuple(accumulators), latest, self._key_fields(key)), values
@@ -601,7 +615,7 @@ class AggregateOperator:
                 continue
             for j in range(len(self.aggregators)):
                 accumulators[j], _ = self._folded(j, accumulators[j], self._arguments(columns, meta, [row], j), False,
-                                                  [meta[ORIGIN][row]])
+                                                  partial(_picked, meta[ORIGIN], [row]))
             key_tuple = self._key_fields(key)
             new_key = key_bytes + _SESSION.pack(end, start)
             if (start, end) != (time, time):

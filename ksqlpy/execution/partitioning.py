@@ -36,4 +36,6 @@ def murmur2(data: bytes) -> int:
 
 def partition_for(key: bytes, partitions: int) -> int:
     """The partition Java's default partitioner picks for a (non-null) serialized key."""
+    if partitions == 1:
+        return 0  # nothing to choose: spares the hash, which is pure Python
     return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -51,7 +51,7 @@ from ksqlpy.serialization.formats import serde_for
 from ksqlpy.serialization.windowed import split_windowed_keys, windowed_keys
 from ksqlpy.state.base import StoreProvider
 from ksqlpy.state.memory import InMemoryStoreProvider
-from ksqlpy.types import STRING
+from ksqlpy.types import BIGINT, BOOLEAN, INTEGER, STRING
 
 
 @dataclass(slots=True)
@@ -440,6 +440,9 @@ class Pipeline:
                                      flag_property(plan.properties, FAIL_ON_DESERIALIZATION_PROPERTY, False))
         self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
         self.key_width = len(plan.output.key)
+        # A single key column of a type whose equal values serialize alike (not DOUBLE: -0.0 == 0.0, nor
+        # DECIMAL: 1.0 == 1.00) is serialized once per distinct value in a batch: aggregations repeat keys.
+        self.key_per_value = self.key_width == 1 and plan.output.key[0].type in (STRING, INTEGER, BIGINT, BOOLEAN)
         self.udf_error_policy = plan.property("udf.error.policy", "null")
         if self.udf_error_policy not in UDF_ERROR_POLICIES:
             raise StatementError(
@@ -768,6 +771,8 @@ class Pipeline:
         errors: dict[int, Exception] = {}
         if not self.key_width:
             return [None] * size, errors
+        if self.key_per_value:
+            return self._encode_distinct_keys(columns[0])
         keys: list[Any] = []
         for row, (fields, origin_key) in enumerate(zip(zip(*columns, strict=True), origin_keys, strict=True)):
             try:
@@ -776,6 +781,18 @@ class Pipeline:
                 keys.append(None)
                 errors[row] = error
         return keys, errors
+
+    def _encode_distinct_keys(self, column: list[Any]) -> tuple[list[Any], dict[int, Exception]]:
+        encoded: dict[Any, bytes | None] = {}
+        failed: dict[Any, Exception] = {}
+        for value in set(column):
+            try:
+                encoded[value] = self._encode_key((value,), None)
+            except _SERIALIZE_ERRORS as error:
+                encoded[value] = None
+                failed[value] = error
+        errors = {row: failed[value] for row, value in enumerate(column) if value in failed} if failed else {}
+        return [encoded[value] for value in column], errors
 
     def _encode_key(self, fields: Sequence[Any], origin_key: bytes | None) -> bytes | None:
         if all(v is None for v in fields) and (self.key_width == 1 or (origin_key is None and not self.plan.key_changed)):
