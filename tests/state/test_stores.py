@@ -4,27 +4,35 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from ksqlpy.state.base import StateStore, StoreProvider
 from ksqlpy.state.memory import InMemoryStore, InMemoryStoreProvider
+from ksqlpy.state.rocksdb import RocksDBStoreProvider
 
-# A durable store joins these lists with a factory that opens it in a fresh directory.
-STORE_FACTORIES: dict[str, Callable[[], StateStore]] = {"memory": lambda: InMemoryStore("test")}
-PROVIDER_FACTORIES: dict[str, Callable[[], StoreProvider]] = {"memory": InMemoryStoreProvider}
+# Each factory is given a fresh directory (pytest's tmp_path) that a durable store may keep its files in.
+STORE_FACTORIES: dict[str, Callable[[Path], StateStore]] = {
+    "memory": lambda _: InMemoryStore("test"),
+    "rocksdb": lambda directory: RocksDBStoreProvider(directory).store("query", "operator", 0),
+}
+PROVIDER_FACTORIES: dict[str, Callable[[Path], StoreProvider]] = {
+    "memory": lambda _: InMemoryStoreProvider(),
+    "rocksdb": RocksDBStoreProvider,
+}
 
 
 @pytest.fixture(params=sorted(STORE_FACTORIES))
-def store(request: pytest.FixtureRequest) -> Iterator[StateStore]:
-    made = STORE_FACTORIES[request.param]()
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
+    made = STORE_FACTORIES[request.param](tmp_path)
     yield made
     made.close()
 
 
 @pytest.fixture(params=sorted(PROVIDER_FACTORIES))
-def provider(request: pytest.FixtureRequest) -> StoreProvider:
-    return PROVIDER_FACTORIES[request.param]()
+def provider(request: pytest.FixtureRequest, tmp_path: Path) -> StoreProvider:
+    return PROVIDER_FACTORIES[request.param](tmp_path)
 
 
 def filled(store: StateStore, keys: list[bytes]) -> StateStore:

@@ -1,0 +1,269 @@
+"""The durable state store: RocksDB through rocksdict, one database per (query, partition) on local disk.
+
+Layout: `<state directory>/<query id>/<partition>` is one RocksDB database, and each operator store of
+that task is a column family named after the operator (e.g. `Aggregate-Aggregate-Materialize`), so a
+task's stores share one write-ahead log and one set of files, as a Kafka Streams task's stores share a
+task directory. Keys are stored as the bytes they are (rocksdict's raw mode), so RocksDB's bytewise order
+is the order the StateStore interface promises.
+
+Values are serialized with pickle (protocol 5). The state is local and internal: only this process writes
+it and only this process reads it back, never anything received from outside, so pickle's ability to run
+code on load is no exposure here, and it round-trips every plain-data value exactly (tuples stay tuples,
+Decimal keeps its scale) at C speed.
+
+Memory is bounded per provider: one block cache shared by every database (index and filter blocks are
+charged to it too) and one write-buffer manager bounding the memtables of all of them together.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import shutil
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+from rocksdict import (
+    BlockBasedOptions,
+    Cache,
+    Options,
+    Rdict,
+    ReadOptions,
+    WriteBatch,
+    WriteBufferManager,
+    WriteOptions,
+)
+
+from ksqlpy.state.base import StateStore, StoreProvider
+
+MB = 1024 * 1024
+STATE_DIR_PROPERTIES = ("state.dir", "ksql.streams.state.dir")  # as SET names it first, then server config
+PICKLE_PROTOCOL = 5
+
+
+def state_directory(properties: Mapping[str, Any]) -> Path:
+    """Where the durable state lives: `state.dir` / `ksql.streams.state.dir`, else a per-user default.
+
+    The default follows the XDG base directory convention: `$XDG_STATE_HOME/ksqlpy`, or
+    `~/.local/state/ksqlpy` when XDG_STATE_HOME is unset. The directory is created if missing.
+    """
+    for name in STATE_DIR_PROPERTIES:
+        configured = str(properties.get(name) or "").strip()
+        if configured:
+            directory = Path(configured).expanduser()
+            break
+    else:
+        xdg_state_home = os.environ.get("XDG_STATE_HOME", "")
+        # The XDG convention ignores a relative XDG_STATE_HOME.
+        base = Path(xdg_state_home) if os.path.isabs(xdg_state_home) else Path.home() / ".local" / "state"
+        directory = base / "ksqlpy"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@dataclass(frozen=True)
+class RocksDBSettings:
+    """Memory bounds and durability of a provider's databases."""
+
+    block_cache_bytes: int = 64 * MB  # shared by every database of the provider
+    write_buffer_bytes: int = 16 * MB  # one memtable of one column family
+    total_write_buffer_bytes: int = 64 * MB  # all memtables of the provider together
+    # The write-ahead log makes a write durable before the memtable is flushed; without it a crash loses
+    # what was written since the last flush, which only a changelog restore can bring back.
+    write_ahead_log: bool = True
+
+
+class _Database:
+    """One RocksDB database: the stores of one partition of one query, a column family each.
+
+    It closes itself when its last store is closed.
+    """
+
+    def __init__(
+        self, path: Path, db_options: Options, family_options: Options, write_options: WriteOptions
+    ) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        # RocksDB refuses to open a database without naming every column family it has.
+        self.families = set(Rdict.list_cf(str(path))) if (path / "CURRENT").exists() else set()
+        self.families.discard("default")
+        self.rdict = Rdict(
+            str(path), db_options, column_families=dict.fromkeys(self.families, family_options)
+        )
+        self.path = path
+        self._family_options = family_options
+        self._write_options = write_options
+        self._open_stores: set[str] = set()
+        self.closed = False
+
+    def open_store(self, operator: str) -> RocksDBStore:
+        if operator in self.families:
+            family = self.rdict.get_column_family(operator)
+        else:
+            family = self.rdict.create_column_family(operator, self._family_options)
+            self.families.add(operator)
+        family.set_write_options(self._write_options)
+        self._open_stores.add(operator)
+        return RocksDBStore(self, operator, family)
+
+    def write(self, batch: WriteBatch) -> None:
+        self.rdict.write(batch, self._write_options)
+
+    def release(self, operator: str) -> None:
+        self._open_stores.discard(operator)
+        if not self._open_stores and not self.closed:
+            self.rdict.close()
+            self.closed = True
+
+
+class RocksDBStore(StateStore):
+    """One operator's column family in its task's database.
+
+    Point reads and writes are one call into RocksDB each plus a pickle; write_batch is one atomic
+    WriteBatch; scans walk a RocksDB iterator, which reads from the snapshot taken when the scan starts,
+    so the store may be written while a scan walks it. __len__ counts the keys by scanning them: RocksDB
+    keeps only an estimate, so it costs a full scan and is meant for tests and diagnostics.
+    """
+
+    def __init__(self, database: _Database, operator: str, family: Rdict) -> None:
+        super().__init__(f"{database.path}/{operator}")
+        self.operator = operator
+        self._database = database
+        self._family = family
+        self.closed = False
+
+    def get(self, key: bytes) -> Any | None:
+        stored = self._family.get(key)
+        return None if stored is None else pickle.loads(stored)
+
+    def multi_get(self, keys: Sequence[bytes]) -> list[Any | None]:
+        if not keys:
+            return []
+        loads = pickle.loads
+        stored_values = cast("list[bytes | None]", self._family.get(list(keys)))  # a list for a list of keys
+        return [None if stored is None else loads(stored) for stored in stored_values]
+
+    def put(self, key: bytes, value: Any) -> None:
+        self._family[key] = pickle.dumps(value, PICKLE_PROTOCOL)
+
+    def delete(self, key: bytes) -> None:
+        del self._family[key]
+
+    def write_batch(self, changes: Mapping[bytes, Any | None]) -> None:
+        if not changes:
+            return
+        batch = WriteBatch(raw_mode=True)
+        # The handle is fetched per batch, not kept: a live handle keeps the database open after close.
+        batch.set_default_column_family(self._database.rdict.get_column_family_handle(self.operator))
+        dumps = pickle.dumps
+        for key, value in changes.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, dumps(value, PICKLE_PROTOCOL))
+        self._database.write(batch)
+
+    def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
+        if start is not None and end is not None and start >= end:
+            return iter(())
+        bounds = ReadOptions()
+        if end is not None:
+            bounds.set_iterate_upper_bound(end)
+        # items() creates the RocksDB iterator (and so its snapshot) now, not at the first next().
+        return _loaded(self._family.items(from_key=start, read_opt=bounds), bounds)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self._family.keys())  # noqa: SIM118 - an Rdict is not iterable itself
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._family.close()
+            self._database.release(self.operator)
+
+
+def _loaded(items: Iterable[tuple[Any, bytes]], bounds: ReadOptions) -> Iterator[tuple[bytes, Any]]:
+    """Unpickles the values of a scan, holding its read options while it runs: they own the upper bound,
+    RocksDB's iterator only points to it (rocksdict 0.3 does not keep them alive), and would compare keys
+    with freed memory if they were collected first."""
+    loads = pickle.loads
+    for key, stored in items:
+        yield key, loads(stored)
+
+
+class RocksDBStoreProvider(StoreProvider):
+    """Opens one database per (query, partition) under `directory`, a column family per operator store.
+
+    A store stays open until closed or its query dropped; store() for the same address returns the same
+    open store, and after close reopens it from disk.
+    """
+
+    def __init__(self, directory: Path, settings: RocksDBSettings | None = None) -> None:
+        self.directory = Path(directory)
+        self.settings = settings or RocksDBSettings()
+        self.block_cache = Cache(self.settings.block_cache_bytes)
+        self.write_buffers = WriteBufferManager(self.settings.total_write_buffer_bytes, False)
+        self._databases: dict[tuple[str, int], _Database] = {}
+        self._stores: dict[tuple[str, str, int], RocksDBStore] = {}
+
+    def store(self, query_id: str, operator: str, partition: int) -> RocksDBStore:
+        address = (query_id, operator, partition)
+        found = self._stores.get(address)
+        if found is None or found.closed:
+            found = self._stores[address] = self._database(query_id, partition).open_store(operator)
+        return found
+
+    def drop_query(self, query_id: str) -> None:
+        for address in [a for a in self._stores if a[0] == query_id]:
+            self._stores.pop(address).close()
+        for task in [t for t in self._databases if t[0] == query_id]:
+            del self._databases[task]
+        shutil.rmtree(self._query_directory(query_id), ignore_errors=True)
+
+    def close(self) -> None:
+        """Close every open store (and so every database); their data stays on disk."""
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()
+        self._databases.clear()
+
+    def _database(self, query_id: str, partition: int) -> _Database:
+        task = (query_id, partition)
+        database = self._databases.get(task)
+        if database is None or database.closed:
+            path = self._query_directory(query_id) / str(partition)
+            database = self._databases[task] = _Database(
+                path, self._db_options(), self._family_options(), self._write_options()
+            )
+        return database
+
+    def _query_directory(self, query_id: str) -> Path:
+        if not query_id or query_id in (".", "..") or "/" in query_id or os.sep in query_id:
+            raise ValueError(f"a query id cannot name a state directory: {query_id!r}")
+        return self.directory / query_id
+
+    def _db_options(self) -> Options:
+        options = self._family_options()
+        options.create_if_missing(True)
+        options.create_missing_column_families(True)
+        options.set_write_buffer_manager(self.write_buffers)
+        return options
+
+    def _family_options(self) -> Options:
+        table = BlockBasedOptions()
+        table.set_block_cache(self.block_cache)
+        table.set_cache_index_and_filter_blocks(True)
+        # Most lookups of a growing aggregate are for keys not there yet; a bloom filter answers those
+        # without reading a block.
+        table.set_bloom_filter(10, False)
+        options = Options(raw_mode=True)
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_size(self.settings.write_buffer_bytes)
+        return options
+
+    def _write_options(self) -> WriteOptions:
+        options = WriteOptions()
+        # rocksdict's stub declares disable_wal a method; it is a property.
+        options.disable_wal = not self.settings.write_ahead_log  # type: ignore[method-assign, assignment]
+        return options
