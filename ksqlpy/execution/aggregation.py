@@ -18,7 +18,7 @@ import struct
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from itertools import accumulate
+from itertools import accumulate, repeat
 from typing import Any, cast
 
 from ksqlpy.execution.emission import Emission
@@ -255,6 +255,26 @@ class AggregateOperator:
                 results.append(aggregator.result(accumulator))
             return accumulator, results if running else results[-1:]
 
+    def _folded_groups(self, index: int, accumulators: list[Any], arguments: list[list[Any]], bounds: list[int],
+                       running: bool, origins: list[int]) -> tuple[list[Any], list[Any]]:
+        """Aggregate `index` over consecutive groups of rows (group g: rows bounds[g] to bounds[g + 1], from
+        accumulators[g]): each group's new accumulator, and the results after each row when `running`, else
+        one per group. All groups go in one call; if that raises, group by group, down to the rows at fault."""
+        if running:
+            try:
+                return self.aggregators[index].add_each_grouped(accumulators, arguments, bounds)
+            except Exception:  # whatever it raises, narrowed down below
+                pass
+        updated: list[Any] = []
+        results: list[Any] = []
+        for group, accumulator in enumerate(accumulators):
+            low, high = bounds[group], bounds[group + 1]
+            accumulator, values = self._folded(index, accumulator, [column[low:high] for column in arguments],
+                                               running, partial(_picked, origins, range(low, high)))
+            updated.append(accumulator)
+            results += values
+        return updated, results
+
     def _late(self, partition: int, origin: int) -> None:
         self.late_counts[partition] = self.late_counts.get(partition, 0) + 1
         self.log_row(origin, "Record dropped: it arrived after its window closed (stream time past window end "
@@ -364,23 +384,21 @@ class AggregateOperator:
         arguments = [self._arguments(columns, meta, sorted_rows, j) for j in range(len(self.aggregators))]
         sorted_times = [timestamps[r] for r in sorted_rows]
         every_update = self.emission is Emission.EVERY_UPDATE
-        results: list[list[Any]] = [[None] * len(rows) for _ in self.aggregators] if every_update else \
-            [[] for _ in self.aggregators]
+        results: list[list[Any]] = []
+        folded: list[list[Any]] = []  # per aggregate, each group's new accumulator
+        sorted_origins = [meta[ORIGIN][r] for r in sorted_rows]
+        for j, aggregator in enumerate(self.aggregators):
+            initial = [entry[0][j] if entry is not None else aggregator.initial() for entry in entries]
+            accumulators, values = self._folded_groups(j, initial, arguments[j], bounds, every_update,
+                                                       sorted_origins)
+            folded.append(accumulators)
+            results.append(values)
         running_times: list[int] = [0] * len(rows) if every_update else []
         changes: dict[bytes, Entry] = {}
-        for group, store_key in enumerate(store_keys):
+        for group, (store_key, accumulators_of_group) in enumerate(
+                zip(store_keys, zip(*folded, strict=True) if folded else repeat(()), strict=False)):
             low, high = bounds[group], bounds[group + 1]
             entry = entries[group]
-            accumulators = list(entry[0]) if entry is not None else [a.initial() for a in self.aggregators]
-            for j in range(len(self.aggregators)):
-                slices = [column[low:high] for column in arguments[j]]
-                accumulators[j], running = self._folded(
-                    j, accumulators[j], slices, every_update,
-                    partial(_picked, meta[ORIGIN], sorted_rows[low:high]))
-                if every_update:
-                    results[j][low:high] = running
-                else:
-                    results[j].append(running[-1])
             previous_time = entry[1] if entry is not None else -1
             if every_update:
                 running = list(accumulate(sorted_times[low:high], max, initial=previous_time))[1:]
@@ -389,7 +407,7 @@ class AggregateOperator:
             else:
                 latest = max(previous_time, max(sorted_times[low:high]))
                 running_times.append(latest)
-            changes[store_key] = (tuple(accumulators), latest,
+            changes[store_key] = (tuple(accumulators_of_group), latest,
                                   self._key_fields(distinct_groups[group][0] if starts is not None
                                                    else distinct_groups[group]))
         store.write_batch(changes)

@@ -64,6 +64,21 @@ class Aggregator(ABC):
             results.append(self.result(accumulator))
         return accumulator, results
 
+    def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
+                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        """add_each over consecutive groups of rows at once: group g is rows bounds[g] to bounds[g + 1] of
+        `columns` and starts from accumulators[g]. Returns each group's new accumulator and every row's
+        result. Many small groups (a batch spread over many keys) make the call per group the cost; the
+        common aggregates override this with one pass over all rows."""
+        updated: list[Any] = []
+        results: list[Any] = []
+        for group, accumulator in enumerate(accumulators):
+            low, high = bounds[group], bounds[group + 1]
+            accumulator, running = self.add_each(accumulator, [column[low:high] for column in columns])
+            updated.append(accumulator)
+            results += running
+        return updated, results
+
     def undo(self, accumulator: Any, columns: Columns) -> Any:
         """The accumulator with the rows of `columns` taken back out (aggregation over tables)."""
         raise StatementError(f"{type(self).__name__} cannot undo a row's contribution")

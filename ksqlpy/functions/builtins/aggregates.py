@@ -152,6 +152,13 @@ class CountRows(Aggregator):
         rows = len(columns[-1])
         return accumulator + rows, list(range(accumulator + 1, accumulator + rows + 1))
 
+    def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
+                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        results: list[Any] = []
+        for count, low, high in zip(accumulators, bounds, bounds[1:], strict=False):
+            results += range(count + 1, count + high - low + 1)
+        return [count + high - low for count, low, high in zip(accumulators, bounds, bounds[1:], strict=False)], results
+
     def undo(self, accumulator: int, columns: Columns) -> int:
         return accumulator - len(columns[-1])
 
@@ -176,6 +183,12 @@ class CountValues(CountRows):
             return super().add_each(accumulator, columns)
         counts = list(accumulate(map(_not_none, column), initial=accumulator))[1:]
         return counts[-1], counts
+
+    def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
+                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        if None not in columns[0]:  # every row counts, as for COUNT(*)
+            return super().add_each_grouped(accumulators, columns, bounds)
+        return Aggregator.add_each_grouped(self, accumulators, columns, bounds)
 
     def undo(self, accumulator: int, columns: Columns) -> int:
         column = columns[0]
@@ -267,6 +280,23 @@ class Average(Aggregator):
             return [totals[-1], counts[-1]], list(map(truediv, sums, counts))
         counts = list(accumulate(map(_not_none, column), initial=accumulator[1]))[1:]
         return [totals[-1], counts[-1]], list(map(_average, totals, counts))
+
+    def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
+                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        column = columns[0]
+        if self.arithmetic.sql_type != DOUBLE or None in column:  # sums that wrap or skip: group by group
+            return super().add_each_grouped(accumulators, columns, bounds)
+        # Doubles added one after another as Java does, in one pass over every group's rows
+        updated: list[Any] = []
+        results: list[Any] = []
+        append = results.append
+        for (total, count), low, high in zip(accumulators, bounds, bounds[1:], strict=False):
+            for value in column[low:high]:
+                total += value
+                count += 1
+                append(total / count)
+            updated.append([total, count])
+        return updated, results
 
     def undo(self, accumulator: list[Any], columns: Columns) -> list[Any]:
         values = _present(columns[0])
