@@ -213,6 +213,8 @@ class AggregateOperator:
 
     def _key_fields(self, key: Any) -> tuple[Any, ...]:
         """A group key's column values, as SQL sees them."""
+        if self.key_width == 1 and not isinstance(key, _Frozen):
+            return (key,)  # the common case, without the pass below
         fields = key if self.key_width > 1 else (key,)
         return tuple(field.value if isinstance(field, _Frozen) else field for field in fields)
 
@@ -415,7 +417,9 @@ class AggregateOperator:
             return self._final_rows(partition, stream_times)
         if every_update:
             # back to input order: output i belongs to input row i
-            inverse = sorted(range(len(rows)), key=order.__getitem__)
+            inverse = [0] * len(rows)
+            for position, row in enumerate(order):
+                inverse[row] = position
             out_rows = rows
             out_groups = group_of
             values = [[column[i] for i in inverse] for column in results]
