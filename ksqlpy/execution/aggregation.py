@@ -15,7 +15,6 @@ aggregate's prefix pass (add_each). Tables (which retract a row's old contributi
 from __future__ import annotations
 
 import struct
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import accumulate, repeat
@@ -48,6 +47,14 @@ Entry = tuple[tuple[Any, ...], int, Any]
 
 def _picked(column: list[Any], rows: Sequence[int]) -> list[Any]:
     return [column[r] for r in rows]
+
+
+def _members(group_of: Sequence[int], groups: int) -> list[list[int]]:
+    """Each group's positions in `group_of`, in order."""
+    members: list[list[int]] = [[] for _ in range(groups)]
+    for position, group in enumerate(group_of):
+        members[group].append(position)
+    return members
 
 
 class OperatorStores:
@@ -257,24 +264,28 @@ class AggregateOperator:
                 results.append(aggregator.result(accumulator))
             return accumulator, results if running else results[-1:]
 
-    def _folded_groups(self, index: int, accumulators: list[Any], arguments: list[list[Any]], bounds: list[int],
-                       running: bool, origins: list[int]) -> tuple[list[Any], list[Any]]:
-        """Aggregate `index` over consecutive groups of rows (group g: rows bounds[g] to bounds[g + 1], from
-        accumulators[g]): each group's new accumulator, and the results after each row when `running`, else
-        one per group. All groups go in one call; if that raises, group by group, down to the rows at fault."""
+    def _folded_groups(self, index: int, accumulators: list[Any], arguments: list[list[Any]], group_of: list[int],
+                       members: list[list[int]] | None, running: bool, origins: list[int]) -> tuple[list[Any], list[Any]]:
+        """Aggregate `index` over a batch's groups (row i in group group_of[i], which starts from
+        accumulators[group]): each group's new accumulator, and the results after each row (in row order)
+        when `running`, else one per group. All groups go in one call; if that raises, group by group, down
+        to the rows at fault. `members` lists each group's rows, when the caller has them."""
         if running:
             try:
-                return self.aggregators[index].add_each_grouped(accumulators, arguments, bounds)
+                return self.aggregators[index].add_each_grouped(accumulators, arguments, group_of)
             except Exception:  # whatever it raises, narrowed down below
                 pass
         updated: list[Any] = []
-        results: list[Any] = []
-        for group, accumulator in enumerate(accumulators):
-            low, high = bounds[group], bounds[group + 1]
-            accumulator, values = self._folded(index, accumulator, [column[low:high] for column in arguments],
-                                               running, partial(_picked, origins, range(low, high)))
+        results: list[Any] = [None] * len(group_of) if running else []
+        for accumulator, rows in zip(accumulators, members or _members(group_of, len(accumulators)), strict=True):
+            accumulator, values = self._folded(index, accumulator, [[column[r] for r in rows] for column in arguments],
+                                               running, partial(_picked, origins, rows))
             updated.append(accumulator)
-            results += values
+            if running:
+                for row, value in zip(rows, values, strict=True):
+                    results[row] = value
+            else:
+                results += values
         return updated, results
 
     def _late(self, partition: int, origin: int) -> None:
@@ -379,58 +390,46 @@ class AggregateOperator:
         ]
         store = self.stores(partition)
         entries: list[Entry | None] = store.multi_get(store_keys)
-        order = sorted(range(len(rows)), key=group_of.__getitem__)
-        sorted_rows = [rows[i] for i in order]
-        counts = Counter(group_of)
-        bounds = [0, *accumulate(counts[g] for g in range(len(distinct_groups)))]
-        arguments = [self._arguments(columns, meta, sorted_rows, j) for j in range(len(self.aggregators))]
-        sorted_times = [timestamps[r] for r in sorted_rows]
         every_update = self.emission is Emission.EVERY_UPDATE
+        # each group's positions in `rows`: for emitting once per group, or narrowing a failing aggregate
+        members = None if every_update else _members(group_of, len(distinct_groups))
+        arguments = [self._arguments(columns, meta, rows, j) for j in range(len(self.aggregators))]
+        origins = [meta[ORIGIN][r] for r in rows]
         results: list[list[Any]] = []
         folded: list[list[Any]] = []  # per aggregate, each group's new accumulator
-        sorted_origins = [meta[ORIGIN][r] for r in sorted_rows]
         for j, aggregator in enumerate(self.aggregators):
             initial = [entry[0][j] if entry is not None else aggregator.initial() for entry in entries]
-            accumulators, values = self._folded_groups(j, initial, arguments[j], bounds, every_update,
-                                                       sorted_origins)
+            accumulators, values = self._folded_groups(j, initial, arguments[j], group_of, members, every_update,
+                                                       origins)
             folded.append(accumulators)
             results.append(values)
-        running_times: list[int] = [0] * len(rows) if every_update else []
+        # the largest timestamp that has contributed to each group, and after each row
+        latest = [entry[1] if entry is not None else -1 for entry in entries]
+        running_times: list[int] = []
+        append = running_times.append
+        for group, row in zip(group_of, rows, strict=True):
+            time = timestamps[row]
+            if time > latest[group]:
+                latest[group] = time
+            append(latest[group])
         changes: dict[bytes, Entry] = {}
         for group, (store_key, accumulators_of_group) in enumerate(
                 zip(store_keys, zip(*folded, strict=True) if folded else repeat(()), strict=False)):
-            low, high = bounds[group], bounds[group + 1]
-            entry = entries[group]
-            previous_time = entry[1] if entry is not None else -1
-            if every_update:
-                running = list(accumulate(sorted_times[low:high], max, initial=previous_time))[1:]
-                running_times[low:high] = running
-                latest = running[-1]
-            else:
-                latest = max(previous_time, max(sorted_times[low:high]))
-                running_times.append(latest)
-            changes[store_key] = (tuple(accumulators_of_group), latest,
+            changes[store_key] = (tuple(accumulators_of_group), latest[group],
                                   self._key_fields(distinct_groups[group][0] if starts is not None
                                                    else distinct_groups[group]))
         store.write_batch(changes)
         if self.final:
             return self._final_rows(partition, stream_times)
-        if every_update:
-            # back to input order: output i belongs to input row i
-            inverse = [0] * len(rows)
-            for position, row in enumerate(order):
-                inverse[row] = position
-            out_rows = rows
-            out_groups = group_of
-            values = [[column[i] for i in inverse] for column in results]
-            out_times = [running_times[i] for i in inverse]
+        if members is None:  # every update: output i belongs to input row i
+            out_rows, out_groups, values, out_times = rows, group_of, results, running_times
         else:
             # one output per group, in the order of the groups' last updates (a record cache's flush order),
             # carrying the group's last row's metadata
-            out_groups = sorted(range(len(distinct_groups)), key=lambda g: order[bounds[g + 1] - 1])
-            out_rows = [sorted_rows[bounds[g + 1] - 1] for g in out_groups]
+            out_groups = sorted(range(len(distinct_groups)), key=lambda g: members[g][-1])
+            out_rows = [rows[members[g][-1]] for g in out_groups]
             values = [[column[g] for g in out_groups] for column in results]
-            out_times = [running_times[g] for g in out_groups]
+            out_times = [latest[g] for g in out_groups]
         return self._columns(meta, keys, out_rows, out_groups, distinct_groups, store_keys, values, out_times,
                              partition, starts is not None)
 

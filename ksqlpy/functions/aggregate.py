@@ -65,18 +65,21 @@ class Aggregator(ABC):
         return accumulator, results
 
     def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
-                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
-        """add_each over consecutive groups of rows at once: group g is rows bounds[g] to bounds[g + 1] of
-        `columns` and starts from accumulators[g]. Returns each group's new accumulator and every row's
-        result. Many small groups (a batch spread over many keys) make the call per group the cost; the
-        common aggregates override this with one pass over all rows."""
+                         group_of: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        """add_each over many groups at once: row i of `columns` belongs to group group_of[i], which starts
+        from accumulators[group]. Returns each group's new accumulator and every row's result, in row order.
+        Many small groups (a batch spread over many keys) make a call per group the cost; the common
+        aggregates override this with one pass over the rows."""
+        members: list[list[int]] = [[] for _ in accumulators]
+        for row, group in enumerate(group_of):
+            members[group].append(row)
         updated: list[Any] = []
-        results: list[Any] = []
-        for group, accumulator in enumerate(accumulators):
-            low, high = bounds[group], bounds[group + 1]
-            accumulator, running = self.add_each(accumulator, [column[low:high] for column in columns])
+        results: list[Any] = [None] * len(group_of)
+        for accumulator, rows in zip(accumulators, members, strict=True):
+            accumulator, running = self.add_each(accumulator, [[column[r] for r in rows] for column in columns])
             updated.append(accumulator)
-            results += running
+            for row, result in zip(rows, running, strict=True):
+                results[row] = result
         return updated, results
 
     def undo(self, accumulator: Any, columns: Columns) -> Any:

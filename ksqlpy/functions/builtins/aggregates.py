@@ -153,11 +153,15 @@ class CountRows(Aggregator):
         return accumulator + rows, list(range(accumulator + 1, accumulator + rows + 1))
 
     def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
-                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+                         group_of: Sequence[int]) -> tuple[list[Any], list[Any]]:
+        counts = list(accumulators)
         results: list[Any] = []
-        for count, low, high in zip(accumulators, bounds, bounds[1:], strict=False):
-            results += range(count + 1, count + high - low + 1)
-        return [count + high - low for count, low, high in zip(accumulators, bounds, bounds[1:], strict=False)], results
+        append = results.append
+        for group in group_of:
+            count = counts[group] + 1
+            counts[group] = count
+            append(count)
+        return counts, results
 
     def undo(self, accumulator: int, columns: Columns) -> int:
         return accumulator - len(columns[-1])
@@ -185,10 +189,10 @@ class CountValues(CountRows):
         return counts[-1], counts
 
     def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
-                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+                         group_of: Sequence[int]) -> tuple[list[Any], list[Any]]:
         if None not in columns[0]:  # every row counts, as for COUNT(*)
-            return super().add_each_grouped(accumulators, columns, bounds)
-        return Aggregator.add_each_grouped(self, accumulators, columns, bounds)
+            return super().add_each_grouped(accumulators, columns, group_of)
+        return Aggregator.add_each_grouped(self, accumulators, columns, group_of)
 
     def undo(self, accumulator: int, columns: Columns) -> int:
         column = columns[0]
@@ -282,21 +286,22 @@ class Average(Aggregator):
         return [totals[-1], counts[-1]], list(map(_average, totals, counts))
 
     def add_each_grouped(self, accumulators: Sequence[Any], columns: Columns,
-                         bounds: Sequence[int]) -> tuple[list[Any], list[Any]]:
+                         group_of: Sequence[int]) -> tuple[list[Any], list[Any]]:
         column = columns[0]
         if self.arithmetic.sql_type != DOUBLE or None in column:  # sums that wrap or skip: group by group
-            return super().add_each_grouped(accumulators, columns, bounds)
-        # Doubles added one after another as Java does, in one pass over every group's rows
-        updated: list[Any] = []
+            return super().add_each_grouped(accumulators, columns, group_of)
+        # Doubles added one after another as Java does, in one pass over the rows
+        totals = [accumulator[0] for accumulator in accumulators]
+        counts = [accumulator[1] for accumulator in accumulators]
         results: list[Any] = []
         append = results.append
-        for (total, count), low, high in zip(accumulators, bounds, bounds[1:], strict=False):
-            for value in column[low:high]:
-                total += value
-                count += 1
-                append(total / count)
-            updated.append([total, count])
-        return updated, results
+        for group, value in zip(group_of, column, strict=True):
+            total = totals[group] + value
+            count = counts[group] + 1
+            totals[group] = total
+            counts[group] = count
+            append(total / count)
+        return [[total, count] for total, count in zip(totals, counts, strict=True)], results
 
     def undo(self, accumulator: list[Any], columns: Columns) -> list[Any]:
         values = _present(columns[0])
