@@ -156,12 +156,13 @@ class RocksDBStore(StateStore):
         batch = WriteBatch(raw_mode=True)
         # The handle is fetched per batch, not kept: a live handle keeps the database open after close.
         batch.set_default_column_family(self._database.rdict.get_column_family_handle(self.operator))
-        dumps = pickle.dumps
+        # The item methods skip parsing put()'s and delete()'s optional column family: a third faster.
+        put, delete, dumps = batch.__setitem__, batch.__delitem__, pickle.dumps
         for key, value in changes.items():
             if value is None:
-                batch.delete(key)
+                delete(key)
             else:
-                batch.put(key, dumps(value, PICKLE_PROTOCOL))
+                put(key, dumps(value, PICKLE_PROTOCOL))
         self._database.write(batch)
 
     def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
