@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from rocksdict import Rdict
 
-from ksqlpy.state.rocksdb import RocksDBSettings, RocksDBStoreProvider, state_directory
+from ksqlpy.state.rocksdb import MB, RocksDBSettings, RocksDBStoreProvider, state_directory
 
 AGGREGATE = "Aggregate-Aggregate-Materialize"
 JOIN = "Join-left-StateStore"
@@ -213,6 +213,27 @@ def test_a_write_batch_of_100k_keys_scans_back_in_byte_order(tmp_path: Path) -> 
     assert len(store) == 100_000
     lower, upper = b"key" + struct.pack(">q", 500), b"key" + struct.pack(">q", 99_500)
     assert len(list(store.range(lower, upper))) == 99_000
+    provider.close()
+
+
+def test_memory_stays_within_the_configured_block_cache_and_write_buffers(tmp_path: Path) -> None:
+    settings = RocksDBSettings(block_cache_bytes=MB, write_buffer_bytes=MB // 2, total_write_buffer_bytes=MB)
+    provider = RocksDBStoreProvider(tmp_path, settings)
+    stores = [
+        provider.store("q", operator, partition) for operator in (AGGREGATE, JOIN) for partition in (0, 1)
+    ]
+    payload = bytes(1000)
+    most = {"block cache": 0, "write buffers": 0}
+    for round_number in range(40):  # 16 MB written, four times each store's write buffer
+        for store in stores:
+            store.write_batch({b"%06d" % (round_number * 100 + n): payload for n in range(100)})
+        for kind, used in provider.memory_usage().items():
+            most[kind] = max(most[kind], used)
+    for store in stores:
+        assert sum(1 for _ in store.range()) == 4000
+    after_scans = provider.memory_usage()
+    assert 0 < most["write buffers"] <= MB * 1.25  # RocksDB lets memtables overshoot while a flush runs
+    assert 0 < after_scans["block cache"] <= MB * 1.25
     provider.close()
 
 
