@@ -43,6 +43,10 @@ STATE_DIR_PROPERTIES = ("state.dir", "ksql.streams.state.dir")  # as SET names i
 PICKLE_PROTOCOL = 5
 
 
+class StateDirectoryInUse(RuntimeError):
+    """A database is already open, in this process or another: RocksDB allows one owner at a time."""
+
+
 def state_directory(properties: Mapping[str, Any]) -> Path:
     """Where the durable state lives: `state.dir` / `ksql.streams.state.dir`, else a per-user default.
 
@@ -88,9 +92,17 @@ class _Database:
         # RocksDB refuses to open a database without naming every column family it has.
         self.families = set(Rdict.list_cf(str(path))) if (path / "CURRENT").exists() else set()
         self.families.discard("default")
-        self.rdict = Rdict(
-            str(path), db_options, column_families=dict.fromkeys(self.families, family_options)
-        )
+        try:
+            self.rdict = Rdict(
+                str(path), db_options, column_families=dict.fromkeys(self.families, family_options)
+            )
+        except Exception as error:  # rocksdict raises plain Exception for every RocksDB status
+            if "lock" not in str(error).lower():
+                raise
+            raise StateDirectoryInUse(
+                f"the state of {path.parent.name} partition {path.name} is open in another store provider "
+                f"(each ksqlpy process needs its own state directory: set state.dir): {error}"
+            ) from error
         self.path = path
         self._family_options = family_options
         self._write_options = write_options

@@ -17,7 +17,13 @@ from typing import Any
 import pytest
 from rocksdict import Rdict
 
-from ksqlpy.state.rocksdb import MB, RocksDBSettings, RocksDBStoreProvider, state_directory
+from ksqlpy.state.rocksdb import (
+    MB,
+    RocksDBSettings,
+    RocksDBStoreProvider,
+    StateDirectoryInUse,
+    state_directory,
+)
 
 AGGREGATE = "Aggregate-Aggregate-Materialize"
 JOIN = "Join-left-StateStore"
@@ -131,6 +137,17 @@ def test_one_database_per_query_and_partition_with_a_column_family_per_operator(
     assert sorted(path.name for path in (tmp_path / "q").iterdir()) == ["0", "1"]
     assert sorted(Rdict.list_cf(str(tmp_path / "q" / "0"))) == sorted(["default", AGGREGATE, JOIN])
     assert sorted(Rdict.list_cf(str(tmp_path / "q" / "1"))) == sorted(["default", AGGREGATE])
+
+
+def test_a_database_open_elsewhere_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    owner = RocksDBStoreProvider(tmp_path)
+    owner.store("q", AGGREGATE, 0)
+    with pytest.raises(StateDirectoryInUse, match="q partition 0 is open in another store provider"):
+        RocksDBStoreProvider(tmp_path).store("q", JOIN, 0)
+    owner.close()
+    successor = RocksDBStoreProvider(tmp_path)
+    assert successor.store("q", JOIN, 0).get(b"k") is None
+    successor.close()
 
 
 def test_closing_one_store_leaves_the_others_of_its_database_open(tmp_path: Path) -> None:
