@@ -4,6 +4,7 @@ record caching, late records in SHOW QUERIES / DESCRIBE EXTENDED, and push queri
 from __future__ import annotations
 
 import io
+import re
 import struct
 import subprocess
 import sys
@@ -266,3 +267,28 @@ def test_push_query_over_an_aggregate_streams_its_updates(
     assert result.rows == [["a", 1], ["b", 1], ["a", 2]]
     # the push query's state went with it: asking for its store now gives a new, empty one
     assert len(app.engine.state.store("transient_0", "Aggregate-Aggregate-Materialize", 0)) == 0
+
+
+def test_shell_notes_in_memory_state_and_shows_late_records(
+    broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+) -> None:
+    source = unique_topic("shell_events")
+    produce_json(broker, source, [("a", {"V": 1}, 5 * MINUTE), ("a", {"V": 2}, 1_000)])  # the second is late
+    script = (
+        "SET 'auto.offset.reset'='earliest';\n"
+        f"CREATE STREAM shell_events (k STRING KEY, v INT) WITH (kafka_topic='{source}', value_format='JSON');\n"
+        "CREATE TABLE shell_counts AS SELECT k, COUNT(*) AS n FROM shell_events\n"
+        "  WINDOW TUMBLING (SIZE 1 MINUTE, GRACE PERIOD 0 SECONDS) GROUP BY k;\n"
+        "SELECT k, n FROM shell_counts EMIT CHANGES LIMIT 1;\n"
+        "SHOW QUERIES;\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ksqlpy.cli", "shell", "--bootstrap-servers", broker,
+         "--service-id", f"shell_{uuid.uuid4().hex[:10]}_"],
+        input=script, capture_output=True, text=True, timeout=40, check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "keeps its aggregation state in memory: it is lost when ksqlpy stops" in done.stderr
+    assert "Late Records" in done.stdout
+    # records in 2, out 1 (the late one dropped), lag, late records 1
+    assert re.search(r"\| 2 +\| 1 +\| \d+ +\| 1 +\|\n", done.stdout), done.stdout
