@@ -19,6 +19,8 @@ from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.push import DELETED
 from ksqlpy.runtime.tools import ConsumedRecord
+from ksqlpy.shell.render import StreamingTable
+from ksqlpy.types import INTEGER, STRING
 
 AppFactory = Callable[..., KsqlpyApp]
 MINUTE = 60_000
@@ -251,7 +253,11 @@ def test_push_query_over_a_table_shows_deleted_rows_as_tombstones(
     [result] = app.execute("SELECT * FROM stock WHERE qty > 0 EMIT CHANGES LIMIT 3;")
 
     assert result.rows == [["pen", 3], ["ink", 9], ["pen", DELETED]]
-    assert str(DELETED) == "<TOMBSTONE>"
+    shown = io.StringIO()
+    table = StreamingTable(shown)
+    table.header(["ITEM", "QTY"], [STRING, INTEGER])
+    table.row(["pen", DELETED])
+    assert shown.getvalue().splitlines()[-1] == "| pen          | <TOMBSTONE>  |"  # as ksqlDB's CLI shows it
 
 
 def test_push_query_over_an_aggregate_streams_its_updates(
