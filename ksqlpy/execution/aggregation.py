@@ -5,11 +5,11 @@ shaped like a source's (key columns, one column per aggregate, then the metadata
 one per update of a (key, window) entry. State is one entry per (key, window) in the query's store for the
 row's partition: the aggregates' accumulators and the largest timestamp that has contributed.
 
-Over a stream the work is columnar: a batch's rows are grouped by (key, window) once, each group's
-argument slices are folded into its accumulators with one call per aggregate, and the store is read and
-written once per group. With every update emitted, the per-row running values come from each
-aggregate's prefix pass (add_each). Tables (which retract a row's old contribution) and session windows
-(which merge) go row by row, as their semantics are sequential.
+Over a stream the work is columnar: a batch's rows are numbered by (key, window) once, each aggregate
+folds all of the batch's groups in one call (add_each_grouped, or add per group), and the store is read
+and written once per group. With every update emitted, the per-row running values come from the same
+pass. Tables (which retract a row's old contribution) and session windows (which merge) go row by row, as
+their semantics are sequential.
 """
 
 from __future__ import annotations
