@@ -120,6 +120,10 @@ class InMemoryDriver:
     def list_topics(self) -> dict[str, int]:
         return {name: topic.partitions for name, topic in self._topics.items()}
 
+    def topic_records(self, topic: str) -> list[Record]:
+        found = self._topics.get(topic)
+        return list(found.records) if found is not None else []
+
     def write(self, topic: str, records: list[Record]) -> None:
         target = self._topics.setdefault(topic, _Topic(1))
         for record in records:

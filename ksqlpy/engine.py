@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from ksqlpy.errors import KsqlError, StatementError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record, key_serde, value_serde
+from ksqlpy.execution.pull import check_pull_query, pull_rows
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.catalog import Catalog, DataSource, SerdeSpec
 from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to, castable
@@ -79,6 +80,11 @@ class Backend(Protocol):
     def list_topics(self) -> dict[str, int]: ...
 
     def write(self, topic: str, records: list[Record]) -> None: ...
+
+    def topic_records(self, topic: str) -> list[Record]:
+        """Every record the topic holds now, raw (a windowed key with its window), in offset order per
+        partition."""
+        ...
 
     def start_query(self, query: PersistentQuery) -> None: ...
 
@@ -506,15 +512,25 @@ class Engine:
         raise StatementError("EXPLAIN needs a query or a query id")
 
     def plan_transient(self, statement: ast.SelectStatement) -> QueryPlan:
-        """Plan a push query; the backend decides how to run it and deliver rows. Other transient queries are
-        refused only once the query is known to plan, so the advice to add EMIT CHANGES is never wrong."""
+        """Plan a push query (EMIT CHANGES / FINAL), whose rows the backend delivers as they come, or a pull
+        query over a table (no EMIT), answered by pull_rows. A pull query over a stream is refused only once
+        the query is known to plan, so the advice to add EMIT CHANGES is never wrong."""
+        pull = statement.query.emit is None
+        if pull:
+            check_pull_query(statement.query)
         plan = self._planner().plan(statement.query)
-        if statement.query.emit is None and plan.root.is_table:
-            raise StatementError("Pull queries over tables are not supported yet: add EMIT CHANGES to run a push "
-                                 "query over the table's changes")
-        if statement.query.emit not in ("CHANGES", "FINAL"):
+        if pull and not plan.root.is_table:
             raise StatementError("Pull queries are not supported: add EMIT CHANGES to run a push query")
         return plan
+
+    def pull_rows(self, plan: QueryPlan, query_id: str) -> list[list[Any]]:
+        """A planned pull query's rows: its table's current rows (its topic compacted) through the query,
+        once. Any table can be asked, a plain CREATE TABLE too (which ksqlDB refuses)."""
+        pipeline = self.transient_pipeline(plan, query_id)
+        try:
+            return pull_rows(pipeline, self.backend.topic_records(plan.source.source.topic), plan.limit)
+        finally:
+            self.state.drop_query(query_id)
 
     def transient_pipeline(self, plan: QueryPlan, query_id: str) -> Pipeline:
         """The operators of a planned push query; its bad records are logged, and its state kept, under `query_id`."""

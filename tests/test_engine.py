@@ -368,12 +368,11 @@ def test_a_pull_query_over_a_stream_is_told_to_add_emit_changes() -> None:
         _transient(driver, "SELECT * FROM pageviews EMIT FINAL;")
 
 
-def test_a_pull_query_over_a_table_is_refused_and_a_push_query_plans() -> None:
+def test_pull_and_push_queries_over_a_table_plan() -> None:
     driver = InMemoryDriver()
     driver.execute("CREATE TABLE users (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='u', value_format='JSON');")
     _transient(driver, "SELECT * FROM users EMIT CHANGES;")
-    with pytest.raises(StatementError, match="Pull queries over tables are not supported yet: add EMIT CHANGES"):
-        _transient(driver, "SELECT * FROM users;")
+    _transient(driver, "SELECT * FROM users;")
 
 
 @pytest.mark.parametrize("text", ["DESCRIBE EXTENDED out;", "DESCRIBE out EXTENDED;"])

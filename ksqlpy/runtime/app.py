@@ -235,7 +235,7 @@ class KsqlpyApp:
         if isinstance(statement, ast.RunScript):
             return self._run_script(statement, sink)
         if isinstance(statement, ast.SelectStatement):
-            return self._push_query(statement, sink)
+            return self._transient_query(statement, sink)
         if isinstance(statement, ast.Print):
             return self._print(statement, sink)
         if not is_recorded(statement):
@@ -279,13 +279,20 @@ class KsqlpyApp:
             results = self.execute(script, sink)
         return StatementResult(statement.text, "\n".join(r.message for r in results if r.message))
 
-    def _push_query(self, statement: ast.SelectStatement, sink: StreamSink | None) -> StatementResult:
+    def _transient_query(self, statement: ast.SelectStatement, sink: StreamSink | None) -> StatementResult:
         plan = self.engine.plan_transient(statement)
         query_id = f"transient_{next(self._transient_ids)}"
-        pipeline = self.engine.transient_pipeline(plan, query_id)
         columns = [c.name for c in plan.output.columns]
         collector = CollectingSink()
         target = sink if sink is not None else collector
+        if statement.query.emit is None:
+            # a pull query: answered once from the table's current rows, then it ends by itself
+            rows = self.engine.pull_rows(plan, query_id)
+            target.header(columns, [c.type for c in plan.output.columns])
+            for row in rows:
+                target.row(row)
+            return StatementResult(statement.text, columns=columns if sink is None else [], rows=collector.rows)
+        pipeline = self.engine.transient_pipeline(plan, query_id)
         target.header(columns, [c.type for c in plan.output.columns])
         try:
             streamed = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row,

@@ -32,6 +32,7 @@ from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.processing_log import ProcessingLog
 from ksqlpy.runtime.push import run_push_query
+from ksqlpy.runtime.tools import read_to_end
 from ksqlpy.runtime.worker import (
     ONLY_ERROR_REPORTS,
     QueryStatus,
@@ -222,6 +223,9 @@ class KafkaBackend:
             raise KsqlError(f"Could not write to {topic}: {failures[0][0].str()}")
         if remaining:
             raise KsqlError(f"Could not write to {topic}: the broker did not acknowledge {remaining} records")
+
+    def topic_records(self, topic: str) -> list[Record]:
+        return read_to_end(self.clients, topic)
 
     def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
         return self._processing_log.logger(query_id, topic)

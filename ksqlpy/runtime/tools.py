@@ -35,6 +35,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from ksqlpy.errors import KsqlError
+from ksqlpy.execution.pipeline import Headers, Record
 from ksqlpy.runtime.clients import KafkaClients, describe_error
 from ksqlpy.runtime.config import load_config
 from ksqlpy.runtime.worker import take_fetched
@@ -44,6 +45,10 @@ POLL_INTERVAL_S = 0.2
 BATCH_SIZE = 500
 # How long to wait for the last stored batch when locating a partition's true end (see end_offsets).
 END_PROBE_TIMEOUT_S = 2.0
+# Reading a whole topic (read_to_end): how long it may take, and how long a partition must stay quiet after
+# its end-of-partition event to count as read.
+READ_TO_END_TIMEOUT_S = 60.0
+QUIET_AFTER_END_S = 1.0
 ENVELOPE_FIELDS = frozenset(
     {"key", "value", "timestamp", "headers", "partition", "offset", "key_encoding", "value_encoding"}
 )
@@ -194,6 +199,49 @@ def read_batches(
             if records:
                 last_arrival = time.monotonic()
                 yield records
+    finally:
+        consumer.close()
+
+
+def read_to_end(clients: KafkaClients, topic: str) -> list[Record]:
+    """Every record `topic` holds now: each partition from its beginning to the end it had when reading
+    began, without a consumer group or commits.
+
+    A partition is read once its last record has come, or once it has stayed quiet for QUIET_AFTER_END_S after
+    its end-of-partition event (where a transaction marker, not a record, ends the partition).
+    """
+    consumer = clients.consumer(f"_ksqlpy_reader_{uuid.uuid4().hex}", **{"enable.partition.eof": True})
+    try:
+        partitions = topic_partition_ids(consumer, topic)
+        lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=ADMIN_TIMEOUT_S)[0]
+                for p in partitions}
+        ends = end_offsets(consumer, topic, partitions)
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        pending = {p for p in partitions if ends[p] > lows[p]}
+        ended_at: dict[int, float] = {}
+        deadline = time.monotonic() + READ_TO_END_TIMEOUT_S
+        records: list[Record] = []
+        while pending:
+            if time.monotonic() > deadline:
+                raise KsqlError(f"Reading topic {topic} to its end took over {READ_TO_END_TIMEOUT_S:.0f} s: is the "
+                                "broker reachable?")
+            for message in take_fetched(consumer, POLL_INTERVAL_S):
+                partition = message.partition() or 0
+                if not _raise_for_error(message):
+                    ended_at.setdefault(partition, time.monotonic())
+                    continue
+                ended_at.pop(partition, None)
+                offset = message.offset() or 0
+                if offset < ends[partition]:
+                    # consumed headers are always (name, bytes | None) pairs; the stubs also allow a dict
+                    headers: Headers = tuple(message.headers() or ())  # type: ignore[arg-type]
+                    records.append(Record(message.key(), message.value(), message.timestamp()[1], headers,
+                                          partition, offset, topic))
+                if offset + 1 >= ends[partition]:
+                    pending.discard(partition)
+            now = time.monotonic()
+            pending -= {p for p, since in ended_at.items() if now - since >= QUIET_AFTER_END_S}
+        return records
     finally:
         consumer.close()
 
