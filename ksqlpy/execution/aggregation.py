@@ -156,6 +156,7 @@ class AggregateOperator:
         self.width = len(step.columns) + META_COLUMNS
         self.stream_times = stores.positions("stream-time")
         self.late_counts = stores.positions("late-records")
+        self.last_sweeps = stores.positions("last-expiry-sweep")  # per partition: stream time of the last sweep
         self.from_table = step.input.is_table
         # over a table, each source key's last row: (group key, arguments, store key, partition)
         self.previous_rows: OperatorStores | None = (
@@ -191,9 +192,33 @@ class AggregateOperator:
             return [[] for _ in range(self.width)]
         if self.from_table:
             return self._table_rows(columns, meta)
-        if self.window is not None and self.window.kind == "SESSION":
-            return self._session_rows(columns, meta)
-        return self._stream_rows(columns, meta)
+        if self.window is None:
+            return self._stream_rows(columns, meta)
+        rows = self._session_rows(columns, meta) if self.window.kind == "SESSION" else self._stream_rows(columns, meta)
+        for partition in list(self.stream_times):
+            self._expire(partition)
+        return rows
+
+    def _expire(self, partition: int) -> None:
+        """Remove the windows past their retention from the partition's store, so that state stays bounded on
+        an endless stream: time windows that start more than the retention before stream time, sessions closed
+        for good (ended before stream time - gap - grace). A sweep reads the whole store, so it runs only once
+        stream time has moved a quarter of the retention since the last one."""
+        assert self.window is not None
+        session = self.window.kind == "SESSION"
+        retention = self.window.size_ms + self.grace if session else self.retention
+        stream_time = self.stream_times[partition]
+        last = self.last_sweeps.get(partition)
+        if last is not None and stream_time - last < max(1, retention // 4):
+            return
+        self.last_sweeps[partition] = stream_time
+        horizon = stream_time - retention
+        # a time window's key ends in its start, a session's in its end and start
+        bound_at, layout = (_SESSION.size, _SESSION) if session else (_START.size, _START)
+        store = self.stores(partition)
+        expired = [key for key, _ in store.range() if layout.unpack_from(key, len(key) - bound_at)[0] < horizon]
+        if expired:
+            store.write_batch(dict.fromkeys(expired))
 
     # -- shared pieces
 

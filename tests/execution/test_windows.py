@@ -9,6 +9,7 @@ import pytest
 from stateful_driving import WindowedOutput, driver, late_records, send, windowed_outputs
 
 from ksqlpy import udaf
+from ksqlpy.driver import InMemoryDriver
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
 
 STREAM = "CREATE STREAM s (id STRING KEY, v INT) WITH (kafka_topic='s', format='JSON');"
@@ -260,3 +261,25 @@ def test_a_session_windowed_key_is_the_key_then_the_end_then_the_start() -> None
         b'"k"' + struct.pack(">qq", 7, 5),
     ]
     assert split_windowed_keys(keys, WindowInfo("SESSION")) == ([b'"k"'] * 3, [5, 5, 5], [5, 5, 7])
+
+
+def _aggregate_store_size(made: InMemoryDriver) -> int:
+    (query_id,) = made.engine.queries
+    return len(made.engine.state.store(query_id, "Aggregate-Aggregate-Materialize", 0))
+
+
+@pytest.mark.parametrize(("window", "kept"), [
+    # windows that start within the retention of stream time (1000): 980, 990 and 1000
+    ("TUMBLING (SIZE 10 MILLISECONDS, RETENTION 20 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)", 3),
+    # sessions that could still take a record: ended at or after stream time - gap - grace (the one at 1000)
+    ("SESSION (10 MILLISECONDS, GRACE PERIOD 0 MILLISECONDS)", 1),
+])
+def test_windows_past_their_retention_leave_the_store(window: str, kept: int) -> None:
+    made = InMemoryDriver()
+    made.execute("CREATE STREAM s (k STRING KEY, v INT) WITH (kafka_topic='s', value_format='JSON');"
+                 f"CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s WINDOW {window} GROUP BY k;")
+    for time in range(0, 1001, 10 if window.startswith("TUMBLING") else 100):
+        made.produce("s", b"a", b'{"V": 1}', time)
+    made.process()
+    assert _aggregate_store_size(made) == kept
+    assert len(made.records("T")) == (101 if window.startswith("TUMBLING") else 11)  # every window was emitted
