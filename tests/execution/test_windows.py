@@ -283,3 +283,15 @@ def test_windows_past_their_retention_leave_the_store(window: str, kept: int) ->
     made.process()
     assert _aggregate_store_size(made) == kept
     assert len(made.records("T")) == (101 if window.startswith("TUMBLING") else 11)  # every window was emitted
+
+
+def test_terminate_removes_the_query_state() -> None:
+    made = InMemoryDriver()
+    made.execute("CREATE STREAM s (k STRING KEY, v INT) WITH (kafka_topic='s', value_format='JSON');"
+                 "CREATE TABLE t AS SELECT k, COUNT(*) AS n FROM s WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY k;")
+    made.produce("s", b"a", b'{"V": 1}', 0)
+    made.process()
+    assert _aggregate_store_size(made) == 1
+    (query_id,) = made.engine.queries
+    made.execute(f"TERMINATE {query_id};")
+    assert len(made.engine.state.store(query_id, "Aggregate-Aggregate-Materialize", 0)) == 0  # a fresh, empty one
