@@ -232,12 +232,14 @@ class AggregateOperator:
         null_keys = [i for i, key in enumerate(keys) if key is None or (width > 1 and None in key)]
         for row in null_keys:
             if not tombstones[row]:
-                self.log_row(meta[ORIGIN][row], "Group-by key resolved to null: the record is excluded from the "
-                                                "aggregation", "ERROR")
+                self._log_null_key(meta[ORIGIN][row])
         if not null_keys and True not in tombstones:
             return keys, list(range(len(keys)))
         dropped = set(null_keys)
         return keys, [i for i, tombstone in enumerate(tombstones) if not tombstone and i not in dropped]
+
+    def _log_null_key(self, origin: int) -> None:
+        self.log_row(origin, "Group-by key resolved to null: the record is excluded from the aggregation", "ERROR")
 
     def _serialized(self, key: Any) -> bytes:
         serialized = self.key_serde.serialize(self._key_fields(key))
@@ -334,7 +336,6 @@ class AggregateOperator:
             partition_of = [key_partitions[keys[r]] for r in rows]
         else:
             partition_of = [record_partitions[r] for r in rows]
-        out = Output(self.width)
         columnar: list[list[list[Any]]] = []
         for partition in sorted(set(partition_of)):
             picked = range(len(rows)) if len(set(partition_of)) == 1 else \
@@ -344,7 +345,7 @@ class AggregateOperator:
             columnar.append(self._stream_partition(columns, meta, keys, distinct, partition, part_rows, part_starts))
         if len(columnar) == 1:
             return columnar[0]
-        merged = out.columns()
+        merged: list[list[Any]] = [[] for _ in range(self.width)]
         for part in columnar:
             for column, extra in zip(merged, part, strict=True):
                 column.extend(extra)
@@ -357,16 +358,10 @@ class AggregateOperator:
         size = window.size_ms
         if window.kind == "TUMBLING":
             return live, [timestamps[r] - timestamps[r] % size for r in live]
-        advance = window.advance_ms or size
         rows: list[int] = []
         starts: list[int] = []
         for r in live:
-            time = timestamps[r]
-            last = time - time % advance
-            first = max(0, last - ((size - 1) // advance) * advance)
-            while first + size <= time:
-                first += advance
-            for start in range(first, last + 1, advance):
+            for start in self._windows_for(timestamps[r]):
                 rows.append(r)
                 starts.append(start)
         return rows, starts
@@ -557,8 +552,7 @@ class AggregateOperator:
             key = keys[row]
             null_key = key is None or (self.key_width > 1 and None in key)
             if null_key and not meta[TOMBSTONE][row]:
-                self.log_row(meta[ORIGIN][row], "Group-by key resolved to null: the record is excluded from the "
-                                                "aggregation", "ERROR")
+                self._log_null_key(meta[ORIGIN][row])
             current = None
             if not meta[TOMBSTONE][row] and not null_key:
                 arguments = [self._arguments(columns, meta, [row], j) for j in range(len(self.aggregators))]

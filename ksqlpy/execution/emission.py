@@ -22,9 +22,10 @@ class Emission(enum.Enum):
     LATEST_PER_KEY = "latest per key"
 
 
-def emission_policy(properties: Mapping[str, Any], default_cache_bytes: int = KSQLDB_DEFAULT_CACHE_BYTES) -> Emission:
-    """The policy the query's record-cache size asks for."""
-    size = str(default_cache_bytes)
+def emission_policy(properties: Mapping[str, Any], default_cache_bytes: int | None = None) -> Emission:
+    """The policy the query's record-cache size asks for; `default_cache_bytes` when it sets none (ksqlDB's
+    default when that is None)."""
+    size = str(KSQLDB_DEFAULT_CACHE_BYTES if default_cache_bytes is None else default_cache_bytes)
     for name in CACHE_PROPERTIES:
         size = query_property(properties, name, size)
     if not size.isdigit():

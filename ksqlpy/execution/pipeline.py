@@ -399,8 +399,7 @@ class Pipeline:
         self._batch: RecordBatch | None = None  # the batch being processed, for stateful operators' log entries
         self.rowtime_index = len(plan.source.source.schema.columns)
         self.stores = stores or InMemoryStoreProvider()
-        self.emission = emission_policy(plan.properties) if default_cache_bytes is None else \
-            emission_policy(plan.properties, default_cache_bytes)
+        self.emission = emission_policy(plan.properties, default_cache_bytes)
         self.steps: list[tuple[str, Any]] = []
         # per projection: its table functions (FLAT_MAP) by output position, evaluated before the rest
         self.table_calls: dict[int, dict[int, TableCall]] = {}
@@ -478,7 +477,7 @@ class Pipeline:
         the output record's key; a transient query, which has no sink, uses JSON."""
         key_columns = tuple(c for c in step.columns if c.namespace is Namespace.KEY)
         if self.sink is not None and len(self.sink.schema.key) == len(key_columns):
-            return serde_for(self.sink.key.format, self.sink.schema.key, self.sink.key.options)
+            return key_serde(self.sink)
         return serde_for("JSON", key_columns, FormatOptions(is_key=True))
 
     def _log_row(self, origin: int, reason: str, level: str = "ERROR") -> None:

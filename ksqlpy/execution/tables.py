@@ -45,16 +45,16 @@ class TableFilterOperator:
 
 
 class SuppressOperator:
-    """EMIT FINAL: keeps each window's latest row until it closes, then emits it, windows in order of their
-    end (then key). A time window closes when stream time reaches its (exclusive) end plus the grace period;
-    a session when stream time passes its end plus the inactivity gap and the grace period, as until then a
-    record could still extend it (the aggregate's rule for late records)."""
+    """EMIT FINAL over session windows (a time-windowed aggregate emits its own final results): keeps each
+    session's latest row until it closes, then emits it, sessions in order of their end (then key). A
+    session closes when stream time passes its end plus the inactivity gap and the grace period, as until
+    then a record could still extend it (the aggregate's rule for late records)."""
 
     def __init__(self, step: SuppressStep, stores: OperatorStores) -> None:
         spec = step.input.window_spec
-        session = spec is not None and spec.kind == "SESSION"
-        # a window closes once stream time exceeds its last millisecond plus this
-        self.open_for = step.input.grace_ms + (spec.size_ms if session and spec is not None else -1)
+        assert spec is not None and spec.kind == "SESSION"
+        # a session closes once stream time exceeds its end plus this
+        self.open_for = step.input.grace_ms + spec.size_ms
         self.width = len(step.columns)
         self.stores = stores
         self.stream_times = stores.positions("stream-time")
