@@ -9,7 +9,6 @@ reference to its column, and any source column left over is an expression ksqlDB
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -26,6 +25,7 @@ from ksqlpy.planning.expressions import (
     render,
     same_expression,
 )
+from ksqlpy.planning.naming import SelectNames
 from ksqlpy.planning.plan import (
     AggregateCall,
     AggregateStep,
@@ -309,11 +309,7 @@ class AggregationPlanner:
         key_types: list[SqlType],
     ) -> ProjectStep:
         typer = ExpressionTyper(post_scope, self.registry)
-        explicit = {i.alias for i in self.query.select if i.alias} | {
-            i.expr.name for i in self.query.select if i.alias is None and isinstance(i.expr, ast.ColumnRef)
-        }
-        taken = set(explicit)
-        generated = (f"KSQL_COL_{n}" for n in itertools.count() if f"KSQL_COL_{n}" not in taken)
+        names = SelectNames(self.query.select, (), persistent=self.sink_name is not None)
         items: list[tuple[str, TypedExpr]] = []
         refused: list[str] = []
         for item in self._expanded_select():
@@ -324,25 +320,7 @@ class AggregationPlanner:
                 refused.append(render(item.expr))
                 continue
             typed = typer.type(rewritten)
-            if typed.type == NULL:
-                raise StatementError("Can't infer a type of null. Please explicitly cast it to a required type, "
-                                     "e.g. CAST(null AS VARCHAR).")
-            if item.alias is not None:
-                name = item.alias
-                if name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS:
-                    raise StatementError(f"`{name}` is a reserved column name. You cannot use it as an alias for "
-                                         "a column.")
-            elif isinstance(item.expr, ast.ColumnRef):
-                name = item.expr.name
-                if name in PSEUDO_COLUMNS or (name in WINDOW_BOUND_COLUMNS and self.sink_name is not None):
-                    raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the "
-                                         "column.")
-            elif isinstance(item.expr, ast.Dereference):
-                name = item.expr.field
-            else:
-                name = next(generated)
-            taken.add(name)
-            items.append((name, typed))
+            items.append((names.name(item, typed), typed))
         if refused:
             raise StatementError(f"Non-aggregate SELECT expression(s) not part of GROUP BY: {', '.join(refused)}\n"
                                  "Either add the column(s) to the GROUP BY or remove them from the SELECT.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +18,7 @@ from ksqlpy.planning.expressions import (
     render,
     same_expression,
 )
+from ksqlpy.planning.naming import SelectNames
 from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep, Step
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.serialization.base import FormatOptions
@@ -29,7 +29,6 @@ from ksqlpy.types import (
     BIGINT,
     BYTES,
     INTEGER,
-    NULL,
     STRING,
     TIMESTAMP,
     ArrayType,
@@ -513,12 +512,8 @@ class QueryPlanner:
         if query.partition_by:
             # PARTITION BY re-keys before projecting: the old key columns move to the end of the value
             star_columns.sort(key=lambda c: c.namespace is Namespace.KEY)
-        explicit = {i.alias for i in query.select if i.alias} | {
-            i.expr.name for i in query.select if i.alias is None and isinstance(i.expr, ast.ColumnRef)
-        }
-        taken = {c.name for c in columns} | explicit
+        names = SelectNames(query.select, (c.name for c in columns), persistent=sink_name is not None)
         items: list[tuple[str, TypedExpr, ast.Expr | None]] = []
-        generated = (f"KSQL_COL_{n}" for n in itertools.count() if f"KSQL_COL_{n}" not in taken)
         for item in query.select:
             if item.is_star:
                 if item.star_source is not None:
@@ -532,27 +527,7 @@ class QueryPlanner:
                 items.extend(_struct_fields(typer, item.expr.base))
                 continue
             typed = self._select_expression(typer, item.expr)
-            if typed.type == NULL:
-                raise StatementError(
-                    "Can't infer a type of null. Please explicitly cast it to a required type, e.g. CAST(null AS "
-                    "VARCHAR)."
-                )
-            if item.alias is not None:
-                name = item.alias
-                if name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS:
-                    raise StatementError(
-                        f"`{name}` is a reserved column name. You cannot use it as an alias for a column."
-                    )
-            elif isinstance(item.expr, ast.ColumnRef):
-                name = item.expr.name
-                if name in PSEUDO_COLUMNS or (name in WINDOW_BOUND_COLUMNS and sink_name is not None):
-                    raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the column.")
-            elif isinstance(item.expr, ast.Dereference):
-                name = _unique(item.expr.field, taken)
-            else:
-                name = next(generated)
-            taken.add(name)
-            items.append((name, typed, item.expr))
+            items.append((names.name(item, typed), typed, item.expr))
         # ksqlDB checks the sink's timestamp column before which columns form the key
         timestamp_column(sink_properties, {name: typed.type for name, typed, _ in items})
         return self._assign_keys(query, input_step, source, items, partition_exprs, sink_name)
@@ -658,14 +633,6 @@ def _struct_fields(typer: ExpressionTyper, base: ast.Expr) -> list[tuple[str, Ty
 
 def _is_null_literal(node: ast.Expr) -> bool:
     return isinstance(node, ast.Literal) and node.value is None
-
-
-def _unique(name: str, taken: set[str]) -> str:
-    candidate, suffix = name, 0
-    while candidate in taken:
-        suffix += 1
-        candidate = f"{name}_{suffix}"
-    return candidate
 
 
 def _where(typer: ExpressionTyper, where: ast.Expr) -> TypedExpr:
