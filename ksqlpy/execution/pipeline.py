@@ -453,6 +453,8 @@ class Pipeline:
         self.dead_letter_topic = str(plan.properties.get(DEAD_LETTER_TOPIC_PROPERTY) or
                                      (f"{sink.topic}_dlq" if sink is not None else ""))
         self.output_window = plan.root.window
+        # a re-keyed or aggregated output goes where its key hashes to, not to its input record's partition
+        self.places_by_key = plan.key_changed or plan.is_stateful
         if sink is not None:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
@@ -706,7 +708,7 @@ class Pipeline:
             for row, timestamp in enumerate(timestamps):
                 if timestamp is None or timestamp < 0:
                     rejected.setdefault(row, f"Invalid output timestamp {timestamp}: the record was dropped")
-        if self.plan.key_changed or self.plan.is_stateful:
+        if self.places_by_key:
             # where the producer's partitioner puts each key (a windowed key by its key alone)
             placed: dict[bytes | None, int] = {}
             partitions = [placed[key] if key in placed else placed.setdefault(
