@@ -35,8 +35,7 @@ from ksqlpy.execution.rows import (
 from ksqlpy.functions.aggregate import Aggregator
 from ksqlpy.planning.plan import AggregateStep
 from ksqlpy.serialization.base import RecordSerde
-from ksqlpy.state.base import StateStore, StoreProvider
-from ksqlpy.state.write_behind import WriteBehindStore
+from ksqlpy.state.operator_stores import OperatorStores
 
 _START = struct.Struct(">q")
 _SESSION = struct.Struct(">qq")  # end, start: ksqlDB's session key layout
@@ -55,43 +54,6 @@ def _members(group_of: Sequence[int], groups: int) -> list[list[int]]:
     for position, group in enumerate(group_of):
         members[group].append(position)
     return members
-
-
-class OperatorStores:
-    """The stores of one operator of one query, one per partition, each behind a write-behind cache that the
-    pipeline flushes when a batch is done (or discards when it is retried in parts)."""
-
-    def __init__(self, provider: StoreProvider, query_id: str, operator: str) -> None:
-        self.provider = provider
-        self.query_id = query_id
-        self.operator = operator
-        self._stores: dict[int, WriteBehindStore] = {}
-        # named per-partition positions (stream time, last emission): flushed and discarded with the stores
-        self._positions: dict[str, dict[int, int]] = {}
-        self._flushed_positions: dict[str, dict[int, int]] = {}
-
-    def positions(self, name: str) -> dict[int, int]:
-        """The operator's `name` position per partition, a dict updated in place."""
-        return self._positions.setdefault(name, {})
-
-    def __call__(self, partition: int) -> StateStore:
-        store = self._stores.get(partition)
-        if store is None:
-            store = WriteBehindStore(self.provider.store(self.query_id, self.operator, partition))
-            self._stores[partition] = store
-        return store
-
-    def flush(self) -> None:
-        for store in self._stores.values():
-            store.flush()
-        self._flushed_positions = {name: dict(values) for name, values in self._positions.items()}
-
-    def discard(self) -> None:
-        for store in self._stores.values():
-            store.discard()
-        for name, values in self._positions.items():
-            values.clear()
-            values.update(self._flushed_positions.get(name, {}))
 
 
 class Output:

@@ -15,7 +15,7 @@ from itertools import compress
 from typing import Any, Protocol, TypeVar
 
 from ksqlpy.errors import KsqlError, SerdeError, StatementError, UdfError
-from ksqlpy.execution.aggregation import AggregateOperator, OperatorStores
+from ksqlpy.execution.aggregation import AggregateOperator
 from ksqlpy.execution.emission import emission_policy
 from ksqlpy.execution.expressions import (
     CompiledExpression,
@@ -51,6 +51,7 @@ from ksqlpy.serialization.formats import serde_for
 from ksqlpy.serialization.windowed import split_windowed_keys, windowed_keys
 from ksqlpy.state.base import StoreProvider
 from ksqlpy.state.memory import InMemoryStoreProvider
+from ksqlpy.state.operator_stores import OperatorStores, StoreChanges
 from ksqlpy.types import BIGINT, BOOLEAN, INTEGER, STRING
 
 
@@ -387,11 +388,16 @@ class Pipeline:
         parse_output_timestamp: TimestampParser | None = None,
         stores: StoreProvider | None = None,
         default_cache_bytes: int | None = None,
+        commits_state: bool = True,
     ) -> None:
         """`parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT;
         `stores` holds stateful operators' state (in memory when not given); `default_cache_bytes` is the
-        record cache size when the query sets none (ksqlDB's 10 MB when None)."""
+        record cache size when the query sets none (ksqlDB's 10 MB when None). With `commits_state`, every
+        batch's state changes are committed when it is done; without, whoever runs the pipeline commits them
+        (commit_state) when it commits the batches' input and output, and drops them (rollback_state) when
+        that fails."""
         self.plan = plan
+        self.commits_state = commits_state
         self.parse_output_timestamp = parse_output_timestamp
         self.log = log
         # While a batch is processed its log entries are held here, and dropped if the batch is retried in parts.
@@ -405,7 +411,7 @@ class Pipeline:
         self.table_calls: dict[int, dict[int, TableCall]] = {}
         self.sink = sink
         self.stateful: list[AggregateOperator] = []
-        self.state: list[OperatorStores] = []  # every stateful operator's stores, flushed after each batch
+        self.state: list[OperatorStores] = []  # every stateful operator's stores
         # A GroupByStep needs no operator of its own: the aggregate above it groups (and partitions) rows by
         # their key columns.
         for step in plan.steps:
@@ -614,7 +620,23 @@ class Pipeline:
             output.inputs = whole
             return output
 
-        return self._narrowed(batch, self._process_batch, joined, lambda: OutputBatch([], [], [], [], origins=[]))
+        output = self._narrowed(batch, self._process_batch, joined, lambda: OutputBatch([], [], [], [], origins=[]))
+        if self.commits_state:
+            self.commit_state()
+        return output
+
+    def pending_state(self) -> list[StoreChanges]:
+        """The state changes of the batches processed since the last commit, not yet written."""
+        return [changes for stores in self.state for changes in stores.pending()]
+
+    def commit_state(self) -> list[StoreChanges]:
+        """Write the state changes of the batches processed since the last commit to the stores; returns them."""
+        return [changes for stores in self.state for changes in stores.flush()]
+
+    def rollback_state(self) -> None:
+        """Drop the state changes of the batches processed since the last commit (their input is processed again)."""
+        for stores in self.state:
+            stores.rollback()
 
     def rows(self, batch: RecordBatch) -> tuple[list[list[Any]], list[bool]]:
         """The output columns of a batch, unencoded (push queries), with failures narrowed as in process(), and
@@ -628,6 +650,8 @@ class Pipeline:
             return [head + tail for head, tail in zip(first, second, strict=True)]
 
         columns = self._narrowed(batch, attempt, joined, lambda: [[] for _ in range(len(self.plan.output.columns) + 1)])
+        if self.commits_state:
+            self.commit_state()
         return columns[:-1], columns[-1]
 
     def _narrowed(
@@ -662,7 +686,7 @@ class Pipeline:
                     self.log(record, reason, level)
         if failure is None:
             for stores in self.state:
-                stores.flush()
+                stores.end_batch()
             return result
         if len(batch) <= 1:
             self.log(batch.record(0) if len(batch) else None,

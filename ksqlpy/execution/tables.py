@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ksqlpy.execution.aggregation import OperatorStores
 from ksqlpy.execution.rows import KEY_BYTES, ORIGIN, PARTITION, TIMESTAMP, TOMBSTONE, WINDOWEND
 from ksqlpy.planning.plan import SuppressStep
+from ksqlpy.state.operator_stores import OperatorStores
 
 
 class TableFilterOperator:

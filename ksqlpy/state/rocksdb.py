@@ -6,10 +6,8 @@ task's stores share one write-ahead log and one set of files, as a Kafka Streams
 task directory. Keys are stored as the bytes they are (rocksdict's raw mode), so RocksDB's bytewise order
 is the order the StateStore interface promises.
 
-Values are serialized with pickle (protocol 5). The state is local and internal: only this process writes
-it and only this process reads it back, never anything received from outside, so pickle's ability to run
-code on load is no exposure here, and it round-trips every plain-data value exactly (tuples stay tuples,
-Decimal keeps its scale) at C speed.
+Values are serialized as ksqlpy.state.values says. A restore writes changelog bytes as they are
+(write_encoded), once checked to be plain data, so restoring costs no second serialization.
 
 Memory is bounded per provider: one block cache shared by every database (index and filter blocks are
 charged to it too) and one write-buffer manager bounding the memtables of all of them together.
@@ -18,7 +16,6 @@ charged to it too) and one write-buffer manager bounding the memtables of all of
 from __future__ import annotations
 
 import os
-import pickle
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,10 +34,10 @@ from rocksdict import (
 )
 
 from ksqlpy.state.base import StateStore, StoreProvider
+from ksqlpy.state.values import decode, encode
 
 MB = 1024 * 1024
 STATE_DIR_PROPERTIES = ("state.dir", "ksql.streams.state.dir")  # as SET names it first, then server config
-PICKLE_PROTOCOL = 5
 
 
 class StateDirectoryInUse(RuntimeError):
@@ -147,34 +144,37 @@ class RocksDBStore(StateStore):
 
     def get(self, key: bytes) -> Any | None:
         stored = self._family.get(key)
-        return None if stored is None else pickle.loads(stored)
+        return None if stored is None else decode(stored)
 
     def multi_get(self, keys: Sequence[bytes]) -> list[Any | None]:
         if not keys:
             return []
-        loads = pickle.loads
         stored_values = cast("list[bytes | None]", self._family.get(list(keys)))  # a list for a list of keys
-        return [None if stored is None else loads(stored) for stored in stored_values]
+        return [None if stored is None else decode(stored) for stored in stored_values]
 
     def put(self, key: bytes, value: Any) -> None:
-        self._family[key] = pickle.dumps(value, PICKLE_PROTOCOL)
+        self._family[key] = encode(value)
 
     def delete(self, key: bytes) -> None:
         del self._family[key]
 
     def write_batch(self, changes: Mapping[bytes, Any | None]) -> None:
+        self.write_encoded({key: None if value is None else encode(value) for key, value in changes.items()})
+
+    def write_encoded(self, changes: Mapping[bytes, bytes | None]) -> None:
+        """Apply many puts of already serialized values at once, as one WriteBatch; None deletes its key."""
         if not changes:
             return
         batch = WriteBatch(raw_mode=True)
         # The handle is fetched per batch, not kept: a live handle keeps the database open after close.
         batch.set_default_column_family(self._database.rdict.get_column_family_handle(self.operator))
         # The item methods skip parsing put()'s and delete()'s optional column family: a third faster.
-        put, delete, dumps = batch.__setitem__, batch.__delitem__, pickle.dumps
+        put, delete = batch.__setitem__, batch.__delitem__
         for key, value in changes.items():
             if value is None:
                 delete(key)
             else:
-                put(key, dumps(value, PICKLE_PROTOCOL))
+                put(key, value)
         self._database.write(batch)
 
     def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
@@ -200,9 +200,8 @@ def _loaded(items: Iterable[tuple[Any, bytes]], bounds: ReadOptions) -> Iterator
     """Unpickles the values of a scan, holding its read options while it runs: they own the upper bound,
     RocksDB's iterator only points to it (rocksdict 0.3 does not keep them alive), and would compare keys
     with freed memory if they were collected first."""
-    loads = pickle.loads
     for key, stored in items:
-        yield key, loads(stored)
+        yield key, decode(stored)
 
 
 class RocksDBStoreProvider(StoreProvider):

@@ -1,9 +1,12 @@
-"""The write-behind cache in front of a store: a batch's writes are held and reach the store in one write
-batch, or are dropped if the batch is processed again.
+"""The write-behind cache in front of a store: writes are held in memory and reach the store in one write
+batch per commit, or are dropped if the work that made them is done again.
 
-Reads see the held writes. A query's pipeline flushes when a batch is done, and discards when a batch
-fails and is retried in parts, so a retry never applies a change twice; over a durable store, one
-WriteBatch per flush is also what keeps writes cheap.
+Two levels are held. The current batch's writes are dropped when the batch fails and is retried in parts
+(discard), so a retry never applies a change twice; a finished batch's writes are kept (end_batch) until
+the commit writes them all to the store as one write batch (flush), which also returns them so they can
+be logged to a changelog. A commit that fails drops what it held (rollback). Reads see every held write.
+Over a durable store, one WriteBatch per commit is what keeps writes cheap: a key updated by every batch
+is written once.
 """
 
 from __future__ import annotations
@@ -22,54 +25,80 @@ class WriteBehindStore(StateStore):
     def __init__(self, store: StateStore) -> None:
         super().__init__(store.name)
         self.store = store
-        self._held: dict[bytes, Any] = {}
+        self._batch: dict[bytes, Any] = {}  # the current batch's writes
+        self._kept: dict[bytes, Any] = {}  # finished batches' writes, not yet flushed
 
     def get(self, key: bytes) -> Any | None:
-        value = self._held.get(key, None)
+        value = self._batch.get(key, None)
         if value is None:
-            return self.store.get(key)
+            value = self._kept.get(key, None)
+            if value is None:
+                return self.store.get(key)
         return None if value is _DELETED else value
 
     def multi_get(self, keys: Sequence[bytes]) -> list[Any | None]:
-        if not self._held:
+        if not self._batch and not self._kept:
             return self.store.multi_get(keys)
-        missing = [key for key in keys if key not in self._held]
+        missing = [key for key in keys if key not in self._batch and key not in self._kept]
         found = dict(zip(missing, self.store.multi_get(missing), strict=True))
         return [found[key] if key in found else self.get(key) for key in keys]
 
     def put(self, key: bytes, value: Any) -> None:
-        self._held[key] = value
+        self._batch[key] = value
 
     def delete(self, key: bytes) -> None:
-        self._held[key] = _DELETED
+        self._batch[key] = _DELETED
 
     def write_batch(self, changes: Mapping[bytes, Any | None]) -> None:
-        held = self._held
+        held = self._batch
         for key, value in changes.items():
             held[key] = _DELETED if value is None else value
 
     def range(self, start: bytes | None = None, end: bytes | None = None) -> Iterator[tuple[bytes, Any]]:
         entries = dict(self.store.range(start, end))
-        for key, value in self._held.items():
-            if (start is None or key >= start) and (end is None or key < end):
-                if value is _DELETED:
-                    entries.pop(key, None)
-                else:
-                    entries[key] = value
+        for held in (self._kept, self._batch):
+            for key, value in held.items():
+                if (start is None or key >= start) and (end is None or key < end):
+                    if value is _DELETED:
+                        entries.pop(key, None)
+                    else:
+                        entries[key] = value
         return iter(sorted(entries.items()))
 
     def __len__(self) -> int:
         return sum(1 for _ in self.range())
 
-    def flush(self) -> None:
-        """Write the held changes to the store, as one write batch."""
-        if self._held:
-            self.store.write_batch({key: None if value is _DELETED else value for key, value in self._held.items()})
-            self._held = {}
+    def end_batch(self) -> None:
+        """The current batch is done: keep its writes for the next flush."""
+        if self._batch:
+            if self._kept:
+                self._kept.update(self._batch)
+            else:
+                self._kept = self._batch
+            self._batch = {}
+
+    def pending(self) -> dict[bytes, Any | None]:
+        """Every held change of the finished batches (None: deleted), as flush would write them."""
+        self.end_batch()
+        return {key: None if value is _DELETED else value for key, value in self._kept.items()}
+
+    def flush(self) -> dict[bytes, Any | None]:
+        """Write every held change to the store as one write batch; returns them (None: deleted)."""
+        changes = self.pending()
+        if changes:
+            self.store.write_batch(changes)
+            self._kept = {}
+        return changes
 
     def discard(self) -> None:
-        self._held = {}
+        """Drop the current batch's writes."""
+        self._batch = {}
+
+    def rollback(self) -> None:
+        """Drop every write since the last flush."""
+        self._batch = {}
+        self._kept = {}
 
     def close(self) -> None:
-        self.discard()
+        self.rollback()
         self.store.close()

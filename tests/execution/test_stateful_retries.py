@@ -62,3 +62,21 @@ def test_the_write_behind_cache_holds_writes_until_flushed_and_drops_them_when_d
     cached.write_batch({b"c": 3, b"a": None})
     cached.flush()
     assert list(base.range()) == [(b"c", 3)]
+
+
+def test_the_write_behind_cache_keeps_finished_batches_until_the_commit_and_rolls_them_back_on_failure() -> None:
+    base = InMemoryStore("s")
+    cached = WriteBehindStore(base)
+    cached.put(b"a", 1)
+    cached.end_batch()  # batch one done
+    cached.put(b"b", 2)
+    cached.discard()  # batch two retried: only its own write goes
+    assert (cached.get(b"a"), cached.get(b"b"), base.get(b"a")) == (1, None, None)
+    cached.delete(b"a")
+    cached.put(b"c", 3)
+    assert cached.flush() == {b"a": None, b"c": 3}  # the commit writes both batches at once, and says what
+    assert list(base.range()) == [(b"c", 3)]
+    cached.put(b"d", 4)
+    cached.end_batch()
+    cached.rollback()  # a failed commit drops every batch since the last one
+    assert cached.get(b"d") is None and cached.flush() == {}
