@@ -14,9 +14,11 @@ from typing import Any
 from ksqlpy.engine import Engine, PersistentQuery, StatementResult
 from ksqlpy.errors import SerdeError
 from ksqlpy.execution.pipeline import ProcessingLogger, Record, RecordBatch, key_serde, value_serde
+from ksqlpy.execution.pull import KeyLookup, TableState
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.serialization.base import RecordSerde
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys, windowed_keys
+from ksqlpy.state.memory import InMemoryStoreProvider
 
 TopicRecord = Record
 
@@ -33,6 +35,9 @@ class InMemoryDriver:
         self._topics: dict[str, _Topic] = {}
         self._queries: dict[str, PersistentQuery] = {}
         self._positions: dict[str, int] = {}
+        # per table topic: its current records, and how many of the topic's records they include
+        self._tables: dict[str, tuple[TableState, int]] = {}
+        self._table_stores = InMemoryStoreProvider()
         self.processing_log: list[dict[str, Any]] = []
         self.engine = Engine(self, properties, registry, default_cache_bytes=0)
 
@@ -116,6 +121,7 @@ class InMemoryDriver:
 
     def delete_topic(self, name: str) -> None:
         self._topics.pop(name, None)
+        self.forget_table(name)
 
     def list_topics(self) -> dict[str, int]:
         return {name: topic.partitions for name, topic in self._topics.items()}
@@ -123,6 +129,18 @@ class InMemoryDriver:
     def topic_records(self, topic: str) -> list[Record]:
         found = self._topics.get(topic)
         return list(found.records) if found is not None else []
+
+    def table_records(self, topic: str, lookup: KeyLookup | None) -> list[Record]:
+        state, applied = self._tables.get(topic) or (TableState(self._table_stores, topic), 0)
+        records = self.topic_records(topic)
+        state.apply(records[applied:])
+        self._tables[topic] = (state, len(records))
+        return state.records(lookup)
+
+    def forget_table(self, topic: str) -> None:
+        forgotten = self._tables.pop(topic, None)
+        if forgotten is not None:
+            forgotten[0].drop()
 
     def write(self, topic: str, records: list[Record]) -> None:
         target = self._topics.setdefault(topic, _Topic(1))

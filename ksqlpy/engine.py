@@ -17,7 +17,14 @@ from typing import Any, Protocol
 from ksqlpy.errors import KsqlError, StatementError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record, key_serde, value_serde
-from ksqlpy.execution.pull import check_pull_query, pull_rows
+from ksqlpy.execution.pull import (
+    TABLE_SCAN_PROPERTY,
+    KeyLookup,
+    check_pull_query,
+    check_table_scan,
+    key_lookup,
+    pull_rows,
+)
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.catalog import Catalog, DataSource, SerdeSpec
 from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to, castable
@@ -84,6 +91,16 @@ class Backend(Protocol):
     def topic_records(self, topic: str) -> list[Record]:
         """Every record the topic holds now, raw (a windowed key with its window), in offset order per
         partition."""
+        ...
+
+    def table_records(self, topic: str, lookup: KeyLookup | None) -> list[Record]:
+        """The current records of the table on `topic` (the latest per partition and key bytes, deleted keys
+        left out) as of now, from a materialization kept up to date incrementally: every one, or only those
+        of the looked-up keys."""
+        ...
+
+    def forget_table(self, topic: str) -> None:
+        """Drop what table_records keeps for `topic`: its table was dropped."""
         ...
 
     def start_query(self, query: PersistentQuery) -> None: ...
@@ -342,6 +359,8 @@ class Engine:
                 f"{source.name}."
             )
         self.catalog.drop(source.name)
+        if source.kind == "TABLE":
+            self.backend.forget_table(source.topic)
         if statement.delete_topic:
             self.backend.delete_topic(source.topic)
         return StatementResult(statement.text, f"Source `{source.name}` (topic: {source.topic}) was dropped.")
@@ -513,22 +532,28 @@ class Engine:
 
     def plan_transient(self, statement: ast.SelectStatement) -> QueryPlan:
         """Plan a push query (EMIT CHANGES / FINAL), whose rows the backend delivers as they come, or a pull
-        query over a table (no EMIT), answered by pull_rows. A pull query over a stream is refused only once
-        the query is known to plan, so the advice to add EMIT CHANGES is never wrong."""
+        query (no EMIT), answered once by pull_rows: over a table from its current rows, over a stream
+        from every record its topic holds now."""
         pull = statement.query.emit is None
         if pull:
             check_pull_query(statement.query)
         plan = self._planner().plan(statement.query)
-        if pull and not plan.root.is_table:
-            raise StatementError("Pull queries are not supported: add EMIT CHANGES to run a push query")
+        if pull:
+            scans = str(self.properties.get(TABLE_SCAN_PROPERTY, "true")).strip().lower() != "false"
+            check_table_scan(plan.source.source, key_lookup(plan), scans)
         return plan
 
     def pull_rows(self, plan: QueryPlan, query_id: str) -> list[list[Any]]:
-        """A planned pull query's rows: its table's current rows (its topic compacted) through the query,
-        once. Any table can be asked, a plain CREATE TABLE too (which ksqlDB refuses)."""
+        """A planned pull query's rows, once. Any table can be asked, a plain CREATE TABLE too (which ksqlDB
+        refuses); when the WHERE pins the key, only those keys are read."""
         pipeline = self.transient_pipeline(plan, query_id)
+        source = plan.source.source
         try:
-            return pull_rows(pipeline, self.backend.topic_records(plan.source.source.topic), plan.limit)
+            if source.kind == "TABLE":
+                records = self.backend.table_records(source.topic, key_lookup(plan))
+            else:
+                records = self.backend.topic_records(source.topic)
+            return pull_rows(pipeline, records, plan.limit)
         finally:
             self.state.drop_query(query_id)
 

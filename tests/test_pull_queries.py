@@ -1,5 +1,5 @@
-"""Pull queries (SELECT without EMIT CHANGES over a table) on the in-memory driver: key lookups, IN, scans,
-window bounds, other predicates, LIMIT, deleted keys, and ksqlDB's refusals."""
+"""Pull queries (SELECT without EMIT CHANGES) on the in-memory driver: key lookups, IN, scans, window bounds,
+other predicates, LIMIT, deleted keys, streams, and ksqlDB's refusals."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import StatementError
+from ksqlpy.execution.pull import KeyLookup, key_lookup
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 
@@ -43,7 +44,7 @@ def users() -> InMemoryDriver:
 
 
 def test_a_scan_answers_each_current_row_once_and_leaves_deleted_keys_out(users: InMemoryDriver) -> None:
-    assert pull(users, "SELECT * FROM users;") == [["b", "Bob", 40], ["a", "Ann", 31]]
+    assert pull(users, "SELECT * FROM users;") == [["a", "Ann", 31], ["b", "Bob", 40]]  # in key order
 
 
 def test_a_key_lookup_answers_its_row_and_an_absent_or_deleted_key_nothing(users: InMemoryDriver) -> None:
@@ -53,7 +54,7 @@ def test_a_key_lookup_answers_its_row_and_an_absent_or_deleted_key_nothing(users
 
 
 def test_key_in_a_list_and_other_predicates(users: InMemoryDriver) -> None:
-    assert pull(users, "SELECT id FROM users WHERE id IN ('a', 'c', 'b');") == [["b"], ["a"]]
+    assert pull(users, "SELECT id FROM users WHERE id IN ('b', 'c', 'a');") == [["b"], ["a"]]  # in the IN's order
     assert pull(users, "SELECT id, age * 2 AS twice FROM users WHERE age > 35;") == [["b", 80]]
     assert pull(users, "SELECT id FROM users WHERE id = 'a' AND name LIKE 'B%';") == []
 
@@ -63,7 +64,7 @@ def test_rowtime_is_the_timestamp_of_the_rows_record(users: InMemoryDriver) -> N
 
 
 def test_limit_caps_the_rows(users: InMemoryDriver) -> None:
-    assert pull(users, "SELECT id FROM users LIMIT 1;") == [["b"]]
+    assert pull(users, "SELECT id FROM users LIMIT 1;") == [["a"]]
 
 
 def test_a_table_created_by_a_query_is_pulled_from_its_output() -> None:
@@ -109,8 +110,114 @@ def test_clauses_a_pull_query_may_not_contain_are_refused_as_ksqldb_does(
                                   "more info.\nAdd EMIT CHANGES if you intended to issue a push query.")
 
 
-def test_a_pull_query_over_a_stream_is_told_to_add_emit_changes() -> None:
+def test_a_pull_query_over_a_stream_answers_every_record_it_holds_now() -> None:
     driver = InMemoryDriver()
     driver.execute(CLICKS)
-    with pytest.raises(StatementError, match="Pull queries are not supported: add EMIT CHANGES to run a push query"):
-        pull(driver, "SELECT * FROM clicks WHERE user_id = 'u1';")
+    for key, page in [("u1", "x"), ("u2", "y"), ("u1", "z")]:
+        driver.produce("clicks", key.encode(), json.dumps({"PAGE": page}).encode(), 0)
+    assert pull(driver, "SELECT * FROM clicks WHERE user_id = 'u1';") == [["u1", "x"], ["u1", "z"]]
+    assert pull(driver, "SELECT page FROM clicks LIMIT 2;") == [["x"], ["y"]]
+
+
+def lookup_of(driver: InMemoryDriver, text: str) -> KeyLookup | None:
+    (statement,) = parse(text)
+    assert isinstance(statement, ast.SelectStatement)
+    return key_lookup(driver.engine.plan_transient(statement))
+
+
+@pytest.mark.parametrize(("where", "keys"), [
+    ("id = 'a'", (b"a",)),
+    ("'a' = id AND age > 3", (b"a",)),
+    ("id IN ('b', 'a', 'b')", (b"b", b"a")),
+    ("id IN ('a', 'b') AND id = 'b'", (b"b",)),
+    ("id = 'a' OR id = 'b'", None),
+    ("age = 3", None),
+    ("id > 'a'", None),
+    ("id = name", None),
+    ("NOT id = 'a'", None),
+])
+def test_the_keys_a_where_pins_are_looked_up_and_anything_else_scans(
+    users: InMemoryDriver, where: str, keys: tuple[bytes, ...] | None
+) -> None:
+    found = lookup_of(users, f"SELECT * FROM users WHERE {where};")
+    assert (found.keys if found is not None else None) == keys
+
+
+def test_lookup_keys_are_serialized_by_the_tables_key_format() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE TABLE t (k BIGINT PRIMARY KEY, v INT) WITH (kafka_topic='t', value_format='JSON', "
+                   "key_format='JSON', partitions=1);")
+    assert lookup_of(driver, "SELECT * FROM t WHERE k = 5;") == KeyLookup((b"5",), 0)
+
+
+def test_a_later_pull_query_sees_later_records(users: InMemoryDriver) -> None:
+    assert pull(users, "SELECT id FROM users WHERE id = 'd';") == []
+    user(users, "d", {"NAME": "Dan", "AGE": 20}, 6)
+    user(users, "a", None, 7)
+    assert pull(users, "SELECT id FROM users;") == [["b"], ["d"]]
+
+
+def test_a_dropped_and_recreated_table_is_materialized_afresh(users: InMemoryDriver) -> None:
+    assert pull(users, "SELECT id FROM users;") == [["a"], ["b"]]
+    users.execute("DROP TABLE users DELETE TOPIC;")
+    users.execute(USERS)
+    user(users, "z", {"NAME": "Zed", "AGE": 1}, 1)
+    assert pull(users, "SELECT id FROM users;") == [["z"]]
+
+
+SESSIONS = ("CREATE TABLE sessions AS SELECT user_id, COUNT(*) AS n FROM clicks "
+            "WINDOW SESSION (5 MINUTES) GROUP BY user_id;")
+
+
+def test_session_windowed_tables_answer_key_lookups_with_session_bounds() -> None:
+    driver = InMemoryDriver()
+    driver.execute(CLICKS + SESSIONS)
+    for key, timestamp in [("u1", 0), ("u1", MINUTE), ("u1", 20 * MINUTE), ("u2", 0)]:
+        driver.produce("clicks", key.encode(), json.dumps({"PAGE": "p"}).encode(), timestamp)
+    driver.process()
+    assert pull(driver, "SELECT WINDOWSTART, WINDOWEND, n FROM sessions WHERE user_id = 'u1';") == [
+        [0, MINUTE, 2], [20 * MINUTE, 20 * MINUTE, 1],
+    ]
+    assert pull(driver, f"SELECT n FROM sessions WHERE user_id = 'u1' AND WINDOWEND = {MINUTE};") == [[2]]
+    with pytest.raises(StatementError, match=r"^Table scan unsupported on session tables$"):
+        pull(driver, "SELECT * FROM sessions;")
+
+
+def test_hopping_window_bounds_with_between_and_strict_comparisons() -> None:
+    driver = InMemoryDriver()
+    driver.execute(CLICKS + "CREATE TABLE hops AS SELECT user_id, COUNT(*) AS n FROM clicks "
+                   "WINDOW HOPPING (SIZE 2 MINUTES, ADVANCE BY 1 MINUTE) GROUP BY user_id;")
+    driver.produce("clicks", b"u1", json.dumps({"PAGE": "p"}).encode(), MINUTE + 5)
+    driver.process()
+    assert pull(driver, "SELECT WINDOWSTART, WINDOWEND FROM hops WHERE user_id = 'u1';") == [
+        [0, 2 * MINUTE], [MINUTE, 3 * MINUTE],
+    ]
+    assert pull(driver, f"SELECT WINDOWSTART FROM hops WHERE user_id = 'u1' AND WINDOWSTART BETWEEN 1 AND {MINUTE};") \
+        == [[MINUTE]]
+    assert pull(driver, f"SELECT WINDOWSTART FROM hops WHERE user_id = 'u1' AND WINDOWEND < {3 * MINUTE};") == [[0]]
+    assert pull(driver, f"SELECT WINDOWSTART FROM hops WHERE user_id = 'u1' AND WINDOWEND <= {3 * MINUTE} "
+                        "AND WINDOWSTART > 0;") == [[MINUTE]]
+
+
+def test_with_table_scans_disabled_only_key_lookups_are_answered(users: InMemoryDriver) -> None:
+    users.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
+    assert pull(users, "SELECT id FROM users WHERE id = 'a';") == [["a"]]
+    with pytest.raises(StatementError) as refused:
+        pull(users, "SELECT id FROM users WHERE age > 1;")
+    assert str(refused.value) == ("Query requires table scan to be enabled. Table scans can be enabled by setting "
+                                  "ksql.query.pull.table.scan.enabled=true")
+
+
+@pytest.mark.parametrize(("query", "clause", "columns"), [
+    ("SELECT id, ROWOFFSET FROM users;", "SELECT", "ROWOFFSET"),
+    ("SELECT ROWPARTITION, ROWOFFSET + 1 FROM users;", "SELECT", "ROWPARTITION, ROWOFFSET"),
+    ("SELECT id FROM users WHERE ROWPARTITION = 0;", "WHERE", "ROWPARTITION"),
+])
+def test_where_a_row_sits_in_the_topic_is_refused_in_pull_queries(
+    users: InMemoryDriver, query: str, clause: str, columns: str
+) -> None:
+    with pytest.raises(StatementError) as refused:
+        pull(users, query)
+    assert str(refused.value) == (f"Pull queries don't support the following columns in {clause} clauses: "
+                                  f"{columns}\n See https://cnfl.io/queries for more info.\n"
+                                  "Add EMIT CHANGES if you intended to issue a push query.")

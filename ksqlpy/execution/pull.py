@@ -1,53 +1,192 @@
-"""Pull queries: what a pull query may contain, and its answer from a table's current rows.
+"""Pull queries: what a pull query may contain, which keys it pins, a table's current rows, and its answer.
 
-A table's current rows are its topic compacted: the last record of each key (a windowed key per window, as
-the window travels in the key bytes), with keys whose last record is a tombstone left out. The pull query's
-own pipeline (its WHERE and projection over the table) then runs once over those rows.
+A table's current rows are its topic compacted: the last record of each (partition, key bytes) — a windowed
+key per window, as the window travels in the key bytes — with keys whose last record is a tombstone left
+out. TableState keeps them in state stores, so a backend can keep them up to date record by record. When
+the WHERE pins every key column with `=` or `IN`, only those keys are fetched; the query's own pipeline
+(its whole WHERE and projection) then runs once over the records fetched, so the answer never depends on
+that shortcut.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ksqlpy.errors import StatementError
-from ksqlpy.execution.pipeline import Pipeline, Record, RecordBatch
+from ksqlpy.errors import KsqlError, StatementError
+from ksqlpy.execution.expressions import CompiledExpression
+from ksqlpy.execution.pipeline import Pipeline, Record, RecordBatch, key_serde
+from ksqlpy.planning.catalog import DataSource
+from ksqlpy.planning.expressions import Const, InputRef, Op, TypedExpr, cast_to
+from ksqlpy.planning.plan import FilterStep, QueryPlan
+from ksqlpy.schema import Namespace
+from ksqlpy.state.base import StoreProvider
 from ksqlpy.syntax import ast
 
 # What ksqlDB adds to each refusal: where pull and push queries are explained, and how to ask for a push query.
 PULL_QUERY_HELP = " See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query."
+TABLE_SCAN_PROPERTY = "ksql.query.pull.table.scan.enabled"
+TABLE_SCAN_DISABLED = ("Query requires table scan to be enabled. Table scans can be enabled by setting "
+                       f"{TABLE_SCAN_PROPERTY}=true")
+SESSION_TABLE_SCAN = "Table scan unsupported on session tables"
+# Where a row sits in the topic says nothing about a table's current row: ksqlDB refuses these in pull queries.
+DISALLOWED_COLUMNS = ("ROWPARTITION", "ROWOFFSET")
+STORE_NAME = "current"
 
 
 def check_pull_query(query: ast.Query) -> None:
-    """Refuse the clauses a pull query may not contain, with ksqlDB's messages, in ksqlDB's order."""
+    """Refuse the clauses and columns a pull query may not contain, with ksqlDB's messages, in ksqlDB's order."""
     refusals = [
-        (not isinstance(query.from_, ast.SourceRef), "JOIN"),
-        (query.window is not None, "WINDOW"),
-        (bool(query.group_by), "GROUP BY"),
-        (bool(query.partition_by), "PARTITION BY"),
-        (query.having is not None, "HAVING"),
+        (not isinstance(query.from_, ast.SourceRef), "JOIN clauses."),
+        (query.window is not None, "WINDOW clauses."),
+        (bool(query.group_by), "GROUP BY clauses."),
+        (bool(query.partition_by), "PARTITION BY clauses."),
+        (query.having is not None, "HAVING clauses."),
+        *((bool(names), f"the following columns in {clause} clauses: {', '.join(names)}\n")
+          for clause, names in [("SELECT", _disallowed_columns(item.expr for item in query.select if item.expr)),
+                                ("WHERE", _disallowed_columns([query.where] if query.where else []))]),
     ]
-    for refused, clause in refusals:
+    for refused, what in refusals:
         if refused:
-            raise StatementError(f"Pull queries don't support {clause} clauses.{PULL_QUERY_HELP}")
+            raise StatementError(f"Pull queries don't support {what}{PULL_QUERY_HELP}")
 
 
-def compacted(records: Iterable[Record]) -> list[Record]:
-    """The last record per (partition, key bytes), tombstoned keys removed, in the order those records were
-    written within each partition."""
-    latest: dict[tuple[int, bytes | None], Record] = {}
-    for record in records:
-        latest[(record.partition, record.key)] = record
-    current = [record for record in latest.values() if record.value is not None]
-    current.sort(key=lambda record: (record.partition, record.offset))
-    return current
+def _disallowed_columns(expressions: Iterable[ast.Expr]) -> list[str]:
+    named = (node.name.upper() for expr in expressions for node in ast.subexpressions(expr)
+             if isinstance(node, ast.ColumnRef))
+    return list(dict.fromkeys(name for name in named if name in DISALLOWED_COLUMNS))
 
 
-def pull_rows(pipeline: Pipeline, records: Iterable[Record], limit: int | None) -> list[list[Any]]:
-    """The pull query's rows over a table's records, at most `limit` of them."""
-    current = compacted(records)
-    if not current:
+@dataclass(frozen=True)
+class KeyLookup:
+    """The serialized keys a pull query pins, and how many window bytes follow a key in a windowed table's
+    stored keys (0 for a table without windows)."""
+
+    keys: tuple[bytes, ...]
+    window_suffix: int = 0
+
+
+def key_lookup(plan: QueryPlan) -> KeyLookup | None:
+    """The keys a pull query's WHERE pins with `=` or `IN (…)` on every key column, ANDed with anything
+    else; None when it does not (a table scan)."""
+    source = plan.source.source
+    where = next((step.predicate for step in plan.steps if isinstance(step, FilterStep)), None)
+    key_columns = [i for i, column in enumerate(plan.source.columns) if column.namespace == Namespace.KEY]
+    if where is None or not key_columns:
+        return None
+    pinned: dict[int, list[Any]] = {}
+    for conjunct in _conjuncts(where):
+        found = _pinned_values(conjunct, key_columns)
+        if found is None:
+            continue
+        index, values = found
+        earlier = pinned.get(index)
+        pinned[index] = values if earlier is None else [v for v in earlier if v in values]
+    if len(pinned) != len(key_columns):
+        return None
+    serde = key_serde(source)
+    try:
+        keys = [serde.serialize(list(values)) for values in itertools.product(*(pinned[i] for i in key_columns))]
+    except (KsqlError, ValueError, TypeError, OverflowError):  # a value the key format cannot hold: scan
+        return None
+    suffix = source.window.suffix_length if source.window is not None else 0
+    return KeyLookup(tuple(dict.fromkeys(key for key in keys if key is not None)), suffix)
+
+
+def check_table_scan(source: DataSource, lookup: KeyLookup | None, scans_enabled: bool) -> None:
+    """Refuse, as ksqlDB does, a pull query that would scan a table when scans are off or the table is
+    session-windowed (its sessions are found by key only)."""
+    if source.kind != "TABLE" or lookup is not None:
+        return
+    if not scans_enabled:
+        raise StatementError(TABLE_SCAN_DISABLED)
+    if source.window is not None and source.window.is_session:
+        raise StatementError(SESSION_TABLE_SCAN)
+
+
+def _conjuncts(predicate: TypedExpr) -> Iterator[TypedExpr]:
+    if isinstance(predicate, Op) and predicate.op == "and":
+        for operand in predicate.args:
+            yield from _conjuncts(operand)
+    else:
+        yield predicate
+
+
+def _pinned_values(conjunct: TypedExpr, key_columns: Sequence[int]) -> tuple[int, list[Any]] | None:
+    """(key column, the values it must equal) for `key = constant` / `key IN (constants)`, else None."""
+    if not isinstance(conjunct, Op) or conjunct.op not in ("eq", "in"):
+        return None
+    if conjunct.op == "eq" and _is_key(conjunct.args[1], key_columns):  # `constant = key`
+        column, candidates = conjunct.args[1], conjunct.args[:1]
+    else:
+        column, candidates = conjunct.args[0], conjunct.args[1:]
+    if not _is_key(column, key_columns) or not all(map(_is_constant, candidates)):
+        return None
+    assert isinstance(column, InputRef)
+    try:
+        values = [CompiledExpression(cast_to(c, column.type)).evaluate([], 1, _raise)[0] for c in candidates]
+    except Exception:  # a constant that fails to evaluate: the scan's pipeline reports it per row
+        return None
+    return column.index, list(dict.fromkeys(v for v in values if v is not None))
+
+
+def _is_key(expr: TypedExpr, key_columns: Sequence[int]) -> bool:
+    return isinstance(expr, InputRef) and expr.index in key_columns
+
+
+def _is_constant(expr: TypedExpr) -> bool:
+    if isinstance(expr, Const):
+        return True
+    return isinstance(expr, Op) and expr.op in ("cast", "neg") and all(map(_is_constant, expr.args))
+
+
+def _raise(_row: int, error: BaseException) -> None:
+    raise error
+
+
+class TableState:
+    """A table's current records: the latest record per (partition, key bytes), deleted keys removed, kept
+    in one state store per partition under the key bytes, so one key's windows are a single prefix scan."""
+
+    def __init__(self, stores: StoreProvider, name: str) -> None:
+        self._stores = stores
+        self._name = name
+        self._partitions: set[int] = set()
+
+    def apply(self, records: Iterable[Record]) -> None:
+        """Records read from the table's topic, in offset order per partition."""
+        changes: dict[int, dict[bytes, Record | None]] = {}
+        for record in records:
+            if record.key is not None:  # a table row needs a key: ksqlDB drops keyless records too
+                changes.setdefault(record.partition, {})[record.key] = None if record.value is None else record
+        for partition, latest in changes.items():
+            self._partitions.add(partition)
+            self._stores.store(self._name, STORE_NAME, partition).write_batch(latest)
+
+    def records(self, lookup: KeyLookup | None) -> list[Record]:
+        """The current records: every one (by partition, then key bytes), or those of the looked-up keys in
+        the lookup's order."""
+        stores = [self._stores.store(self._name, STORE_NAME, p) for p in sorted(self._partitions)]
+        if lookup is None:
+            return [record for store in stores for _, record in store.range()]
+        if not lookup.window_suffix:
+            return [record for key in lookup.keys for store in stores
+                    if (record := store.get(key)) is not None]
+        return [record for key in lookup.keys for store in stores for stored, record in store.prefix(key)
+                if len(stored) == len(key) + lookup.window_suffix]
+
+    def drop(self) -> None:
+        self._stores.drop_query(self._name)
+        self._partitions.clear()
+
+
+def pull_rows(pipeline: Pipeline, records: Sequence[Record], limit: int | None) -> list[list[Any]]:
+    """The pull query's rows over the records it reads (a table's current records, a stream's all), at most
+    `limit` of them."""
+    if not records:
         return []
-    columns, tombstones = pipeline.rows(RecordBatch.of(current))
+    columns, tombstones = pipeline.rows(RecordBatch.of(list(records)))
     rows = [list(row) for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True) if not tombstone]
     return rows if limit is None else rows[:limit]

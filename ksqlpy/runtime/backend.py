@@ -27,9 +27,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import OutputBatch, Pipeline, ProcessingLogger, Record
+from ksqlpy.execution.pull import KeyLookup
 from ksqlpy.planning.plan import QueryPlan
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.runtime.materialized import TableMaterialization
 from ksqlpy.runtime.processing_log import ProcessingLog
 from ksqlpy.runtime.push import run_push_query
 from ksqlpy.runtime.tools import read_to_end
@@ -79,6 +81,7 @@ class KafkaBackend:
         self._kept_topics: dict[str, KeptTopic] = {}
         self._closing = threading.Event()
         self._watch: threading.Thread | None = None
+        self._tables: dict[str, TableMaterialization] = {}
 
     # -- topics
 
@@ -110,6 +113,7 @@ class KafkaBackend:
         return self._topic_sizes().get(name)
 
     def delete_topic(self, name: str) -> None:
+        self.forget_table(name)
         futures = self._admin.delete_topics([name], operation_timeout=ADMIN_TIMEOUT, request_timeout=ADMIN_TIMEOUT)
         try:
             futures[name].result()
@@ -227,6 +231,26 @@ class KafkaBackend:
     def topic_records(self, topic: str) -> list[Record]:
         return read_to_end(self.clients, topic)
 
+    def table_records(self, topic: str, lookup: KeyLookup | None) -> list[Record]:
+        """The current records of the table on `topic` from its materialization, made on first use and caught
+        up with the topic first: all of them, or the looked-up keys'."""
+        with self._lock:
+            table = self._tables.get(topic)
+            if table is None:
+                table = self._tables[topic] = TableMaterialization(self.clients, topic)
+        return table.records(lookup)
+
+    def materialization(self, topic: str) -> TableMaterialization | None:
+        with self._lock:
+            return self._tables.get(topic)
+
+    def forget_table(self, topic: str) -> None:
+        """Drop the materialization of the table on `topic` (the table was dropped)."""
+        with self._lock:
+            table = self._tables.pop(topic, None)
+        if table is not None:
+            table.close()
+
     def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
         return self._processing_log.logger(query_id, topic)
 
@@ -297,6 +321,10 @@ class KafkaBackend:
         with self._lock:
             workers = list(self._workers.values())
             self._workers.clear()
+            tables = list(self._tables.values())
+            self._tables.clear()
+        for table in tables:
+            table.close()
         for worker in workers:
             worker.stop(0)  # signal all first, so they shut down in parallel
         for worker in workers:

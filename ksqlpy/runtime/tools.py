@@ -205,45 +205,54 @@ def read_batches(
 
 def read_to_end(clients: KafkaClients, topic: str) -> list[Record]:
     """Every record `topic` holds now: each partition from its beginning to the end it had when reading
-    began, without a consumer group or commits.
+    began, without a consumer group or commits."""
+    consumer = clients.consumer(f"_ksqlpy_reader_{uuid.uuid4().hex}", **{"enable.partition.eof": True})
+    try:
+        return read_new_records(consumer, topic, {})
+    finally:
+        consumer.close()
+
+
+def read_new_records(consumer: Consumer, topic: str, positions: dict[int, int]) -> list[Record]:
+    """The records of `topic` from `positions` (partition -> next offset to read; a partition missing there
+    is read from its beginning) to the end each partition had when reading began; `positions` is moved to
+    those ends, so the next call reads only what came after. `consumer` is made with enable.partition.eof.
 
     A partition is read once its last record has come, or once it has stayed quiet for QUIET_AFTER_END_S after
     its end-of-partition event (where a transaction marker, not a record, ends the partition).
     """
-    consumer = clients.consumer(f"_ksqlpy_reader_{uuid.uuid4().hex}", **{"enable.partition.eof": True})
-    try:
-        partitions = topic_partition_ids(consumer, topic)
-        lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=ADMIN_TIMEOUT_S)[0]
-                for p in partitions}
-        ends = end_offsets(consumer, topic, partitions)
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
-        pending = {p for p in partitions if ends[p] > lows[p]}
-        ended_at: dict[int, float] = {}
-        deadline = time.monotonic() + READ_TO_END_TIMEOUT_S
-        records: list[Record] = []
-        while pending:
-            if time.monotonic() > deadline:
-                raise KsqlError(f"Reading topic {topic} to its end took over {READ_TO_END_TIMEOUT_S:.0f} s: is the "
-                                "broker reachable?")
-            for message in take_fetched(consumer, POLL_INTERVAL_S):
-                partition = message.partition() or 0
-                if not _raise_for_error(message):
-                    ended_at.setdefault(partition, time.monotonic())
-                    continue
-                ended_at.pop(partition, None)
-                offset = message.offset() or 0
-                if offset < ends[partition]:
-                    # consumed headers are always (name, bytes | None) pairs; the stubs also allow a dict
-                    headers: Headers = tuple(message.headers() or ())  # type: ignore[arg-type]
-                    records.append(Record(message.key(), message.value(), message.timestamp()[1], headers,
-                                          partition, offset, topic))
-                if offset + 1 >= ends[partition]:
-                    pending.discard(partition)
-            now = time.monotonic()
-            pending -= {p for p, since in ended_at.items() if now - since >= QUIET_AFTER_END_S}
-        return records
-    finally:
-        consumer.close()
+    partitions = topic_partition_ids(consumer, topic)
+    lows = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=ADMIN_TIMEOUT_S)[0]
+            for p in partitions}
+    ends = end_offsets(consumer, topic, partitions)
+    starts = {p: max(lows[p], positions.get(p, lows[p])) for p in partitions}
+    pending = {p for p in partitions if ends[p] > starts[p]}
+    consumer.assign([TopicPartition(topic, p, starts[p]) for p in sorted(pending)])
+    ended_at: dict[int, float] = {}
+    deadline = time.monotonic() + READ_TO_END_TIMEOUT_S
+    records: list[Record] = []
+    while pending:
+        if time.monotonic() > deadline:
+            raise KsqlError(f"Reading topic {topic} to its end took over {READ_TO_END_TIMEOUT_S:.0f} s: is the "
+                            "broker reachable?")
+        for message in take_fetched(consumer, POLL_INTERVAL_S):
+            partition = message.partition() or 0
+            if not _raise_for_error(message):
+                ended_at.setdefault(partition, time.monotonic())
+                continue
+            ended_at.pop(partition, None)
+            offset = message.offset() or 0
+            if starts[partition] <= offset < ends[partition]:
+                # consumed headers are always (name, bytes | None) pairs; the stubs also allow a dict
+                headers: Headers = tuple(message.headers() or ())  # type: ignore[arg-type]
+                records.append(Record(message.key(), message.value(), message.timestamp()[1], headers,
+                                      partition, offset, topic))
+            if offset + 1 >= ends[partition]:
+                pending.discard(partition)
+        now = time.monotonic()
+        pending -= {p for p, since in ended_at.items() if now - since >= QUIET_AFTER_END_S}
+    positions.update({p: max(starts[p], ends[p]) for p in partitions})
+    return records
 
 
 def read_records(

@@ -35,6 +35,8 @@ def test_the_shell_reports_each_hostile_statement_in_one_line_and_goes_on(
         f"CREATE TABLE t (k STRING PRIMARY KEY, v INT) WITH (kafka_topic='{topic}_t', value_format='JSON', "
         "partitions=1);",
         "SELECT * FROM t;",
+        "SET 'ksql.query.pull.table.scan.enabled'='false';",
+        "SELECT * FROM t WHERE v > 1;",
         "DESCRIBE EXTENDED s;",
     ])
     done = _ksqlpy(broker, "shell", stdin=script, cwd=tmp_path)
@@ -53,7 +55,8 @@ def test_the_shell_reports_each_hostile_statement_in_one_line_and_goes_on(
         "Error: line 1:11: Invalid numeric literal: 999999999999999999999999... (4301 characters)",
         f"Error: RUN SCRIPT self.sql would run a script inside itself: {tmp_path / 'self.sql'} -> "
         f"{tmp_path / 'self.sql'}",
-        "Error: Pull queries are not supported: add EMIT CHANGES to run a push query",
+        "Error: Query requires table scan to be enabled. Table scans can be enabled by setting "
+        "ksql.query.pull.table.scan.enabled=true",
     ]
     assert "Read by:" in done.stdout  # the last statement still ran
 
