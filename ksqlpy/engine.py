@@ -22,6 +22,7 @@ from ksqlpy.execution.pull import (
     KeyLookup,
     check_pull_query,
     check_table_scan,
+    check_window_bounds,
     key_lookup,
     pull_rows,
 )
@@ -538,9 +539,12 @@ class Engine:
         if pull:
             check_pull_query(statement.query)
         plan = self._planner().plan(statement.query)
-        if pull:
+        if pull and plan.source.source.kind == "TABLE":
+            lookup = key_lookup(plan)
+            if plan.source.source.window is not None:
+                check_window_bounds(statement.query.where, lookup)
             scans = str(self.properties.get(TABLE_SCAN_PROPERTY, "true")).strip().lower() != "false"
-            check_table_scan(plan.source.source, key_lookup(plan), scans)
+            check_table_scan(plan.source.source, lookup, scans)
         return plan
 
     def pull_rows(self, plan: QueryPlan, query_id: str) -> list[list[Any]]:

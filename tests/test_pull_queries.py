@@ -221,3 +221,46 @@ def test_where_a_row_sits_in_the_topic_is_refused_in_pull_queries(
     assert str(refused.value) == (f"Pull queries don't support the following columns in {clause} clauses: "
                                   f"{columns}\n See https://cnfl.io/queries for more info.\n"
                                   "Add EMIT CHANGES if you intended to issue a push query.")
+
+
+WHERE_HELP = (
+    "See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query.\n"
+    "Pull queries require a WHERE clause that:\n"
+    " - includes a key equality expression, e.g. `SELECT * FROM X WHERE <key-column> = Y;`.\n"
+    " - in the case of a multi-column key, is a conjunction of equality expressions that cover all key columns.\n"
+    " - to support range expressions, e.g.,  SELECT * FROM X WHERE <key-column> < Y;`, range scans need to be "
+    "enabled by setting ksql.query.pull.range.scan.enabled=true\n"
+    " - (optionally) limits the time bounds of the windowed table.\n"
+    "\t Bounds on [WINDOWSTART, WINDOWEND] are supported\n"
+    "\t Supported operators are [EQUAL, GREATER_THAN, GREATER_THAN_OR_EQUAL, LESS_THAN, LESS_THAN_OR_EQUAL]\n"
+    "If more flexible queries are needed, , table scans can be enabled by setting "
+    "ksql.query.pull.table.scan.enabled=true."
+)
+
+
+@pytest.mark.parametrize(("where", "refusal"), [
+    ("user_id = 'u1' AND WINDOWSTART <> 0", "Unsupported WINDOWSTART bounds: NOT_EQUAL"),
+    ("n > 0 AND 0 IS DISTINCT FROM WINDOWEND", "Unsupported WINDOWEND bounds: IS_DISTINCT_FROM"),
+    ("user_id = 'u1' AND WINDOWSTART > 0 AND WINDOWSTART >= 1", "Duplicate WINDOWSTART bounds on: GREATER_THAN"),
+    ("user_id = 'u1' AND 5 > WINDOWEND AND WINDOWEND <= 9", "Duplicate WINDOWEND bounds on: LESS_THAN"),
+    ("user_id = 'u1' AND WINDOWSTART < 9 AND WINDOWSTART = 2",
+     "`(WINDOWSTART = 2)` cannot be combined with other WINDOWSTART bounds"),
+    ("user_id = 'u1' AND WINDOWEND = 2 AND WINDOWEND BETWEEN 1 AND 3",
+     "`(WINDOWEND >= 1)` cannot be combined with other WINDOWEND bounds"),
+])
+def test_window_bounds_ksqldb_cannot_use_are_refused_with_its_messages(where: str, refusal: str) -> None:
+    driver = InMemoryDriver()
+    driver.execute(CLICKS + "CREATE TABLE per_minute AS SELECT user_id, COUNT(*) AS n FROM clicks "
+                   "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY user_id;")
+    with pytest.raises(StatementError) as refused:
+        pull(driver, f"SELECT * FROM per_minute WHERE {where};")
+    assert str(refused.value) == f"{refusal}.  {WHERE_HELP}"
+
+
+def test_duplicate_window_bounds_are_answered_in_a_scan_as_ksqldb_does() -> None:
+    driver = InMemoryDriver()
+    driver.execute(CLICKS + "CREATE TABLE per_minute AS SELECT user_id, COUNT(*) AS n FROM clicks "
+                   "WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY user_id;")
+    driver.produce("clicks", b"u1", json.dumps({"PAGE": "p"}).encode(), MINUTE)
+    driver.process()
+    assert pull(driver, "SELECT n FROM per_minute WHERE WINDOWSTART > 0 AND WINDOWSTART >= 1;") == [[1]]

@@ -19,7 +19,7 @@ from ksqlpy.errors import KsqlError, StatementError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.execution.pipeline import Pipeline, Record, RecordBatch, key_serde
 from ksqlpy.planning.catalog import DataSource
-from ksqlpy.planning.expressions import Const, InputRef, Op, TypedExpr, cast_to
+from ksqlpy.planning.expressions import Const, InputRef, Op, TypedExpr, cast_to, render
 from ksqlpy.planning.plan import FilterStep, QueryPlan
 from ksqlpy.schema import Namespace
 from ksqlpy.state.base import StoreProvider
@@ -34,6 +34,24 @@ SESSION_TABLE_SCAN = "Table scan unsupported on session tables"
 # Where a row sits in the topic says nothing about a table's current row: ksqlDB refuses these in pull queries.
 DISALLOWED_COLUMNS = ("ROWPARTITION", "ROWOFFSET")
 STORE_NAME = "current"
+WINDOW_BOUND_COLUMNS = ("WINDOWSTART", "WINDOWEND")
+# The comparisons ksqlDB accepts on window bounds, and the names its messages give comparisons.
+WINDOW_BOUND_COMPARISONS = {"=": "EQUAL", ">": "GREATER_THAN", ">=": "GREATER_THAN_OR_EQUAL", "<": "LESS_THAN",
+                            "<=": "LESS_THAN_OR_EQUAL"}
+COMPARISON_NAMES = {**WINDOW_BOUND_COMPARISONS, "<>": "NOT_EQUAL", "IS DISTINCT FROM": "IS_DISTINCT_FROM",
+                    "IS NOT DISTINCT FROM": "IS_NOT_DISTINCT_FROM"}
+# How ksqlDB ends a refusal of a pull query's WHERE clause (its typos included).
+WHERE_CLAUSE_HELP = (
+    "\nPull queries require a WHERE clause that:"
+    "\n - includes a key equality expression, e.g. `SELECT * FROM X WHERE <key-column> = Y;`."
+    "\n - in the case of a multi-column key, is a conjunction of equality expressions that cover all key columns."
+    "\n - to support range expressions, e.g.,  SELECT * FROM X WHERE <key-column> < Y;`, range scans need to be "
+    "enabled by setting ksql.query.pull.range.scan.enabled=true"
+    "\n - (optionally) limits the time bounds of the windowed table."
+    f"\n\t Bounds on [{', '.join(WINDOW_BOUND_COLUMNS)}] are supported"
+    f"\n\t Supported operators are [{', '.join(WINDOW_BOUND_COMPARISONS.values())}]"
+    f"\nIf more flexible queries are needed, , table scans can be enabled by setting {TABLE_SCAN_PROPERTY}=true."
+)
 
 
 def check_pull_query(query: ast.Query) -> None:
@@ -98,12 +116,73 @@ def key_lookup(plan: QueryPlan) -> KeyLookup | None:
 def check_table_scan(source: DataSource, lookup: KeyLookup | None, scans_enabled: bool) -> None:
     """Refuse, as ksqlDB does, a pull query that would scan a table when scans are off or the table is
     session-windowed (its sessions are found by key only)."""
-    if source.kind != "TABLE" or lookup is not None:
+    if lookup is not None:
         return
     if not scans_enabled:
         raise StatementError(TABLE_SCAN_DISABLED)
     if source.window is not None and source.window.is_session:
         raise StatementError(SESSION_TABLE_SCAN)
+
+
+def check_window_bounds(where: ast.Expr | None, lookup: KeyLookup | None) -> None:
+    """Refuse, with ksqlDB's messages, comparisons of a windowed table's WINDOWSTART / WINDOWEND other than
+    =, <, <=, >, >=; and in a key lookup, two bounds of one kind on one of them, or `=` with another bound."""
+    if where is None:
+        return
+    for node in ast.subexpressions(where):
+        bound = _window_bound(node)
+        if bound is not None and bound[1] not in WINDOW_BOUND_COMPARISONS:
+            raise _invalid_where(f"Unsupported {bound[0]} bounds: {COMPARISON_NAMES[bound[1]]}")
+    if lookup is None:  # ksqlDB reads the bounds of key lookups only
+        return
+    seen: set[tuple[str, str]] = set()
+    for conjunct in _ast_conjuncts(where):
+        for column, comparison, text in _bounds_in(conjunct):
+            kind = "EQUAL" if comparison == "=" else "LESS_THAN" if comparison.startswith("<") else "GREATER_THAN"
+            duplicate = (column, kind) in seen
+            seen.add((column, kind))
+            if (column, "EQUAL") in seen and any((column, k) in seen for k in ("LESS_THAN", "GREATER_THAN")):
+                raise _invalid_where(f"`{text}` cannot be combined with other {column} bounds")
+            if duplicate:
+                raise _invalid_where(f"Duplicate {column} bounds on: {kind}")
+
+
+def _invalid_where(message: str) -> StatementError:
+    return StatementError(f"{message}. {PULL_QUERY_HELP}{WHERE_CLAUSE_HELP}")
+
+
+def _window_bound(node: ast.Expr) -> tuple[str, str] | None:
+    """(WINDOWSTART or WINDOWEND, comparison as if the column were on the left) for a comparison of a window
+    bound with an expression of no column; None for anything else."""
+    if not isinstance(node, ast.BinaryOp) or node.op not in COMPARISON_NAMES:
+        return None
+    for column, other, comparison in [(node.left, node.right, node.op), (node.right, node.left, _flipped(node.op))]:
+        if (isinstance(column, ast.ColumnRef) and column.name.upper() in WINDOW_BOUND_COLUMNS
+                and not any(isinstance(n, ast.ColumnRef) for n in ast.subexpressions(other))):
+            return column.name.upper(), comparison
+    return None
+
+
+def _flipped(comparison: str) -> str:
+    return {"<": ">", "<=": ">=", ">": "<", ">=": "<="}.get(comparison, comparison)
+
+
+def _bounds_in(conjunct: ast.Expr) -> list[tuple[str, str, str]]:
+    """The window bounds one conjunct sets: (column, comparison, the comparison's text); BETWEEN sets two."""
+    if isinstance(conjunct, ast.Between) and not conjunct.negated:
+        return [bound for low_high in [ast.BinaryOp(">=", conjunct.operand, conjunct.low),
+                                       ast.BinaryOp("<=", conjunct.operand, conjunct.high)]
+                for bound in _bounds_in(low_high)]
+    bound = _window_bound(conjunct)
+    return [] if bound is None else [(*bound, render(conjunct))]
+
+
+def _ast_conjuncts(where: ast.Expr) -> Iterator[ast.Expr]:
+    if isinstance(where, ast.Chain) and set(where.operators) == {"AND"}:
+        for operand in where.operands:
+            yield from _ast_conjuncts(operand)
+    else:
+        yield where
 
 
 def _conjuncts(predicate: TypedExpr) -> Iterator[TypedExpr]:

@@ -7,6 +7,7 @@ import io
 import struct
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,6 +16,8 @@ from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.tools import ConsumedRecord
 from ksqlpy.shell.render import StreamingTable
+from ksqlpy.syntax import ast
+from ksqlpy.syntax.parser import parse
 
 
 def test_a_pull_query_answers_a_ctas_tables_current_rows_and_ends(
@@ -101,3 +104,21 @@ def test_a_windowed_tables_key_lookup_reads_that_keys_windows_within_the_bounds(
         app.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
         with pytest.raises(StatementError, match=r"^Query requires table scan to be enabled"):
             app.execute("SELECT * FROM counts WHERE n > 1;")
+
+
+def test_pull_queries_from_several_threads_share_one_materialization_reading_each_record_once(
+    broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+) -> None:
+    topic = unique_topic("pull_threads")
+    produce_json(broker, topic, [(f"k{i}", {"N": i}) for i in range(50)], partitions=3)
+    config = RuntimeConfig(bootstrap_servers=broker, service_id=f"pull{uuid.uuid4().hex[:8]}_")
+    with KsqlpyApp(config, status=io.StringIO()).start() as app:
+        app.execute(f"CREATE TABLE t (k STRING PRIMARY KEY, n INT) WITH (kafka_topic='{topic}', value_format='JSON');")
+        [statement] = parse("SELECT n FROM t WHERE n >= 0;")
+        assert isinstance(statement, ast.SelectStatement)
+        with ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(lambda i: app.engine.pull_rows(app.engine.plan_transient(statement), f"p{i}"),
+                                    range(4)))
+        assert all(sorted(answer) == [[i] for i in range(50)] for answer in answers)
+        table = app.backend.materialization(topic)
+        assert table is not None and table.consumed == 50
