@@ -145,8 +145,10 @@ class AggregateOperator:
 
     # -- entry point
 
-    def process(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
-        """Input rows -> output rows (key columns, aggregate columns, metadata)."""
+    def process(self, columns: list[list[Any]], meta: list[list[Any]], placed: bool = False) -> list[list[Any]]:
+        """Input rows -> output rows (key columns, aggregate columns, metadata). `placed`: the rows were read
+        back from the repartition topic, where each already sits in its group's partition, which is then its
+        state partition (else a re-keying GROUP BY hashes the group key to find it)."""
         if any(call.overload.impl is not bound for call, bound in zip(self.step.aggregates, self._implementations,
                                                                         strict=True)):
             self._bind_aggregators()
@@ -154,9 +156,11 @@ class AggregateOperator:
             return [[] for _ in range(self.width)]
         if self.from_table:
             return self._table_rows(columns, meta)
+        hashed = self.step.rekeyed and not placed
         if self.window is None:
-            return self._stream_rows(columns, meta)
-        rows = self._session_rows(columns, meta) if self.window.kind == "SESSION" else self._stream_rows(columns, meta)
+            return self._stream_rows(columns, meta, hashed)
+        rows = self._session_rows(columns, meta, hashed) if self.window.kind == "SESSION" \
+            else self._stream_rows(columns, meta, hashed)
         for partition in list(self.stream_times):
             self._expire(partition)
         return rows
@@ -203,6 +207,17 @@ class AggregateOperator:
     def _log_null_key(self, origin: int) -> None:
         self.log_row(origin, "Group-by key resolved to null: the record is excluded from the aggregation", "ERROR")
 
+    def repartition_keys(self, columns: list[list[Any]], meta: list[list[Any]]) -> tuple[list[int], list[bytes]]:
+        """What a repartition topic carries of the input rows: the rows that aggregate (see _group_keys) and
+        each one's serialized group key, the bytes the group's entries are stored under."""
+        keys, live = self._group_keys(columns, meta)
+        serialized = self._serialized_keys(keys, live)
+        return live, [serialized[keys[r]] for r in live]
+
+    def _serialized_keys(self, keys: list[Any], rows: list[int]) -> dict[Any, bytes]:
+        """The rows' distinct group keys, serialized once each."""
+        return {key: self._serialized(key) for key in {keys[r] for r in rows}}
+
     def _serialized(self, key: Any) -> bytes:
         serialized = self.key_serde.serialize(self._key_fields(key))
         return serialized if serialized is not None else b""
@@ -214,10 +229,10 @@ class AggregateOperator:
         fields = key if self.key_width > 1 else (key,)
         return tuple(field.value if isinstance(field, _Frozen) else field for field in fields)
 
-    def _partition(self, key_bytes: bytes, record_partition: int) -> int:
-        """The state partition of a group: the group key's hash when GROUP BY re-keys (the partition a
-        repartition topic would put it in), else the record's own partition."""
-        if self.step.rekeyed:
+    def _partition(self, key_bytes: bytes, record_partition: int, hashed: bool) -> int:
+        """The state partition of a group: the group key's hash when `hashed` (a GROUP BY that re-keys in
+        process: the partition a repartition topic would put it in), else the record's own partition."""
+        if hashed:
             return partition_for(key_bytes, self.partitions)
         return record_partition
 
@@ -284,16 +299,14 @@ class AggregateOperator:
 
     # -- streams: columnar
 
-    def _stream_rows(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
+    def _stream_rows(self, columns: list[list[Any]], meta: list[list[Any]], hashed: bool) -> list[list[Any]]:
         keys, live = self._group_keys(columns, meta)
         timestamps = meta[TIMESTAMP]
         # (row, window start) pairs, in input order; a hopping window gives a row several
         rows, starts = self._windows(live, timestamps)
-        distinct: dict[Any, bytes] = {}
-        for key in {keys[r] for r in live}:
-            distinct[key] = self._serialized(key)
+        distinct = self._serialized_keys(keys, live)
         record_partitions = meta[PARTITION]
-        if self.step.rekeyed:  # the partition follows from the key alone: hashed once per distinct key
+        if hashed:  # the partition follows from the key alone: hashed once per distinct key
             key_partitions = {key: partition_for(key_bytes, self.partitions) for key, key_bytes in distinct.items()}
             partition_of = [key_partitions[keys[r]] for r in rows]
         else:
@@ -519,7 +532,7 @@ class AggregateOperator:
             if not meta[TOMBSTONE][row] and not null_key:
                 arguments = [self._arguments(columns, meta, [row], j) for j in range(len(self.aggregators))]
                 key_bytes = self._serialized(key)
-                current = (key, arguments, key_bytes, self._partition(key_bytes, source_partition))
+                current = (key, arguments, key_bytes, self._partition(key_bytes, source_partition, self.step.rekeyed))
             time = meta[TIMESTAMP][row]
             try:
                 if previous is not None and current is not None and previous[2] == current[2]:
@@ -572,7 +585,7 @@ class AggregateOperator:
 
     # -- session windows: row by row, merging the sessions a record bridges
 
-    def _session_rows(self, columns: list[list[Any]], meta: list[list[Any]]) -> list[list[Any]]:
+    def _session_rows(self, columns: list[list[Any]], meta: list[list[Any]], hashed: bool) -> list[list[Any]]:
         assert self.window is not None
         gap = self.window.size_ms
         keys, live = self._group_keys(columns, meta)
@@ -582,7 +595,7 @@ class AggregateOperator:
         for row in live:
             key = keys[row]
             key_bytes = self._serialized(key)
-            partition = self._partition(key_bytes, meta[PARTITION][row])
+            partition = self._partition(key_bytes, meta[PARTITION][row], hashed)
             store = self.stores(partition)
             time = meta[TIMESTAMP][row]
             stream_time = max(self.stream_times.get(partition, -1), time)

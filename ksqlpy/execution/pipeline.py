@@ -25,10 +25,15 @@ from ksqlpy.execution.expressions import (
     flat_map,
 )
 from ksqlpy.execution.partitioning import partition_for
+from ksqlpy.execution.repartition import decoded_rows, encoded_rows
 from ksqlpy.execution.rows import (
+    KEY_BYTES,
     META_COLUMNS,
     ORIGIN,
     PARTITION,
+    ROWOFFSET,
+    ROWPARTITION,
+    ROWTIME,
     TIMESTAMP,
     TOMBSTONE,
     WINDOWEND,
@@ -201,6 +206,11 @@ class StopOnRecord(KsqlError):
     """A record failed and the query is set to stop rather than log and skip it
     (ksql.fail.on.deserialization.error = true)."""
 
+    @classmethod
+    def undecodable(cls, record: Record, error: object) -> StopOnRecord:
+        return cls(f"Failed to deserialize the record at {record.topic} partition {record.partition} "
+                   f"offset {record.offset} ({FAIL_ON_DESERIALIZATION_PROPERTY}=true): {error}")
+
 _SERIALIZE_ERRORS = (SerdeError, KsqlError, ValueError, TypeError)
 TimestampParser = Callable[[str], int]
 # What a failing UDF does to its row: NULL result (ksqlDB's behaviour), drop the row, stop the query, or
@@ -220,6 +230,13 @@ def flag_property(properties: Mapping[str, Any], name: str, default: bool) -> bo
     if value not in ("true", "false"):
         raise StatementError(f"Invalid value for {name}: '{value}' (expected true or false)")
     return value == "true"
+
+
+def placed_by_key(keys: Sequence[bytes | None], partitions: int) -> list[int]:
+    """Where the producer's partitioner puts each key (a NULL key: partition 0), hashed once per distinct key."""
+    placed: dict[bytes | None, int] = {}
+    return [placed[key] if key in placed else placed.setdefault(key, 0 if key is None else partition_for(key, partitions))
+            for key in keys]
 
 
 def key_serde(source: DataSource) -> RecordSerde:
@@ -301,9 +318,7 @@ class SourceDecoder:
         for index, error in errors.items():
             self.log(batch.record(index), f"Failed to deserialize record: {error}")
             if self.fail_on_error:
-                record = batch.record(index)
-                raise StopOnRecord(f"Failed to deserialize the record at {record.topic} partition {record.partition} "
-                                   f"offset {record.offset} ({FAIL_ON_DESERIALIZATION_PROPERTY}=true): {error}")
+                raise StopOnRecord.undecodable(batch.record(index), error)
         tombstones = [False] * size if False not in values.present else [not present for present in values.present]
         dropped = set(errors)
         if None in rowtimes:
@@ -411,6 +426,12 @@ class Pipeline:
         self.table_calls: dict[int, dict[int, TableCall]] = {}
         self.sink = sink
         self.stateful: list[AggregateOperator] = []
+        # A re-keying aggregate over a stream, and its position in self.steps: on Kafka, the rows reaching it
+        # cross a repartition topic (process_upstream, then process_downstream). One over a table stays in
+        # process: a table row's change takes the row's old contribution back from its old group, found by the
+        # source key in the aggregate's own state; across a repartition topic the change would have to travel
+        # as an old/new pair of records, which nothing produces yet.
+        self._repartitioned: tuple[int, AggregateOperator] | None = None
         self.state: list[OperatorStores] = []  # every stateful operator's stores
         # A GroupByStep needs no operator of its own: the aggregate above it groups (and partitions) rows by
         # their key columns.
@@ -435,6 +456,8 @@ class Pipeline:
                                              self.emission, plan.source.source.partitions, self._log_row, final,
                                              plan.properties)
                 self.stateful.append(operator)
+                if step.rekeyed and not step.input.is_table:
+                    self._repartitioned = (len(self.steps), operator)
                 self.state += operator.operator_stores[1:]
                 self.steps.append(("stateful", (operator.process, len(step.columns))))
             elif isinstance(step, SuppressStep) and step.window is not None and step.window.is_session:
@@ -465,6 +488,22 @@ class Pipeline:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
             self.partitions = max(1, sink.partitions)
+
+    @property
+    def repartitions(self) -> bool:
+        """On Kafka the query runs in two stages joined by a repartition topic: process_upstream, then
+        process_downstream on what was read back from the topic."""
+        return self._repartitioned is not None
+
+    @property
+    def repartition_partitions(self) -> int:
+        """The repartition topic's partition count: the query's, its source's."""
+        return self._repartition_point()[1].partitions
+
+    def _repartition_point(self) -> tuple[int, AggregateOperator]:
+        if self._repartitioned is None:
+            raise KsqlError(f"Query {self.plan.query_id} does not go through a repartition topic")
+        return self._repartitioned
 
     @property
     def late_records(self) -> int:
@@ -503,13 +542,27 @@ class Pipeline:
                 break
         return read
 
-    def run(self, batch: RecordBatch, dropped: dict[int, str] | None = None) -> tuple[list[list[Any]], list[list[Any]]]:
+    def run(self, batch: RecordBatch, dropped: dict[int, str] | None = None,
+            until: int | None = None) -> tuple[list[list[Any]], list[list[Any]]]:
         """Decode and transform: the output columns, and per output row its metadata columns (see
         ksqlpy.execution.rows). Rows that udf.error.policy drops are left out; `dropped` receives their input
-        index and reason."""
+        index and reason. `until`: run the steps before that one only."""
         self._batch = batch
         columns = self.decoder.decode(batch)
-        width = self.rowtime_index
+        steps = range(len(self.steps) if until is None else until)
+        return self._run_steps(batch, columns, self.rowtime_index, True, steps, dropped)
+
+    def _run_steps(
+        self,
+        batch: RecordBatch,
+        columns: list[list[Any]],
+        width: int,
+        from_source: bool,
+        steps: range,
+        dropped: dict[int, str] | None,
+    ) -> tuple[list[list[Any]], list[list[Any]]]:
+        """`steps` over rows of `batch` whose metadata columns follow their first `width` columns: the
+        source's (`from_source`, where columns no step reads are placeholders) or an operator's."""
         meta = columns[width:]
         size = len(meta[0])
         failed: dict[int, str] = {} if dropped is None else dropped
@@ -529,8 +582,9 @@ class Pipeline:
         # Until a projection, the metadata are ordinary columns behind the step's own; from the source up to
         # the first projection, source columns no step reads are shared placeholders.
         meta_in_columns = True
-        reading_source = True
-        for index, (kind, payload) in enumerate(self.steps):
+        reading_source = from_source
+        for index in steps:
+            kind, payload = self.steps[index]
             if size == 0:
                 break
             if kind in ("filter", "table_filter"):
@@ -614,16 +668,94 @@ class Pipeline:
     def process(self, batch: RecordBatch) -> OutputBatch:
         """Run the query on a batch of input records and encode what it writes to its sink (see _narrowed
         for what happens to a batch that raises)."""
+        return self._committed(self._output_of(batch, self._process_batch))
 
+    def process_upstream(self, batch: RecordBatch) -> OutputBatch:
+        """The first stage of a query that `repartitions`: run the steps before its aggregate on a batch of
+        source records and encode the records it writes to the repartition topic, one per row that aggregates
+        (a NULL group key is logged here and left out). Each record's key is the serialized group key (the
+        bytes the aggregate stores the group under), its value the aggregate's input row (see
+        ksqlpy.execution.repartition), its timestamp the row's time, and its partition (place_by_partition)
+        the key's among repartition_partitions. Failures are narrowed as in process(). This stage holds no
+        state."""
+        return self._output_of(batch, self._upstream_batch)
+
+    def process_downstream(self, batch: RecordBatch) -> OutputBatch:
+        """The second stage of a query that `repartitions`: run the aggregate and the steps after it on
+        records read back from the repartition topic, and encode what the query writes to its sink, as
+        process() would have. A record's partition is its group's state partition. Records that are not
+        repartition rows go to the processing log; failures are narrowed, and state committed, as in
+        process()."""
+        return self._committed(self._output_of(batch, self._downstream_batch))
+
+    def _output_of(self, batch: RecordBatch, attempt: Callable[[RecordBatch], OutputBatch]) -> OutputBatch:
         def joined(first: OutputBatch, second: OutputBatch, whole: RecordBatch, middle: int) -> OutputBatch:
             output = first.followed_by(second, middle)
             output.inputs = whole
             return output
 
-        output = self._narrowed(batch, self._process_batch, joined, lambda: OutputBatch([], [], [], [], origins=[]))
+        return self._narrowed(batch, attempt, joined, lambda: OutputBatch([], [], [], [], origins=[]))
+
+    def _committed(self, output: OutputBatch) -> OutputBatch:
         if self.commits_state:
             self.commit_state()
         return output
+
+    def _upstream_batch(self, batch: RecordBatch) -> OutputBatch:
+        at, operator = self._repartition_point()
+        dropped: dict[int, str] = {}
+        columns, meta = self.run(batch, dropped, until=at)
+        dead_letters = self._dead_letters(batch, dropped)
+        rows, keys = operator.repartition_keys(columns, meta) if meta[0] else ([], [])
+        if not rows:
+            return OutputBatch([], [], [], [], dead_letters=dead_letters, origins=[], inputs=batch,
+                               place_by_partition=True)
+        if self._carries_offsets(operator):
+            columns = [*columns, meta[ROWOFFSET]]
+        origins = [meta[ORIGIN][r] for r in rows]
+        return OutputBatch(
+            list(keys),
+            list(encoded_rows(columns, rows)),
+            [meta[TIMESTAMP][r] for r in rows],
+            placed_by_key(keys, operator.partitions),
+            None if batch.headers is None else [batch.headers[i] for i in origins],
+            dead_letters,
+            origins,
+            batch,
+            place_by_partition=True,
+        )
+
+    def _downstream_batch(self, batch: RecordBatch) -> OutputBatch:
+        at, operator = self._repartition_point()
+        self._batch = batch
+        width = len(operator.step.input.columns)
+        carries_offsets = self._carries_offsets(operator)
+        rows, read, errors = decoded_rows(batch.values, width + (1 if carries_offsets else 0))
+        for position, error in errors.items():
+            self._log_failure(batch.record(position), f"Failed to deserialize repartition record: {error}")
+            if self.decoder.fail_on_error:
+                raise StopOnRecord.undecodable(batch.record(position), error)
+        if not rows:
+            return OutputBatch([], [], [], [], origins=[], inputs=batch)
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        size = len(read)
+        meta: list[list[Any]] = [[None] * size for _ in range(META_COLUMNS)]
+        meta[ROWTIME] = meta[TIMESTAMP] = [batch.timestamps[i] for i in read]
+        meta[ROWPARTITION] = meta[PARTITION] = [batch.partitions[i] for i in read]
+        meta[ROWOFFSET] = columns.pop() if carries_offsets else [batch.offsets[i] for i in read]
+        meta[ORIGIN] = read
+        meta[TOMBSTONE] = [False] * size
+        meta[KEY_BYTES] = [batch.keys[i] for i in read]
+        aggregated = operator.process(columns, meta, placed=True)
+        dropped: dict[int, str] = {}
+        columns, meta = self._run_steps(batch, aggregated, len(operator.step.columns), False,
+                                        range(at + 1, len(self.steps)), dropped)
+        return self._sink_output(batch, columns, meta, dropped)
+
+    @staticmethod
+    def _carries_offsets(operator: AggregateOperator) -> bool:
+        """Whether repartition rows carry their source offset: an aggregate orders its rows by it."""
+        return any(aggregator.needs_sequence for aggregator in operator.aggregators)
 
     def pending_state(self) -> list[StoreChanges]:
         """The state changes of the batches processed since the last commit, not yet written."""
@@ -710,8 +842,17 @@ class Pipeline:
     def _process_batch(self, batch: RecordBatch) -> OutputBatch:
         dropped: dict[int, str] = {}
         columns, meta = self.run(batch, dropped)
-        dead_letters = [self._dead_letter(batch, origin, reason) for origin, reason in sorted(dropped.items())] \
-            if self.udf_error_policy == "dlq" else []
+        return self._sink_output(batch, columns, meta, dropped)
+
+    def _dead_letters(self, batch: RecordBatch, dropped: dict[int, str]) -> list[Record]:
+        if self.udf_error_policy != "dlq":
+            return []
+        return [self._dead_letter(batch, origin, reason) for origin, reason in sorted(dropped.items())]
+
+    def _sink_output(self, batch: RecordBatch, columns: list[list[Any]], meta: list[list[Any]],
+                     dropped: dict[int, str]) -> OutputBatch:
+        """The sink's records for the output rows of `batch` (`dropped`: its records udf.error.policy dropped)."""
+        dead_letters = self._dead_letters(batch, dropped)
         if self.sink is None or not meta[0]:
             return OutputBatch([], [], [], [], dead_letters=dead_letters, origins=[])
         origins, tombstones, rowtimes, partitions = meta[ORIGIN], meta[TOMBSTONE], meta[TIMESTAMP], meta[PARTITION]
@@ -732,11 +873,8 @@ class Pipeline:
             for row, timestamp in enumerate(timestamps):
                 if timestamp is None or timestamp < 0:
                     rejected.setdefault(row, f"Invalid output timestamp {timestamp}: the record was dropped")
-        if self.places_by_key:
-            # where the producer's partitioner puts each key (a windowed key by its key alone)
-            placed: dict[bytes | None, int] = {}
-            partitions = [placed[key] if key in placed else placed.setdefault(
-                key, 0 if key is None else partition_for(key, self.partitions)) for key in plain_keys]
+        if self.places_by_key:  # a windowed key by its key alone
+            partitions = placed_by_key(plain_keys, self.partitions)
         elif max(partitions) >= self.partitions:
             partitions = [min(partition, self.partitions - 1) for partition in partitions]
         output = OutputBatch(
