@@ -157,6 +157,9 @@ class InMemoryDriver:
     def stop_query(self, query_id: str) -> None:
         self._queries.pop(query_id, None)
 
+    def delete_internal_topics(self, query_id: str) -> None:
+        """Nothing to do: the in-memory driver keeps state in memory, without changelog topics."""
+
     def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
         def log(record: Record | None, reason: str, level: str = "ERROR") -> None:
             self.processing_log.append(

@@ -46,6 +46,7 @@ from ksqlpy.planning.planner import (
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.secrets import mask, mask_statement
 from ksqlpy.serialization.base import FormatOptions
+from ksqlpy.state.base import StoreProvider
 from ksqlpy.state.memory import InMemoryStoreProvider
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
@@ -108,6 +109,9 @@ class Backend(Protocol):
 
     def stop_query(self, query_id: str) -> None: ...
 
+    def delete_internal_topics(self, query_id: str) -> None:
+        """Delete the topics a query kept its state in, once it is terminated."""
+
     def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger: ...
 
 
@@ -118,12 +122,17 @@ class Engine:
         properties: Mapping[str, Any] | None = None,
         registry: FunctionRegistry | None = None,
         default_cache_bytes: int | None = None,
+        durable_state: StoreProvider | None = None,
     ) -> None:
         """`default_cache_bytes`: the record cache size of stateful queries that set none (ksqlDB's 10 MB
         when None; the in-memory driver turns caching off, as ksqlDB's tests do)."""
         self.backend = backend
         self.default_cache_bytes = default_cache_bytes
-        self.state = InMemoryStoreProvider()
+        # Persistent queries keep state in `durable_state` when given, committed by the backend that runs them
+        # (with its input offsets and output); transient ones (push and pull queries) always in memory.
+        self.state: StoreProvider = durable_state or InMemoryStoreProvider()
+        self.durable = durable_state is not None
+        self.transient_state = InMemoryStoreProvider()
         self.registry = registry or FunctionRegistry.with_builtins()
         self.catalog = Catalog()
         self.properties: dict[str, Any] = dict(properties or {})
@@ -250,7 +259,7 @@ class Engine:
         text_timestamp = plan.timestamp_column is not None and plan.output.columns[plan.timestamp_column].type == STRING
         pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source),
                             self._timestamp_parser(sink) if text_timestamp else None, self.state,
-                            self.default_cache_bytes)
+                            self.default_cache_bytes, commits_state=not self.durable)
         if pipeline.udf_error_policy == "dlq":
             self.backend.create_topic(pipeline.dead_letter_topic, source.partitions)
         prepare_models(plan)
@@ -374,6 +383,7 @@ class Engine:
                 raise StatementError(f"Unknown queryId: {query_id}")
             self.backend.stop_query(query_id)
             self.state.drop_query(query_id)
+            self.backend.delete_internal_topics(query_id)
             query.plan.source.source.readers.discard(query_id)
             query.sink.writers.discard(query_id)
         return StatementResult(statement.text, "Query terminated.")
@@ -559,7 +569,7 @@ class Engine:
                 records = self.backend.topic_records(source.topic)
             return pull_rows(pipeline, records, plan.limit)
         finally:
-            self.state.drop_query(query_id)
+            self.transient_state.drop_query(query_id)
 
     def transient_pipeline(self, plan: QueryPlan, query_id: str) -> Pipeline:
         """The operators of a planned push query; its bad records are logged, and its state kept, under `query_id`."""
@@ -568,7 +578,8 @@ class Engine:
         source = plan.source.source
         log = self.backend.processing_logger(query_id, source.topic)
         prepare_models(plan)
-        return Pipeline(plan, log, None, self._timestamp_parser(source), None, self.state, self.default_cache_bytes)
+        return Pipeline(plan, log, None, self._timestamp_parser(source), None, self.transient_state,
+                        self.default_cache_bytes)
 
     def functions_in_use(self) -> dict[int, list[str]]:
         """The running persistent queries that call each function overload (keyed by the overload's id)."""

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from ksqlpy.runtime.broker import EmbeddedBroker
     from ksqlpy.runtime.clients import KafkaClients
     from ksqlpy.runtime.worker import QueryStatus
+    from ksqlpy.state.rocksdb import RocksDBStoreProvider
     from ksqlpy.types import SqlType
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ class KsqlpyApp:
         self._engine: Engine | None = None
         self._command_log: CommandLog | None = None
         self.udf_loader: UdfLoader | None = None
+        self.state: RocksDBStoreProvider | None = None
         # Replayed commands not yet matched by a statement of this run: what "already recorded" means.
         self._unmatched_replayed: Counter[str] = Counter()
         self._transient_ids = itertools.count()
@@ -96,6 +98,7 @@ class KsqlpyApp:
     def start(self) -> KsqlpyApp:
         from ksqlpy.runtime.backend import KafkaBackend, KeptTopic
         from ksqlpy.runtime.clients import KafkaClients
+        from ksqlpy.state.rocksdb import RocksDBStoreProvider, state_directory
 
         try:
             if self.config.bootstrap_servers is None:
@@ -105,7 +108,8 @@ class KsqlpyApp:
                 self._clients = KafkaClients.connected(self.config)
             self._backend = KafkaBackend(self._clients, self.config)
             registry = FunctionRegistry.with_builtins()
-            engine = self._engine = Engine(self._backend, self.config.properties, registry)
+            self.state = RocksDBStoreProvider(state_directory(self.config.properties) / self.config.service_id)
+            engine = self._engine = Engine(self._backend, self.config.properties, registry, durable_state=self.state)
             # Before replay: recovered queries may call UDFs.
             self.udf_loader = UdfLoader(registry, self.config.udf_directories, engine.functions_in_use)
             self._report_udfs(self.udf_loader.scan())
@@ -163,8 +167,6 @@ class KsqlpyApp:
                 f"{len(self.engine.queries)} persistent quer{'y' if len(self.engine.queries) == 1 else 'ies'} running"
                 + (f" ({failures} recorded statement(s) did not re-apply; -v shows why).\n" if failures else ".\n")
             )
-            for query in self.engine.queries.values():
-                self._note_state_in_memory(query)
             self.status.flush()
 
     def close(self) -> None:
@@ -177,11 +179,13 @@ class KsqlpyApp:
                 self.udf_loader.stop()
             if self._backend is not None:
                 self._backend.close()
+            if self.state is not None:
+                self.state.close()
             if self._command_log is not None:
                 self._command_log.close()
         finally:
             # Clients still alive when their broker goes away log disconnections: destroy them now.
-            self._backend = self._engine = self._command_log = self._clients = None
+            self._backend = self._engine = self._command_log = self._clients = self.state = None
             self.udf_loader = None  # it holds the engine (to ask which functions are in use)
             gc.unfreeze()  # what the query workers froze (tune_garbage_collector) may be garbage now
             gc.collect()
@@ -254,17 +258,11 @@ class KsqlpyApp:
         result = self.engine.execute_statement(statement)
         self.command_log.append(text, properties)
         started = self.engine.queries.get(result.query_id or "")
-        if started is not None:
-            self._note_state_in_memory(started)
+        if started is not None and self.state is not None and state_kind(started) is not None:
+            self.status.write(f"Note: {started.query_id} keeps its {state_kind(started)} state in "
+                              f"{self.state.directory / started.query_id}, backed by changelog topics\n")
             self.status.flush()
         return result
-
-    def _note_state_in_memory(self, query: PersistentQuery) -> None:
-        """Until state is durable, a restart silently starts a stateful query's results over: say so."""
-        kind = state_kind(query)
-        if kind is not None:
-            self.status.write(f"Note: {query.query_id} keeps its {kind} state in memory: it is lost when ksqlpy "
-                              "stops (durable state comes with RocksDB)\n")
 
     def _already_recorded(self, text: str) -> StatementResult:
         normalized = " ".join(mask_statement(text).split())  # as the engine keeps a query's text
@@ -298,7 +296,7 @@ class KsqlpyApp:
             streamed = _stream(self.backend.push_query(plan, pipeline, dict(self.engine.properties)), target.row,
                                target.cancelled)
         finally:
-            self.engine.state.drop_query(query_id)
+            self.engine.transient_state.drop_query(query_id)
         limit_reached = plan.limit is not None and streamed.delivered >= plan.limit
         message = "Limit Reached" if limit_reached else "Query terminated"
         return StatementResult(statement.text, message, columns=columns if sink is None else [], rows=collector.rows)

@@ -79,6 +79,7 @@ class KafkaBackend:
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
         self._kept_topics: dict[str, KeptTopic] = {}
+        self._internal_topics: dict[str, list[str]] = {}  # per query
         self._closing = threading.Event()
         self._watch: threading.Thread | None = None
         self._tables: dict[str, TableMaterialization] = {}
@@ -263,6 +264,10 @@ class KafkaBackend:
         if from_beginning:
             properties["auto.offset.reset"] = "earliest"
         worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id)
+        if worker.state is not None:
+            for topic, config in worker.state.topic_configs().items():
+                self.create_topic(topic, worker.state.partitions, config)
+            self._internal_topics[query.query_id] = list(worker.state.topics.values())
         with self._lock:
             previous = self._workers.pop(query.query_id, None)
             self._workers[query.query_id] = worker
@@ -274,6 +279,11 @@ class KafkaBackend:
             "query %s started (group %s, %s)",
             query.query_id, worker.group_id, "exactly-once" if worker.exactly_once else "at-least-once",
         )
+
+    def delete_internal_topics(self, query_id: str) -> None:
+        """Delete the topics a terminated query kept its state in (changelogs, repartition topics)."""
+        for topic in self._internal_topics.pop(query_id, []):
+            self.delete_topic(topic)
 
     def stop_query(self, query_id: str) -> None:
         with self._lock:

@@ -35,7 +35,9 @@ from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import FAIL_ON_PRODUCTION_PROPERTY, Headers, OutputBatch, Record, RecordBatch
 from ksqlpy.planning.plan import query_property
+from ksqlpy.runtime.changelog import QueryState
 from ksqlpy.runtime.clients import KafkaClients, describe_error
+from ksqlpy.state.rocksdb import RocksDBStoreProvider
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class QueryStatus:
     error: str | None = None
     partitions: list[int] = field(default_factory=list)  # source partitions this process is assigned
     late_records: int | None = None  # dropped as their window had closed; None for a query without aggregation
+    restoring: dict[int, int] = field(default_factory=dict)  # partition -> changelog records restored so far
 
     @property
     def total_lag(self) -> int:
@@ -352,6 +355,12 @@ class QueryWorker(threading.Thread):
         self._broker_down = False
         self._fatal_error: KafkaError | None = None
         self._collector_tuned = False
+        # A stateful query whose pipeline leaves state commits to its runner keeps durable state here.
+        pipeline = query.pipeline
+        self.state: QueryState | None = None
+        if pipeline.state and not pipeline.commits_state:
+            assert isinstance(pipeline.stores, RocksDBStoreProvider)
+            self.state = QueryState(clients, query.query_id, self.group_id, pipeline, self.exactly_once)
 
     # -- the thread's public face
 
@@ -370,6 +379,7 @@ class QueryWorker(threading.Thread):
                 self._status.error,
                 list(self._status.partitions),
                 self.query.pipeline.late_records if self.query.plan.is_stateful else None,
+                dict(self.state.restoring) if self.state is not None else {},
             )
 
     def idle_since(self) -> float | None:
@@ -542,8 +552,30 @@ class QueryWorker(threading.Thread):
         for error, message in refused:
             size = len(message.key() or b"") + len(message.value() or b"")
             self._refused(message_record(message), cast(str, message.topic()), size, error)
+        if self.state is not None:
+            self._commit_state(producer)
         self._pending_commit.update(self._unsettled_ends)
         self._forget_unsettled()
+
+    def _commit_state(self, producer: Producer) -> None:
+        """At-least-once: write the state changes of the settled batches locally and to the changelogs, and
+        wait for the changelogs' acknowledgement before the input offsets may be committed."""
+        assert self.state is not None
+        changes = self.query.pipeline.commit_state()
+        if not changes:
+            return
+        failures: list[KafkaError] = []
+
+        def on_delivery(error: KafkaError | None, _message: object) -> None:
+            if error is not None:
+                failures.append(error)
+
+        self.state.produce(producer, changes, self._unsettled_ends, on_delivery)
+        self._flush(producer)
+        if failures:
+            self._rewind(self._unsettled_starts)
+            self._forget_unsettled()
+            raise TransientFailure(f"{len(failures)} changelog records of {self.query_id} not delivered: {failures[0].str()}")
 
     def _forget_unsettled(self) -> None:
         self._unsettled_starts.clear()
@@ -644,9 +676,14 @@ class QueryWorker(threading.Thread):
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(self._transaction_ends.items())]
+        pipeline = self.query.pipeline
         with self._aborting_on_failure(producer):
+            if self.state is not None:  # the state changes go in the transaction; local stores once it commits
+                self.state.produce(producer, pipeline.pending_state(), self._transaction_ends, None)
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), CLIENT_CALL_TIMEOUT)
             self._commit_transaction(producer)
+        if self.state is not None:
+            pipeline.commit_state()
         self._forget_transaction()
 
     def _commit_before_leaving(self, occasion: str) -> None:
@@ -667,6 +704,7 @@ class QueryWorker(threading.Thread):
             yield
         except QueryFailure:
             self._abort_transaction(producer)
+            self.query.pipeline.rollback_state()
             self._forget_transaction()
             raise
         except KafkaException as error:
@@ -714,7 +752,9 @@ class QueryWorker(threading.Thread):
     # -- shared
 
     def _rewind(self, starts: dict[int, int]) -> None:
-        """Move the consumer back to the first record of a batch that was not committed."""
+        """Move the consumer back to the first record of a batch that was not committed, and the state back to
+        the last commit."""
+        self.query.pipeline.rollback_state()
         consumer = self._consumer
         assert consumer is not None
         try:
@@ -731,15 +771,29 @@ class QueryWorker(threading.Thread):
         self._catch_up.assign(tp.partition for tp in partitions)
         with self._lock:
             self._status.partitions = sorted({*self._status.partitions, *(tp.partition for tp in partitions)})
-        if self.offset_reset == "latest":
-            # Only partitions without a committed offset start at 'latest'.
+        if self.offset_reset == "latest" or self.state is not None:
+            committed = self._committed_offsets(consumer, partitions)
+            if self.offset_reset == "latest" and committed is not None:
+                # Only partitions without a committed offset start at 'latest'.
+                self._latest_start.pending.update(tp.partition for tp in partitions if tp.partition not in committed)
+            if self.state is not None:
+                if committed is None:
+                    raise QueryFailure("cannot restore the query's state without its committed offsets")
+                self.state.take_up({tp.partition for tp in partitions}, committed)
+        logger.info("query %s: assigned partitions %s", self.query_id, sorted(tp.partition for tp in partitions))
+
+    def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[int, int] | None:
+        """The group's committed offset per partition (absent where none); None if the broker does not say."""
+        backoff = Backoff(first=0.5, cap=MAX_BACKOFF)
+        for _attempt in range(5):
             try:
                 committed = consumer.committed(partitions, timeout=CLIENT_CALL_TIMEOUT)
             except KafkaException as error:
                 logger.warning("query %s: could not read committed offsets (%s)", self.query_id, describe_error(error))
-            else:
-                self._latest_start.pending.update(tp.partition for tp in committed if tp.offset < 0)
-        logger.info("query %s: assigned partitions %s", self.query_id, sorted(tp.partition for tp in partitions))
+                time.sleep(backoff.next())
+                continue
+            return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+        return None
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
         revoked = {tp.partition for tp in partitions}
@@ -756,6 +810,8 @@ class QueryWorker(threading.Thread):
             self._commit_before_leaving("rebalance")
         for partition in revoked:
             self._pending_commit.pop(partition, None)
+        if self.state is not None:
+            self.state.give_up(revoked, self._consumer)
         self._latest_start.pending -= revoked
         self._catch_up.revoke(revoked)
         with self._lock:
@@ -804,6 +860,8 @@ class QueryWorker(threading.Thread):
                                self.query_id, error)
         if self.exactly_once:
             self._commit_before_leaving("shutdown")
+        if self.state is not None:
+            self.state.give_up(set(self.state.held), self._consumer)
         self._close_consumer()
         if self._producer is not None:
             self._producer.flush(CLIENT_CALL_TIMEOUT)

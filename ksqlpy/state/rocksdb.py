@@ -235,6 +235,21 @@ class RocksDBStoreProvider(StoreProvider):
             del self._databases[task]
         shutil.rmtree(self._query_directory(query_id), ignore_errors=True)
 
+    def partition_directory(self, query_id: str, partition: int) -> Path:
+        """Where a (query, partition)'s database lives."""
+        return self._query_directory(query_id) / str(partition)
+
+    def close_partition(self, query_id: str, partition: int) -> None:
+        """Close the stores of one partition of a query; their data stays on disk."""
+        for address in [a for a in self._stores if a[0] == query_id and a[2] == partition]:
+            self._stores.pop(address).close()
+        self._databases.pop((query_id, partition), None)
+
+    def drop_partition(self, query_id: str, partition: int) -> None:
+        """Remove the stores of one partition of a query, from disk too (before restoring it in full)."""
+        self.close_partition(query_id, partition)
+        shutil.rmtree(self.partition_directory(query_id, partition), ignore_errors=True)
+
     def memory_usage(self) -> dict[str, int]:
         """Bytes the provider's databases hold in memory, by kind, each bounded by its setting."""
         return {"block cache": self.block_cache.get_usage(), "write buffers": self.write_buffers.get_usage()}
@@ -250,7 +265,7 @@ class RocksDBStoreProvider(StoreProvider):
         task = (query_id, partition)
         database = self._databases.get(task)
         if database is None or database.closed:
-            path = self._query_directory(query_id) / str(partition)
+            path = self.partition_directory(query_id, partition)
             database = self._databases[task] = _Database(
                 path, self._db_options(), self._family_options(), self._write_options()
             )

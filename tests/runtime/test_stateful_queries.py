@@ -70,7 +70,7 @@ def raw_records(bootstrap: str, topic: str, count: int, timeout: float = 15.0) -
         consumer.close()
 
 
-def test_ctas_group_by_counts_and_sums_and_says_its_state_is_in_memory(
+def test_ctas_group_by_counts_and_sums_and_says_where_its_state_lives(
     make_app: AppFactory, broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None],
     consume_all: Callable[..., list[ConsumedRecord]],
 ) -> None:
@@ -85,8 +85,11 @@ def test_ctas_group_by_counts_and_sums_and_says_its_state_is_in_memory(
     assert values_by_key(consume_all(broker, sink, expected_count=3)) == [
         ("a", {"N": 1, "TOTAL": 5}), ("b", {"N": 1, "TOTAL": 7}), ("a", {"N": 2, "TOTAL": 15})]
     [query_id] = app.engine.queries
-    assert (f"Note: {query_id} keeps its aggregation state in memory: it is lost when ksqlpy stops (durable state "
-            "comes with RocksDB)") in status_text(app)
+    state = app.state
+    assert state is not None
+    assert (f"Note: {query_id} keeps its aggregation state in {state.directory / query_id}, backed by changelog "
+            "topics") in status_text(app)
+    assert (state.directory / query_id / "0" / "CURRENT").exists()  # a RocksDB database for partition 0
     [shown] = app.execute("SHOW QUERIES;")
     assert shown.columns[-1] == "Late Records"
     assert shown.rows[0][-1] == 0
@@ -176,7 +179,7 @@ def test_ctas_filter_over_a_table_source_deletes_rows_that_stop_matching(
     assert values_by_key(consume_all(broker, sink, expected_count=4)) == [
         ("a", {"BALANCE": 2000}), ("a", None), ("b", {"BALANCE": 3000}), ("b", None)]
     [query_id] = app.engine.queries
-    assert f"Note: {query_id} keeps its table filter state in memory" in status_text(app)
+    assert f"Note: {query_id} keeps its table filter state in " in status_text(app)
 
 
 def test_emit_final_writes_each_window_once_when_it_closes(
@@ -236,7 +239,7 @@ def test_ksqlpy_run_takes_the_record_cache_size_as_a_property(
         capture_output=True, text=True, timeout=40, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "keeps its aggregation state in memory" in done.stderr
+    assert "keeps its aggregation state in " in done.stderr
     assert "late_records=0" in done.stderr
     assert [record.json_value["N"] for record in consume_all(broker, sink, expected_count=5)] == [1, 2, 3, 4, 5]
 
@@ -272,10 +275,10 @@ def test_push_query_over_an_aggregate_streams_its_updates(
 
     assert result.rows == [["a", 1], ["b", 1], ["a", 2]]
     # the push query's state went with it: asking for its store now gives a new, empty one
-    assert len(app.engine.state.store("transient_0", "Aggregate-Aggregate-Materialize", 0)) == 0
+    assert len(app.engine.transient_state.store("transient_0", "Aggregate-Aggregate-Materialize", 0)) == 0
 
 
-def test_shell_notes_in_memory_state_and_shows_late_records(
+def test_shell_notes_where_state_lives_and_shows_late_records(
     broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None],
 ) -> None:
     source = unique_topic("shell_events")
@@ -294,7 +297,7 @@ def test_shell_notes_in_memory_state_and_shows_late_records(
         input=script, capture_output=True, text=True, timeout=40, check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert "keeps its aggregation state in memory: it is lost when ksqlpy stops" in done.stderr
+    assert "keeps its aggregation state in " in done.stderr
     assert "Late Records" in done.stdout
     # records in 2, out 1 (the late one dropped), lag, late records 1
     assert re.search(r"\| 2 +\| 1 +\| \d+ +\| 1 +\|\n", done.stdout), done.stdout
