@@ -23,6 +23,8 @@ from ksqlpy.syntax.ast import WindowSpec
 
 # ksqlDB's default grace period when a window names none: 24 hours.
 DEFAULT_GRACE_MS = 24 * 60 * 60 * 1000
+# ksqlDB's internal topic a re-keying GROUP BY writes through, named after the query's application id
+REPARTITION_TOPIC_SUFFIX = "-Aggregate-GroupBy-repartition"
 
 
 class _OneInput:
@@ -271,15 +273,17 @@ class QueryPlan:
         pending: list[tuple[Step, int]] = [(self.root, depth)]
         while pending:
             step, level = pending.pop()
-            lines.append("\t" * level + f" > [ {step.name} ] | {_step_detail(step)}")
+            lines.append("\t" * level + f" > [ {step.name} ] | {_step_detail(step, self.query_id)}")
             pending.extend((child, level + 1) for child in reversed(step.inputs))
         return "\n".join(lines)
 
 
-def _step_detail(step: Step) -> str:
+def _step_detail(step: Step, query_id: str | None) -> str:
     detail = f"Schema: {LogicalSchema(step.columns)}"
     if isinstance(step, SourceStep):
         detail += f" | Topic: {step.source.topic}"
+    if isinstance(step, GroupByStep) and step.rekeyed and not step.is_table and query_id is not None:
+        detail += f" | Repartition topic: {query_id}{REPARTITION_TOPIC_SUFFIX}"
     if isinstance(step, AggregateStep):
         detail += f" | Aggregates: {', '.join(call.text for call in step.aggregates) or 'none'}"
     window = step.window

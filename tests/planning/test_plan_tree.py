@@ -52,3 +52,13 @@ def test_explain_prints_each_step_above_its_input() -> None:
     depths = [len(line) - len(line.lstrip("\t")) for line in result.message.splitlines()]
     assert depths == list(range(len(names)))
     assert "Aggregates: COUNT(ROWTIME)" in result.message
+
+
+def test_explain_of_a_running_query_names_the_repartition_topic_of_a_rekeying_group_by() -> None:
+    driver = InMemoryDriver()
+    driver.execute(STREAM)
+    driver.execute("CREATE TABLE by_g AS SELECT g, COUNT(*) AS n FROM s GROUP BY g;")
+    driver.execute("CREATE TABLE by_id AS SELECT id, COUNT(*) AS n FROM s GROUP BY id;")
+    (by_g,) = [line for line in driver.execute("EXPLAIN CTAS_BY_G_0;")[0].message.splitlines() if "GROUP_BY" in line]
+    assert by_g.endswith("| Repartition topic: CTAS_BY_G_0-Aggregate-GroupBy-repartition")
+    assert "Repartition" not in driver.execute("EXPLAIN CTAS_BY_ID_1;")[0].message
