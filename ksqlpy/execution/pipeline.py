@@ -413,6 +413,8 @@ class Pipeline:
         that fails."""
         self.plan = plan
         self.commits_state = commits_state
+        self._arguments = (plan, log, sink, parse_timestamp, parse_output_timestamp, stores, default_cache_bytes,
+                           commits_state)
         self.parse_output_timestamp = parse_output_timestamp
         self.log = log
         # While a batch is processed its log entries are held here, and dropped if the batch is retried in parts.
@@ -488,6 +490,11 @@ class Pipeline:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
             self.partitions = max(1, sink.partitions)
+
+    def replica(self) -> Pipeline:
+        """Another pipeline for the same query, for another thread: a pipeline keeps per-batch state, so two
+        threads running stages of one query (process_upstream, process_downstream) each need their own."""
+        return Pipeline(*self._arguments)
 
     @property
     def repartitions(self) -> bool:

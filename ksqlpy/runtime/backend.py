@@ -36,7 +36,10 @@ from ksqlpy.runtime.processing_log import ProcessingLog
 from ksqlpy.runtime.push import run_push_query
 from ksqlpy.runtime.tools import read_to_end
 from ksqlpy.runtime.worker import (
+    DOWNSTREAM,
     ONLY_ERROR_REPORTS,
+    RUNNING,
+    UPSTREAM,
     QueryStatus,
     QueryWorker,
     describe_error,
@@ -75,7 +78,8 @@ class KafkaBackend:
         self._admin: AdminClient = clients.admin()
         self._producer = clients.producer(**ONLY_ERROR_REPORTS)
         self._processing_log = ProcessingLog(self._producer, self._create_processing_log_topic)
-        self._workers: dict[str, QueryWorker] = {}
+        self._workers: dict[str, QueryWorker] = {}  # per query: the worker running it, or its downstream stage
+        self._upstream: dict[str, QueryWorker] = {}  # per query that goes through a repartition topic: its upstream stage
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
         self._kept_topics: dict[str, KeptTopic] = {}
@@ -164,7 +168,7 @@ class KafkaBackend:
         """Create again the topics ksqlpy relies on that the broker no longer has; returns their names."""
         with self._lock:
             kept = dict(self._kept_topics)
-            workers = list(self._workers.values())
+            workers = [*self._workers.values(), *self._upstream.values()]
         wanted = {name: topic.partitions for name, topic in kept.items()}
         for worker in workers:
             wanted[worker.source_topic] = worker.query.plan.source.source.partitions
@@ -206,7 +210,7 @@ class KafkaBackend:
         for worker in affected:
             with self._lock:
                 still_running = self._workers.get(worker.query_id) is worker
-            if still_running:  # not terminated meanwhile
+            if still_running:  # not terminated meanwhile (an upstream stage restarts with its query)
                 self.start_query(worker.query, from_beginning=worker.source_topic in lost)
         return lost
 
@@ -263,18 +267,35 @@ class KafkaBackend:
         properties = {**self.config.properties, **query.plan.properties}
         if from_beginning:
             properties["auto.offset.reset"] = "earliest"
-        worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id)
+        pipeline = query.pipeline
+        # A re-keying GROUP BY goes through a repartition topic, so that each group's rows meet in one partition
+        # whichever process reads them; over a single partition they are all in one already.
+        staged = not pipeline.commits_state and pipeline.repartitions and pipeline.repartition_partitions > 1
+        upstream = None
+        if staged:
+            upstream = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id, UPSTREAM)
+            worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id, DOWNSTREAM)
+            self.create_topic(worker.source_topic, pipeline.repartition_partitions)
+        else:
+            worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id)
+        internal = [worker.source_topic] if staged else []
         if worker.state is not None:
             for topic, config in worker.state.topic_configs().items():
                 self.create_topic(topic, worker.state.partitions, config)
-            self._internal_topics[query.query_id] = list(worker.state.topics.values())
+            internal += worker.state.topics.values()
+        self._internal_topics[query.query_id] = internal
         with self._lock:
-            previous = self._workers.pop(query.query_id, None)
+            previous = [self._workers.pop(query.query_id, None), self._upstream.pop(query.query_id, None)]
             self._workers[query.query_id] = worker
-        if previous is not None:
-            self._retire(previous)
+            if upstream is not None:
+                self._upstream[query.query_id] = upstream
+        for replaced in previous:
+            if replaced is not None:
+                self._retire(replaced)
         query.state = "RUNNING"
         worker.start()
+        if upstream is not None:
+            upstream.start()
         logger.info(
             "query %s started (group %s, %s)",
             query.query_id, worker.group_id, "exactly-once" if worker.exactly_once else "at-least-once",
@@ -287,24 +308,39 @@ class KafkaBackend:
 
     def stop_query(self, query_id: str) -> None:
         with self._lock:
-            worker = self._workers.pop(query_id, None)
-        if worker is not None:
-            self._retire(worker)
+            workers = [self._upstream.pop(query_id, None), self._workers.pop(query_id, None)]
+        for worker in workers:
+            if worker is not None:
+                self._retire(worker)
 
     def _retire(self, worker: QueryWorker) -> None:
         worker.stop(WORKER_STOP_TIMEOUT)
         self._last_input = max(self._last_input, worker.last_input)
 
     def query_status(self) -> dict[str, QueryStatus]:
+        """Per query; one that goes through a repartition topic counts its input and lag at its source, and is
+        as healthy as its sicker stage."""
         with self._lock:
             workers = list(self._workers.values())
-        return {worker.query_id: worker.status() for worker in workers}
+            upstream = dict(self._upstream)
+        statuses = {}
+        for worker in workers:
+            status = worker.status()
+            first = upstream.get(worker.query_id)
+            if first is not None:
+                before = first.status()
+                status.records_in, status.lag, status.offsets = before.records_in, before.lag, before.offsets
+                status.partitions = before.partitions
+                if before.state != RUNNING:
+                    status.state, status.error = before.state, status.error or before.error
+            statuses[worker.query_id] = status
+        return statuses
 
     def idle_since(self) -> float | None:
         """Monotonic time a record was last consumed (or a query joined its group), for --until-idle; None
         while any query is still joining its group or reading its backlog."""
         with self._lock:
-            workers = list(self._workers.values())
+            workers = [*self._workers.values(), *self._upstream.values()]
         times = [worker.idle_since() for worker in workers]
         if None in times:
             return None
@@ -329,8 +365,9 @@ class KafkaBackend:
         if self._watch is not None:
             self._watch.join()
         with self._lock:
-            workers = list(self._workers.values())
+            workers = [*self._upstream.values(), *self._workers.values()]
             self._workers.clear()
+            self._upstream.clear()
             tables = list(self._tables.values())
             self._tables.clear()
         for table in tables:

@@ -205,27 +205,36 @@ class QueryState:
     def _read_changelogs(
         self, partition: int, starts: dict[str, int], stores: dict[str, RocksDBStore], skip_beyond: int | None,
     ) -> int:
+        # Imported here: the tools build on the worker, which builds on this module.
+        from ksqlpy.runtime.tools import end_offsets
+
         consumer = self.clients.consumer(f"_ksqlpy_restore_{uuid.uuid4().hex}", **{
             "enable.partition.eof": True, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
         })
-        pending = set(starts)
         held: dict[str, dict[bytes, bytes | None]] = {topic: {} for topic in starts}
         count = held_count = 0  # records restored, and of those not yet written
         last_report = time.monotonic()
         try:
-            consumer.assign([TopicPartition(topic, partition, offset) for topic, offset in starts.items()])
+            # Read up to each changelog's end now (found by reading its last batch: some brokers report less),
+            # or its end-of-partition event (where a transaction marker, not a record, is last).
+            ends = {topic: end_offsets(consumer, topic, [partition])[partition] for topic in starts}
+            pending = {topic for topic, start in starts.items() if start == OFFSET_BEGINNING or start < ends[topic]}
+            consumer.assign([TopicPartition(topic, partition, starts[topic]) for topic in pending])
             while pending:
                 for message in consumer.consume(RESTORE_BATCH, RESTORE_POLL_S):
+                    topic = message.topic() or ""
                     error = message.error()
                     if error is not None:
                         if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(message.topic() or "")
+                            pending.discard(topic)
                             continue
                         raise StateRestoreError(f"Could not restore the state of query {self.query_id} from "
-                                                f"{message.topic()}: {error.str()}")
+                                                f"{topic}: {error.str()}")
+                    if (message.offset() or 0) + 1 >= ends[topic]:
+                        pending.discard(topic)
                     if skip_beyond is not None and _input_offset(message.headers()) > skip_beyond:
                         continue
-                    held[message.topic() or ""][message.key() or b""] = message.value()
+                    held[topic][message.key() or b""] = message.value()
                     held_count += 1
                     count += 1
                 self.restoring[partition] = count

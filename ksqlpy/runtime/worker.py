@@ -34,7 +34,7 @@ from ksqlpy.backoff import Backoff
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import FAIL_ON_PRODUCTION_PROPERTY, Headers, OutputBatch, Record, RecordBatch
-from ksqlpy.planning.plan import query_property
+from ksqlpy.planning.plan import REPARTITION_TOPIC_SUFFIX, query_property
 from ksqlpy.runtime.changelog import QueryState
 from ksqlpy.runtime.clients import KafkaClients, describe_error
 from ksqlpy.state.rocksdb import RocksDBStoreProvider
@@ -63,6 +63,9 @@ TRANSACTION_TIMEOUT_MS = 10000
 CLIENT_CALL_TIMEOUT = 10.0
 EXACTLY_ONCE = frozenset({"exactly_once", "exactly_once_v2"})
 RUNNING, ERROR, NOT_RUNNING = "RUNNING", "ERROR", "NOT_RUNNING"
+# What part of a query a worker runs: all of it, or the side before or after its repartition topic.
+WHOLE, UPSTREAM, DOWNSTREAM = "whole", "upstream", "downstream"
+UPSTREAM_GROUP_SUFFIX = "-GroupBy"
 PROBE_TIMEOUT = 2.0
 # Commit failures caused by a rebalance: the partitions now belong to another member, which reprocesses
 # the uncommitted records (at-least-once).
@@ -319,18 +322,30 @@ class QueryWorker(threading.Thread):
         service_id: str,
         properties: Mapping[str, Any],
         instance_id: str | None = None,
+        stage: str = WHOLE,
     ) -> None:
-        super().__init__(name=f"ksqlpy-{query.query_id}", daemon=True)
+        """`stage`: the whole query, or one side of its repartition topic (UPSTREAM writes it, DOWNSTREAM reads
+        it and keeps the state); each stage is a consumer group of its own."""
+        super().__init__(name=f"ksqlpy-{query.query_id}{'' if stage == WHOLE else '-' + stage}", daemon=True)
         self.query = query
         self.clients = clients
-        self.source_topic = query.plan.source.source.topic
-        self.sink_topic = query.sink.topic
-        self.group_id = consumer_group_id(service_id, query.query_id)
+        self.stage = stage
+        # The downstream stage, which owns the state, has the query's application id: its changelogs are named after it.
+        application_id = consumer_group_id(service_id, query.query_id)
+        self.repartition_topic = f"{application_id}{REPARTITION_TOPIC_SUFFIX}"
+        self.source_topic = self.repartition_topic if stage == DOWNSTREAM else query.plan.source.source.topic
+        self.sink_topic = self.repartition_topic if stage == UPSTREAM else query.sink.topic
+        self.group_id = application_id + (UPSTREAM_GROUP_SUFFIX if stage == UPSTREAM else "")
+        self.pipeline = query.pipeline.replica() if stage == UPSTREAM else query.pipeline
+        self._run_pipeline = {WHOLE: self.pipeline.process, UPSTREAM: self.pipeline.process_upstream,
+                              DOWNSTREAM: self.pipeline.process_downstream}[stage]
         self.exactly_once = query_property(properties, "processing.guarantee", "at_least_once") in EXACTLY_ONCE
-        self.offset_reset = query_property(properties, "auto.offset.reset", "latest")
+        # The repartition topic holds only what the upstream stage wrote for this query: all of it is to be read.
+        self.offset_reset = "earliest" if stage == DOWNSTREAM else query_property(properties, "auto.offset.reset", "latest")
         # Each process running the query needs its own transactional id; zombies are fenced through the
         # consumer group generation carried by send_offsets_to_transaction.
-        self.transactional_id = f"_ksqlpy_{service_id}{query.query_id}_{instance_id or uuid.uuid4().hex[:12]}"
+        self.transactional_id = (f"_ksqlpy_{service_id}{query.query_id}{'' if stage == WHOLE else '-' + stage}_"
+                                 f"{instance_id or uuid.uuid4().hex[:12]}")
         self.last_input = time.monotonic()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
@@ -356,9 +371,9 @@ class QueryWorker(threading.Thread):
         self._fatal_error: KafkaError | None = None
         self._collector_tuned = False
         # A stateful query whose pipeline leaves state commits to its runner keeps durable state here.
-        pipeline = query.pipeline
+        pipeline = self.pipeline
         self.state: QueryState | None = None
-        if pipeline.state and not pipeline.commits_state:
+        if pipeline.state and not pipeline.commits_state and stage != UPSTREAM:
             assert isinstance(pipeline.stores, RocksDBStoreProvider)
             self.state = QueryState(clients, query.query_id, self.group_id, pipeline, self.exactly_once)
 
@@ -378,7 +393,7 @@ class QueryWorker(threading.Thread):
                 dict(self._status.lag),
                 self._status.error,
                 list(self._status.partitions),
-                self.query.pipeline.late_records if self.query.plan.is_stateful else None,
+                self.pipeline.late_records if self.query.plan.is_stateful and self.stage != UPSTREAM else None,
                 dict(self.state.restoring) if self.state is not None else {},
             )
 
@@ -506,7 +521,7 @@ class QueryWorker(threading.Thread):
     def _process(self, batch: RecordBatch) -> None:
         self.last_input = time.monotonic()
         starts, ends = offset_ranges(batch)
-        outputs = self.query.pipeline.process(batch)
+        outputs = self._run_pipeline(batch)
         if self.exactly_once:
             self._commit_in_transaction(outputs, starts, ends)
         else:
@@ -544,7 +559,7 @@ class QueryWorker(threading.Thread):
         failures = [failure for batch in self._unsettled_failures for failure in batch]
         refused = [(error, message) for error, message in failures if error.code() in RECORD_REFUSALS]
         lost = [error for error, _message in failures if error.code() not in RECORD_REFUSALS]
-        if lost or (refused and self.query.pipeline.fail_on_production_error):
+        if lost or (refused and self.pipeline.fail_on_production_error):
             self._rewind(self._unsettled_starts)
             self._forget_unsettled()
         if lost:
@@ -561,7 +576,7 @@ class QueryWorker(threading.Thread):
         """At-least-once: write the state changes of the settled batches locally and to the changelogs, and
         wait for the changelogs' acknowledgement before the input offsets may be committed."""
         assert self.state is not None
-        changes = self.query.pipeline.commit_state()
+        changes = self.pipeline.commit_state()
         if not changes:
             return
         failures: list[KafkaError] = []
@@ -591,7 +606,7 @@ class QueryWorker(threading.Thread):
         try:
             failures = produce_all(producer, self.sink_topic, outputs, refused_output)
             if outputs.dead_letters:
-                letters, topic = outputs.dead_letters, self.query.pipeline.dead_letter_topic
+                letters, topic = outputs.dead_letters, self.pipeline.dead_letter_topic
                 failures += produce_all(producer, topic, OutputBatch.of(letters),
                                         lambda row, error: self._refused(letters[row], topic, len(letters[row].value or b""), error))
             return failures
@@ -604,12 +619,12 @@ class QueryWorker(threading.Thread):
         """A record `topic` will never take: to the processing log, or the end of the query if it is set to
         fail on production errors. `record` is the input it came from when known, else the refused record."""
         reason = f"Failed to produce a record of {size} bytes to {topic}: {error.str()}"
-        if self.query.pipeline.fail_on_production_error:
+        if self.pipeline.fail_on_production_error:
             raise QueryFailure(f"{reason} ({FAIL_ON_PRODUCTION_PROPERTY}=true)")
         if topic == self.sink_topic:
             with self._lock:  # counted as out when its batch was processed, but the sink never got it
                 self._status.records_out -= 1
-        self.query.pipeline.log(record, reason)
+        self.pipeline.log(record, reason)
 
     def _flush(self, producer: Producer) -> None:
         backoff = Backoff(first=0.5, cap=MAX_BACKOFF)
@@ -676,7 +691,7 @@ class QueryWorker(threading.Thread):
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
         offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(self._transaction_ends.items())]
-        pipeline = self.query.pipeline
+        pipeline = self.pipeline
         with self._aborting_on_failure(producer):
             if self.state is not None:  # the state changes go in the transaction; local stores once it commits
                 self.state.produce(producer, pipeline.pending_state(), self._transaction_ends, None)
@@ -704,7 +719,7 @@ class QueryWorker(threading.Thread):
             yield
         except QueryFailure:
             self._abort_transaction(producer)
-            self.query.pipeline.rollback_state()
+            self._rollback_state()
             self._forget_transaction()
             raise
         except KafkaException as error:
@@ -754,7 +769,7 @@ class QueryWorker(threading.Thread):
     def _rewind(self, starts: dict[int, int]) -> None:
         """Move the consumer back to the first record of a batch that was not committed, and the state back to
         the last commit."""
-        self.query.pipeline.rollback_state()
+        self._rollback_state()
         consumer = self._consumer
         assert consumer is not None
         try:
@@ -765,6 +780,10 @@ class QueryWorker(threading.Thread):
             # which at this point are the batch's start.
             logger.warning("query %s: could not rewind (%s); reopening the consumer", self.query_id, describe_error(error))
             self._close_consumer()
+
+    def _rollback_state(self) -> None:
+        if self.state is not None:
+            self.pipeline.rollback_state()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.last_input = time.monotonic()  # joining the group counts as activity for --until-idle
