@@ -47,7 +47,7 @@ def expected_counts(numbers: range) -> dict[str, int]:
 
 def latest_counts(records: list[ConsumedRecord]) -> dict[str, int]:
     """Each key's last count on the table's topic (a key's updates share a partition, in offset order)."""
-    return {record.key_text: record.json_value["N"] for record in records if record.value is not None}
+    return {str(record.key_text): record.json_value["N"] for record in records if record.value is not None}
 
 
 def service() -> str:
