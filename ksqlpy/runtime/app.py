@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from ksqlpy.types import SqlType
 
 log = logging.getLogger(__name__)
+MB = 1024 * 1024
 T = TypeVar("T")
 
 PROGRESS_INTERVAL_S = 1.0
@@ -98,7 +99,7 @@ class KsqlpyApp:
     def start(self) -> KsqlpyApp:
         from ksqlpy.runtime.backend import KafkaBackend, KeptTopic
         from ksqlpy.runtime.clients import KafkaClients
-        from ksqlpy.state.rocksdb import RocksDBStoreProvider, state_directory
+        from ksqlpy.state.rocksdb import RocksDBSettings, RocksDBStoreProvider, state_directory
 
         try:
             if self.config.bootstrap_servers is None:
@@ -108,7 +109,8 @@ class KsqlpyApp:
                 self._clients = KafkaClients.connected(self.config)
             self._backend = KafkaBackend(self._clients, self.config)
             registry = FunctionRegistry.with_builtins()
-            self.state = RocksDBStoreProvider(state_directory(self.config.properties) / self.config.service_id)
+            self.state = RocksDBStoreProvider(state_directory(self.config.properties) / self.config.service_id,
+                                              RocksDBSettings.from_properties(self.config.properties))
             engine = self._engine = Engine(self._backend, self.config.properties, registry, durable_state=self.state)
             # Before replay: recovered queries may call UDFs.
             self.udf_loader = UdfLoader(registry, self.config.udf_directories, engine.functions_in_use)
@@ -337,6 +339,12 @@ class KsqlpyApp:
                 status = statuses.get(query_id)
                 if status is not None:
                     lines.append(f"{name} <- {query_id}: {status_text(status)}")
+        if lines and self.state is not None:
+            usage = self.state.memory_usage()
+            settings = self.state.settings
+            lines.append(f"state stores (every query of this process): {self.state.directory}; block cache "
+                         f"{usage['block cache'] / MB:.1f} of {settings.block_cache_bytes / MB:.0f} MB, write buffers "
+                         f"{usage['write buffers'] / MB:.1f} of {settings.total_write_buffer_bytes / MB:.0f} MB")
         if lines:
             result.message += "\n\nLocal runtime statistics\n------------------------\n" + "\n".join(lines)
 
@@ -418,6 +426,8 @@ def status_text(status: QueryStatus) -> str:
            f"lag: {status.total_lag}"
     if status.late_records is not None:
         text += f"  late-records: {status.late_records}"
+    if status.restoring:
+        text += "  restoring: " + ", ".join(f"partition {p} at {n} records" for p, n in sorted(status.restoring.items()))
     return text if status.error is None else f"{text}  error: {status.error}"
 
 

@@ -33,6 +33,7 @@ from rocksdict import (
     WriteOptions,
 )
 
+from ksqlpy.errors import KsqlError
 from ksqlpy.state.base import StateStore, StoreProvider
 from ksqlpy.state.values import decode, encode
 
@@ -74,6 +75,28 @@ class RocksDBSettings:
     # The write-ahead log makes a write durable before the memtable is flushed; without it a crash loses
     # what was written since the last flush, which only a changelog restore can bring back.
     write_ahead_log: bool = True
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> RocksDBSettings:
+        """The defaults, with the bounds the configuration sets (SETTING_PROPERTIES, in bytes)."""
+        chosen: dict[str, Any] = {}
+        for name, field_name in SETTING_PROPERTIES.items():
+            value = properties.get(name)
+            if value is not None and str(value).strip():
+                try:
+                    chosen[field_name] = int(str(value).strip())
+                except ValueError:
+                    raise KsqlError(f"{name} must be a number of bytes, not {value!r}") from None
+                if chosen[field_name] <= 0:
+                    raise KsqlError(f"{name} must be a positive number of bytes, not {value!r}")
+        return cls(**chosen)
+
+
+SETTING_PROPERTIES = {
+    "ksqlpy.state.block.cache.bytes": "block_cache_bytes",
+    "ksqlpy.state.write.buffer.bytes": "write_buffer_bytes",
+    "ksqlpy.state.total.write.buffer.bytes": "total_write_buffer_bytes",
+}
 
 
 class _Database:

@@ -139,7 +139,11 @@ def test_tumbling_window_keys_are_ksqldb_windowed_bytes_and_late_records_are_cou
     [query_id] = app.engine.queries
     assert "Local runtime statistics" in described.message
     assert f"PER_MINUTE <- {query_id}: state: RUNNING  records-in: 5  records-out: 4  lag: " in described.message
-    assert described.message.endswith("late-records: 1")
+    query_line, state_line = described.message.splitlines()[-2:]
+    assert query_line.endswith("late-records: 1")
+    # the process's RocksDB memory, each part against its bound
+    assert re.fullmatch(r"state stores \(every query of this process\): .+; block cache [\d.]+ of 64 MB, "
+                        r"write buffers [\d.]+ of 64 MB", state_line), state_line
 
 
 def test_session_window_keys_end_with_end_then_start(

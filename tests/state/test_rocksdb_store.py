@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from rocksdict import Rdict
 
+from ksqlpy.errors import KsqlError
 from ksqlpy.state.rocksdb import (
     MB,
     RocksDBSettings,
@@ -287,3 +288,14 @@ def test_state_directory_defaults_to_the_users_xdg_state_home(
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert state_directory({"state.dir": ""}) == tmp_path / "home" / ".local" / "state" / "ksqlpy"
     assert os.path.isdir(tmp_path / "home" / ".local" / "state" / "ksqlpy")
+
+
+def test_memory_bounds_come_from_the_configuration() -> None:
+    settings = RocksDBSettings.from_properties({"ksqlpy.state.block.cache.bytes": "1048576",
+                                                "ksqlpy.state.total.write.buffer.bytes": " 2097152 "})
+    assert (settings.block_cache_bytes, settings.total_write_buffer_bytes) == (MB, 2 * MB)
+    assert settings.write_buffer_bytes == RocksDBSettings().write_buffer_bytes
+    with pytest.raises(KsqlError, match=r"ksqlpy.state.block.cache.bytes must be a number of bytes, not '64MB'"):
+        RocksDBSettings.from_properties({"ksqlpy.state.block.cache.bytes": "64MB"})
+    with pytest.raises(KsqlError, match="must be a positive number of bytes"):
+        RocksDBSettings.from_properties({"ksqlpy.state.write.buffer.bytes": "0"})
