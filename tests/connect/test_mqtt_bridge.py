@@ -153,11 +153,13 @@ def test_messages_kafka_never_confirmed_are_redelivered_to_the_next_bridge(
 
 
 class _FailingProducer:
-    """A producer whose first `failures` deliveries are reported as timed out without reaching Kafka."""
+    """A producer whose first `failures` deliveries are reported as timed out without reaching Kafka, once
+    `report_failures` is set: until then they are in flight, however long the others take to be delivered."""
 
-    def __init__(self, real: Producer, failures: int) -> None:
+    def __init__(self, real: Producer, failures: int, report_failures: threading.Event) -> None:
         self.real = real
         self.failures_left = failures
+        self.report_failures = report_failures
         self.failed: list[Callable[[KafkaError | None, Any], None]] = []
 
     def produce(self, topic: str, **arguments: Any) -> None:
@@ -168,6 +170,8 @@ class _FailingProducer:
         self.real.produce(topic, **arguments)
 
     def poll(self, timeout: float = 0) -> int:
+        if not self.report_failures.is_set():
+            return int(self.real.poll(timeout))
         failed, self.failed = self.failed, []
         for report in failed:
             report(KafkaError(KafkaError._MSG_TIMED_OUT), None)
@@ -182,9 +186,10 @@ class _FailingClients(KafkaClients):
     def __init__(self, config: RuntimeConfig, failures: int) -> None:
         super().__init__(config)
         self.failures = failures
+        self.report_failures = threading.Event()
 
     def producer(self, **settings: Any) -> Any:
-        return _FailingProducer(super().producer(**settings), self.failures)
+        return _FailingProducer(super().producer(**settings), self.failures, self.report_failures)
 
 
 def test_failed_deliveries_are_produced_again_and_acknowledged_in_order(
@@ -199,6 +204,7 @@ def test_failed_deliveries_are_produced_again_and_acknowledged_in_order(
         wait_until(lambda: bridge.stats.delivered >= 95, 10, "the messages after the failed ones to be delivered")
         # MQTT acknowledgements go in order: none until the failed first five are in Kafka.
         assert bridge.stats.acknowledged == 0
+        flaky.report_failures.set()
         wait_until(lambda: bridge.stats.acknowledged == 100, 15, "every message to be acknowledged")
         records = consume_all(broker, topic, expected_count=100)
     assert bridge.stats.retried == 5
