@@ -5,6 +5,7 @@
 #   bench/run.sh                      # filter workload, 300 000 records
 #   WORKLOAD=score bench/run.sh --n 100000
 #   bench/run.sh --repeat 3 --json /tmp/results.json
+#   GUARANTEE=exactly_once WORKLOAD=window bench/run.sh   # ksqlpy under exactly-once (default at_least_once)
 #
 # Prints the harness's table: records/s for each contender and the ratio to the raw loop ("vs ceiling").
 set -euo pipefail
@@ -14,6 +15,7 @@ workload=${WORKLOAD:-filter}
 # default, latest per key per flush) must be off for it, as in ksqlDB's own tests.
 extra=""
 [ "$workload" = window ] && extra="-p cache.max.bytes.buffering=0"
+extra="$extra -p processing.guarantee=${GUARANTEE:-at_least_once}"
 cd "$shared"
 exec "$python" bench/peers.py \
   --workload "$workload" \
