@@ -157,17 +157,19 @@ def end_offsets(consumer: Consumer, topic: str, partitions: list[int]) -> dict[i
         return ends
     consumer.assign([TopicPartition(topic, p, offset) for p, offset in probe.items()])
     pending = set(probe)
+    seen: set[int] = set()
     deadline = time.monotonic() + END_PROBE_TIMEOUT_S
     while pending and time.monotonic() < deadline:
         messages = consumer.consume(BATCH_SIZE, timeout=POLL_INTERVAL_S)
-        seen = set()
         for message in messages:
             partition = message.partition() or 0
             if _raise_for_error(message):
                 ends[partition] = max(ends[partition], (message.offset() or 0) + 1)
             seen.add(partition)
-        # A fetch returns whole batches, so one answer per partition settles its end.
-        pending -= seen
+        # A fetch returns whole batches, so one answer per partition settles its end once all of it is taken:
+        # a batch can hold more than BATCH_SIZE records, and a poll short of BATCH_SIZE found nothing more queued.
+        if len(messages) < BATCH_SIZE:
+            pending -= seen
     return ends
 
 

@@ -23,6 +23,7 @@ from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import BOOTSTRAP_ENV
 from ksqlpy.runtime.tools import (
+    BATCH_SIZE,
     FormatGuess,
     consume_lines,
     end_offsets,
@@ -152,6 +153,20 @@ def test_end_offsets_find_the_real_end_past_a_multi_record_batch(
     consumer = clients.consumer("end-offsets-test")
     try:
         assert end_offsets(consumer, topic, [0]) == {0: 5}
+    finally:
+        consumer.close()
+
+
+def test_end_offsets_find_the_real_end_past_a_batch_larger_than_one_poll(
+    clients: KafkaClients, unique_topic: Callable[..., str]
+) -> None:
+    topic = unique_topic()
+    ensure_topic(clients.admin(), topic, 1)
+    records = 5 * BATCH_SIZE
+    produce_lines(clients, topic, [json.dumps(i) for i in range(records)])  # lingered into a few large batches
+    consumer = clients.consumer("end-offsets-test")
+    try:
+        assert end_offsets(consumer, topic, [0]) == {0: records}
     finally:
         consumer.close()
 
