@@ -5,7 +5,7 @@ stream or table source, filter, select (and flat map), group-by (re-key), aggreg
 windowed), suppress (EMIT FINAL). Each step knows its output columns (which are key columns), whether it
 produces a stream or a table (a changelog: an update per key, NULL values delete), and its window, so
 key changes, tombstones and windowed keys are explicit in the plan rather than implied by operators.
-Every step but a source reads one input today; a join step reads two, and `inputs` walks either.
+Every step but a source and a join reads one input; a join reads two, and `inputs` walks both.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.expressions import Op, TypedExpr
 from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.serialization.windowed import WindowInfo
-from ksqlpy.syntax.ast import WindowSpec
+from ksqlpy.syntax.ast import WindowSpec, WithinSpec
 
 # ksqlDB's default grace period when a window names none: 24 hours.
 DEFAULT_GRACE_MS = 24 * 60 * 60 * 1000
@@ -189,7 +189,58 @@ class SuppressStep(_SameColumns):
         return "SUPPRESS"
 
 
-Step = SourceStep | FilterStep | ProjectStep | GroupByStep | AggregateStep | SuppressStep
+@dataclass(frozen=True)
+class JoinStep:
+    """Two inputs joined where their join keys are equal.
+
+    Each side's join key is one expression per ON equality over that side's columns (`left_key`,
+    `right_key`; several equalities join on a composite key). The output columns are the join key column(s)
+    (KEY), then every column of the left input, then every column of the right input, each renamed
+    `<source alias>_<name>` as ksqlDB names them (so `A.ID` in a later expression reads `A_ID`), an absent
+    side's columns NULL. A stream-stream join pairs records whose times are within `within`
+    (before/after ms and grace); a foreign-key join matches the left table's `left_key` against the right
+    table's primary key and is keyed by the left table's key.
+    """
+
+    left: Step
+    right: Step
+    join_type: str  # INNER, LEFT, RIGHT, FULL
+    left_key: tuple[TypedExpr, ...]
+    right_key: tuple[TypedExpr, ...]
+    columns: tuple[Column, ...]
+    within: WithinSpec | None = None
+    foreign_key: bool = False
+
+    @property
+    def inputs(self) -> tuple[Step, ...]:
+        return (self.left, self.right)
+
+    @property
+    def is_table(self) -> bool:
+        return self.left.is_table and self.right.is_table
+
+    @property
+    def window(self) -> WindowInfo | None:
+        return None
+
+    @property
+    def key_width(self) -> int:
+        return sum(1 for c in self.columns if c.namespace is Namespace.KEY)
+
+    @property
+    def kind(self) -> str:
+        """STREAM_STREAM, STREAM_TABLE, TABLE_TABLE or FOREIGN_KEY."""
+        if self.foreign_key:
+            return "FOREIGN_KEY"
+        return f"{'TABLE' if self.left.is_table else 'STREAM'}_{'TABLE' if self.right.is_table else 'STREAM'}"
+
+    @property
+    def name(self) -> str:
+        return {"STREAM_STREAM": "STREAM_STREAM_JOIN", "STREAM_TABLE": "STREAM_TABLE_JOIN",
+                "TABLE_TABLE": "TABLE_TABLE_JOIN", "FOREIGN_KEY": "FK_TABLE_TABLE_JOIN"}[self.kind]
+
+
+Step = SourceStep | FilterStep | ProjectStep | GroupByStep | AggregateStep | SuppressStep | JoinStep
 
 
 @dataclass
