@@ -3,12 +3,16 @@
 It hosts the same engine and pipelines as the Kafka runtime. Queries are run one at a time in creation
 order over everything new on their input topic, then again until nothing moves, which gives ksqlDB's
 per-topic output order for chained queries (a query reading another's sink sees its complete output).
+A query reading several topics (a join) is fed their new records in the order they were written, one
+batch per run of records from the same topic.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import groupby
 from typing import Any
 
 from ksqlpy.engine import Engine, PersistentQuery, StatementResult
@@ -28,13 +32,16 @@ class _Topic:
     partitions: int
     records: list[Record] = field(default_factory=list)
     next_offsets: dict[int, int] = field(default_factory=dict)
+    # each record's position in the order records were written to any topic
+    written_at: list[int] = field(default_factory=list)
 
 
 class InMemoryDriver:
     def __init__(self, properties: Mapping[str, Any] | None = None, registry: FunctionRegistry | None = None) -> None:
         self._topics: dict[str, _Topic] = {}
         self._queries: dict[str, PersistentQuery] = {}
-        self._positions: dict[str, int] = {}
+        self._positions: dict[str, dict[str, int]] = {}  # query -> input topic -> records read
+        self._written = 0
         # per table topic: its current records, and how many of the topic's records they include
         self._tables: dict[str, tuple[TableState, int]] = {}
         self._table_stores = InMemoryStoreProvider()
@@ -69,19 +76,26 @@ class InMemoryDriver:
         while progressed:
             progressed = False
             for query_id, query in list(self._queries.items()):
-                topic = self._topics.get(query.plan.source.source.topic)
-                if topic is None:
-                    continue
-                start = self._positions[query_id]
-                pending = topic.records[start:]
-                if not pending:
-                    continue
-                self._positions[query_id] = len(topic.records)
-                progressed = True
-                output = query.pipeline.process(RecordBatch.of(pending))
-                self.write(query.sink.topic, output.records())
-                if output.dead_letters:
-                    self.write(query.pipeline.dead_letter_topic, output.dead_letters)
+                for run in self._new_input(query_id, dict.fromkeys(query.plan.input_topics)):
+                    progressed = True
+                    output = query.pipeline.process(RecordBatch.of(run))
+                    self.write(query.sink.topic, output.records())
+                    if output.dead_letters:
+                        self.write(query.pipeline.dead_letter_topic, output.dead_letters)
+
+    def _new_input(self, query_id: str, topics: Mapping[str, None]) -> list[list[Record]]:
+        """The records a query has not read yet from its input topics, in write order, in runs of one topic."""
+        positions = self._positions[query_id]
+        pending: list[list[tuple[int, Record]]] = []
+        for name in topics:
+            topic = self._topics.get(name)
+            if topic is None:
+                continue
+            start = positions.get(name, 0)
+            positions[name] = len(topic.records)
+            pending.append(list(zip(topic.written_at[start:], topic.records[start:], strict=True)))
+        in_order = [record for _, record in heapq.merge(*pending, key=lambda entry: entry[0])]
+        return [list(run) for _, run in groupby(in_order, key=lambda record: record.topic)]
 
     def records(self, topic: str) -> list[Record]:
         """The records on a topic; a windowed source's keys split into the plain key and Record.window."""
@@ -149,10 +163,12 @@ class InMemoryDriver:
             record.offset = target.next_offsets.get(record.partition, 0)
             target.next_offsets[record.partition] = record.offset + 1
             target.records.append(record)
+            target.written_at.append(self._written)
+            self._written += 1
 
     def start_query(self, query: PersistentQuery) -> None:
         self._queries[query.query_id] = query
-        self._positions[query.query_id] = 0
+        self._positions[query.query_id] = {}
 
     def stop_query(self, query_id: str) -> None:
         self._queries.pop(query_id, None)

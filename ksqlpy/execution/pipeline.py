@@ -24,6 +24,7 @@ from ksqlpy.execution.expressions import (
     compile_expressions,
     flat_map,
 )
+from ksqlpy.execution.join_tree import JoinTree
 from ksqlpy.execution.partitioning import partition_for
 from ksqlpy.execution.repartition import decoded_rows, encoded_rows
 from ksqlpy.execution.rows import (
@@ -45,8 +46,11 @@ from ksqlpy.planning.expressions import Const, Op
 from ksqlpy.planning.plan import (
     AggregateStep,
     FilterStep,
+    JoinStep,
     ProjectStep,
     QueryPlan,
+    SourceStep,
+    Step,
     SuppressStep,
     query_property,
 )
@@ -435,9 +439,10 @@ class Pipeline:
         # as an old/new pair of records, which nothing produces yet.
         self._repartitioned: tuple[int, AggregateOperator] | None = None
         self.state: list[OperatorStores] = []  # every stateful operator's stores
+        below, steps = _steps_above_input(plan)
         # A GroupByStep needs no operator of its own: the aggregate above it groups (and partitions) rows by
         # their key columns.
-        for step in plan.steps:
+        for step in steps:
             if isinstance(step, FilterStep):
                 compiled = CompiledExpression(step.predicate)
                 if step.is_table:
@@ -458,17 +463,27 @@ class Pipeline:
                                              self.emission, plan.source.source.partitions, self._log_row, final,
                                              plan.properties)
                 self.stateful.append(operator)
-                if step.rekeyed and not step.input.is_table:
+                if step.rekeyed and not step.input.is_table and isinstance(below, SourceStep):
                     self._repartitioned = (len(self.steps), operator)
                 self.state += operator.operator_stores[1:]
                 self.steps.append(("stateful", (operator.process, len(step.columns))))
             elif isinstance(step, SuppressStep) and step.window is not None and step.window.is_session:
                 suppress = SuppressOperator(step, self._stores_for("Suppress"))
                 self.steps.append(("stateful", (suppress.process, len(step.columns))))
-        read = self._source_columns_read()
-        self.decoder = SourceDecoder(plan.source.source, self._log_failure, parse_timestamp, read,
-                                     flag_property(plan.properties, FAIL_ON_DESERIALIZATION_PROPERTY, False))
-        self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
+        self.fail_on_deserialization = flag_property(plan.properties, FAIL_ON_DESERIALIZATION_PROPERTY, False)
+        # What the steps read, decided once: a single source's decoded records, or a tree of joins' rows.
+        self.joins: JoinTree | None = None
+        if isinstance(below, JoinStep):
+            self.joins = JoinTree(below, lambda step: self._decoder(step.source, parse_timestamp, None),
+                                  self._join_stores, self._log_row)
+            self._input: Callable[[RecordBatch], list[list[Any]]] = self.joins.run
+            self._input_width, self._from_source = len(below.columns), False
+        else:
+            read = self._source_columns_read()
+            self.decoder = self._decoder(plan.source.source, parse_timestamp, read)
+            self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
+            self._input = self._decoded
+            self._input_width, self._from_source = self.rowtime_index, True
         self.key_width = len(plan.output.key)
         # A single key column of a type whose equal values serialize alike (not DOUBLE: -0.0 == 0.0, nor
         # DECIMAL: 1.0 == 1.00) is serialized once per distinct value in a batch: aggregations repeat keys.
@@ -485,7 +500,7 @@ class Pipeline:
                                      (f"{sink.topic}_dlq" if sink is not None else ""))
         self.output_window = plan.root.window
         # a re-keyed or aggregated output goes where its key hashes to, not to its input record's partition
-        self.places_by_key = plan.key_changed or plan.is_stateful
+        self.places_by_key = plan.key_changed or plan.is_stateful or self.joins is not None
         if sink is not None:
             self.sink_key_serde = key_serde(sink)
             self.sink_value_serde = value_serde(sink)
@@ -526,6 +541,18 @@ class Pipeline:
         self.state.append(stores)
         return stores
 
+    def _decoded(self, batch: RecordBatch) -> list[list[Any]]:
+        return self.decoder.decode(batch)
+
+    def _join_stores(self, name: str) -> OperatorStores:
+        stores = OperatorStores(self.stores, self.plan.query_id or "transient", name)
+        self.state.append(stores)
+        return stores
+
+    def _decoder(self, source: DataSource, parse_timestamp: TimestampParser | None,
+                 read: set[int] | None) -> SourceDecoder:
+        return SourceDecoder(source, self._log_failure, parse_timestamp, read, self.fail_on_deserialization)
+
     def _aggregate_key_serde(self, step: AggregateStep) -> RecordSerde:
         """How the aggregate serializes group keys for its store: as the sink writes them, so a stored key is
         the output record's key; a transient query, which has no sink, uses JSON."""
@@ -555,9 +582,9 @@ class Pipeline:
         ksqlpy.execution.rows). Rows that udf.error.policy drops are left out; `dropped` receives their input
         index and reason. `until`: run the steps before that one only."""
         self._batch = batch
-        columns = self.decoder.decode(batch)
+        columns = self._input(batch)
         steps = range(len(self.steps) if until is None else until)
-        return self._run_steps(batch, columns, self.rowtime_index, True, steps, dropped)
+        return self._run_steps(batch, columns, self._input_width, self._from_source, steps, dropped)
 
     def _run_steps(
         self,
@@ -740,7 +767,7 @@ class Pipeline:
         rows, read, errors = decoded_rows(batch.values, width + (1 if carries_offsets else 0))
         for position, error in errors.items():
             self._log_failure(batch.record(position), f"Failed to deserialize repartition record: {error}")
-            if self.decoder.fail_on_error:
+            if self.fail_on_deserialization:
                 raise StopOnRecord.undecodable(batch.record(position), error)
         if not rows:
             return OutputBatch([], [], [], [], origins=[], inputs=batch)
@@ -968,3 +995,13 @@ class Pipeline:
         if all(v is None for v in fields) and (self.key_width == 1 or (origin_key is None and not self.plan.key_changed)):
             return None
         return self.sink_key_serde.serialize(fields)
+
+
+def _steps_above_input(plan: QueryPlan) -> tuple[SourceStep | JoinStep, list[Step]]:
+    """What a query's steps read (its source, or its top join), and those steps in the order rows flow."""
+    steps: list[Step] = []
+    step = plan.root
+    while not isinstance(step, (SourceStep, JoinStep)):
+        steps.append(step)
+        step = step.inputs[0]
+    return step, steps[::-1]

@@ -1,0 +1,132 @@
+"""Runs a plan's tree of joins on batches of source records: the rows of a query's joins before the steps
+above them.
+
+A batch comes from one topic. It is decoded once for every source on that topic (a self-join reads one
+topic on both sides), and each source's rows climb the tree: at each join their join key is computed from
+the side's columns and the join operator answers with joined rows, which are the next join's side (an
+N-way join nests its inner joins on one side). What the top join emits is the tree's output: the root
+JoinStep's columns followed by the metadata columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ksqlpy.errors import StatementError
+from ksqlpy.execution.expressions import CompiledExpression
+from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor, join_operator
+from ksqlpy.execution.rows import META_COLUMNS, ORIGIN
+from ksqlpy.planning.plan import JoinStep, SourceStep, Step
+from ksqlpy.state.operator_stores import OperatorStores
+
+if TYPE_CHECKING:
+    from ksqlpy.execution.pipeline import RecordBatch
+
+
+class Decoder(Protocol):
+    def decode(self, batch: RecordBatch) -> list[list[Any]]: ...
+
+
+@dataclass(frozen=True)
+class _Climb:
+    """One join on a source's way up: its operator, which side the rows arrive on, how their key is computed
+    and how many columns the side has before its metadata."""
+
+    operator: JoinOperator
+    side: int
+    key: tuple[CompiledExpression, ...]
+    width: int
+
+
+@dataclass(frozen=True)
+class _Route:
+    """How the rows of one source reach the top of the tree."""
+
+    decoder: Decoder
+    width: int  # the source's columns before the metadata (its schema's columns)
+    climbs: tuple[_Climb, ...]
+
+
+class JoinTree:
+    """The joins of one query, below the steps that read their output."""
+
+    def __init__(
+        self,
+        root: JoinStep,
+        decoder_for: Callable[[SourceStep], Decoder],
+        stores_for: Callable[[str], OperatorStores],
+        log_row: RowLogger,
+    ) -> None:
+        self.root = root
+        self.log_row = log_row
+        self.operators: list[JoinOperator] = []
+        self.routes: dict[str, list[_Route]] = {}
+        self._add(root, (), decoder_for, stores_for)
+
+    def _add(
+        self,
+        step: Step,
+        above: tuple[_Climb, ...],
+        decoder_for: Callable[[SourceStep], Decoder],
+        stores_for: Callable[[str], OperatorStores],
+    ) -> None:
+        """Routes for the sources below `step`, whose rows then make the `above` climbs."""
+        if isinstance(step, SourceStep):
+            route = _Route(decoder_for(step), len(step.source.schema.columns), above)
+            self.routes.setdefault(step.source.topic, []).append(route)
+            return
+        if not isinstance(step, JoinStep):
+            raise StatementError(f"A join's input must be a source or a join, not {step.name}")
+        operator = join_operator(step, _numbered(stores_for, len(self.operators)), self.log_row)
+        self.operators.append(operator)
+        for side, (input_step, key) in enumerate(((step.left, step.left_key), (step.right, step.right_key))):
+            climb = _Climb(operator, side, tuple(CompiledExpression(e) for e in key), len(input_step.columns))
+            self._add(input_step, (climb, *above), decoder_for, stores_for)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.routes)
+
+    def run(self, batch: RecordBatch) -> list[list[Any]]:
+        """The joined rows the batch's records produce: the root join's columns, then the metadata."""
+        outputs = [self._climb(route, batch) for route in self.routes.get(batch.topic, ())]
+        if not outputs:
+            return [[] for _ in range(len(self.root.columns) + META_COLUMNS)]
+        if len(outputs) == 1:
+            return outputs[0]
+        return [[value for output in outputs for value in output[i]] for i in range(len(outputs[0]))]
+
+    def _climb(self, route: _Route, batch: RecordBatch) -> list[list[Any]]:
+        decoded = route.decoder.decode(batch)
+        meta = decoded[route.width:]
+        columns = decoded
+        for climb in route.climbs:
+            size = len(meta[0])
+            if size == 0:
+                return [[] for _ in range(len(self.root.columns) + META_COLUMNS)]
+            keys = self._keys(climb, columns, meta[ORIGIN], size)
+            joined = climb.operator.process(climb.side, keys, columns[: climb.width], meta)
+            columns, meta = joined, joined[climb.operator.width:]
+        return columns
+
+    def _keys(self, climb: _Climb, columns: list[list[Any]], origins: list[int], size: int) -> list[Any]:
+        """Each row's join key: a value, or a tuple for a composite key (None when any part is NULL)."""
+
+        def failed(row: int, error: BaseException) -> None:
+            self.log_row(origins[row], f"Error computing join key: {error}", "ERROR")
+
+        parts = [expression.evaluate(columns, size, failed) for expression in climb.key]
+        if len(parts) == 1:
+            return parts[0]
+        return [None if None in key else key for key in zip(*parts, strict=True)]
+
+
+def _numbered(stores_for: Callable[[str], OperatorStores], number: int) -> StoresFor:
+    """Stores for the `number`th join: the first's named as ksqlDB names a lone join's, later ones numbered."""
+
+    def numbered(name: str) -> OperatorStores:
+        return stores_for(name if number == 0 else f"{name}-{number}")
+
+    return numbered
