@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.expressions import CompiledExpression
-from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor, join_operator
+from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor, StreamTableJoin, TableTableJoin
 from ksqlpy.execution.rows import META_COLUMNS, ORIGIN
 from ksqlpy.planning.plan import JoinStep, SourceStep, Step
 from ksqlpy.state.operator_stores import OperatorStores
@@ -121,6 +121,15 @@ class JoinTree:
         if len(parts) == 1:
             return parts[0]
         return [None if None in key else key for key in zip(*parts, strict=True)]
+
+
+def join_operator(step: JoinStep, stores_for: StoresFor, log_row: RowLogger) -> JoinOperator:
+    """The operator that runs a JoinStep, by its kind."""
+    if step.kind == "STREAM_TABLE":
+        return StreamTableJoin(step, stores_for, log_row)
+    if step.kind == "TABLE_TABLE":
+        return TableTableJoin(step, stores_for, log_row)
+    raise StatementError(f"{step.kind.replace('_', '-').lower()} joins are not supported yet")
 
 
 def _numbered(stores_for: Callable[[str], OperatorStores], number: int) -> StoresFor:

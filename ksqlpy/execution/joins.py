@@ -17,7 +17,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ksqlpy.errors import StatementError
 from ksqlpy.execution.rows import (
     KEY_BYTES,
     META_COLUMNS,
@@ -207,11 +206,3 @@ class TableTableJoin(JoinOperator):
         """(left row, right row) from the changed side's row and the other side's."""
         return (own, other) if side == LEFT else (other, own)
 
-
-def join_operator(step: JoinStep, stores_for: StoresFor, log_row: RowLogger) -> JoinOperator:
-    """The operator that runs a JoinStep, by its kind."""
-    if step.kind == "STREAM_TABLE":
-        return StreamTableJoin(step, stores_for, log_row)
-    if step.kind == "TABLE_TABLE":
-        return TableTableJoin(step, stores_for, log_row)
-    raise StatementError(f"{step.kind.replace('_', '-').lower()} joins are not supported yet")

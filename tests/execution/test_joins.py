@@ -11,7 +11,8 @@ from stateful_driving import driver, encoded, outputs
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import StatementError
-from ksqlpy.execution.joins import LEFT, RIGHT, JoinOperator, StreamTableJoin, TableTableJoin, join_operator
+from ksqlpy.execution.join_tree import join_operator
+from ksqlpy.execution.joins import LEFT, RIGHT, JoinOperator, StreamTableJoin, TableTableJoin
 from ksqlpy.execution.pipeline import Pipeline
 from ksqlpy.execution.rows import KEY_BYTES, META_COLUMNS, ORIGIN, PARTITION, ROWTIME, TIMESTAMP, TOMBSTONE
 from ksqlpy.planning.catalog import DataSource
