@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.expressions import CompiledExpression
-from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor, StreamTableJoin, TableTableJoin
+from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor
 from ksqlpy.execution.rows import META_COLUMNS, ORIGIN
+from ksqlpy.execution.stream_joins import StreamStreamJoin
+from ksqlpy.execution.table_joins import StreamTableJoin, TableTableJoin
 from ksqlpy.planning.plan import JoinStep, SourceStep, Step
 from ksqlpy.state.operator_stores import OperatorStores
 
@@ -129,6 +131,8 @@ def join_operator(step: JoinStep, stores_for: StoresFor, log_row: RowLogger) -> 
         return StreamTableJoin(step, stores_for, log_row)
     if step.kind == "TABLE_TABLE":
         return TableTableJoin(step, stores_for, log_row)
+    if step.kind == "STREAM_STREAM":
+        return StreamStreamJoin(step, stores_for, log_row)
     raise StatementError(f"{step.kind.replace('_', '-').lower()} joins are not supported yet")
 
 

@@ -3,6 +3,7 @@ in-memory driver (records of several topics fed in write order)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -12,9 +13,11 @@ from ksqlpy.driver import InMemoryDriver
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.join_tree import join_operator
-from ksqlpy.execution.joins import LEFT, RIGHT, JoinOperator, StreamTableJoin, TableTableJoin
+from ksqlpy.execution.joins import LEFT, RIGHT, JoinOperator
 from ksqlpy.execution.pipeline import Pipeline
 from ksqlpy.execution.rows import KEY_BYTES, META_COLUMNS, ORIGIN, PARTITION, ROWTIME, TIMESTAMP, TOMBSTONE
+from ksqlpy.execution.stream_joins import StreamStreamJoin
+from ksqlpy.execution.table_joins import StreamTableJoin, TableTableJoin
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.expressions import InputRef
 from ksqlpy.planning.plan import JoinStep, ProjectStep, QueryPlan, SourceStep, Step
@@ -189,10 +192,12 @@ def test_a_join_keeps_its_state_in_the_pipelines_stores_and_a_rollback_undoes_it
     assert outputs(made, "o") == []
 
 
-def operator(kind: str, join_type: str) -> JoinOperator:
+def operator(kind: str, join_type: str, foreign_key: bool = False) -> JoinOperator:
     made = driver(*SOURCES)
-    left = source(made, "S" if kind == "STREAM_TABLE" else "L")
-    step = joined(left, source(made, "R"), join_type, "ID", "ID", "A", "B")
+    left, right = {"STREAM_TABLE": ("S", "R"), "TABLE_TABLE": ("L", "R"), "STREAM_STREAM": ("S", "S")}[kind]
+    within = WithinSpec(1000, 1000, None) if kind == "STREAM_STREAM" else None
+    step = replace(joined(source(made, left), source(made, right), join_type, "ID", "ID", "A", "B", within),
+                   foreign_key=foreign_key)
     provider = InMemoryStoreProvider()
     return join_operator(step, lambda name: OperatorStores(provider, "q", name), lambda *_: None)
 
@@ -213,12 +218,9 @@ def rows(width: int, keys: list[Any], times: list[int], tombstones: list[bool]) 
 def test_the_operator_factory_picks_by_kind_and_refuses_what_it_has_no_operator_for() -> None:
     assert isinstance(operator("STREAM_TABLE", "LEFT"), StreamTableJoin)
     assert isinstance(operator("TABLE_TABLE", "FULL"), TableTableJoin)
-    made = driver(*SOURCES)
-    stream_stream = joined(source(made, "S"), source(made, "S"), "INNER", "ID", "ID", "A", "B",
-                           WithinSpec(1000, 1000, None))
+    assert isinstance(operator("STREAM_STREAM", "FULL"), StreamStreamJoin)
     with pytest.raises(StatementError, match="not supported yet"):
-        join_operator(stream_stream, lambda name: OperatorStores(InMemoryStoreProvider(), "q", name),
-                      lambda *_: None)
+        operator("TABLE_TABLE", "INNER", foreign_key=True)
 
 
 def test_a_stream_batch_repeating_a_key_joins_each_record_and_its_output_rows_carry_the_join_metadata() -> None:
@@ -231,7 +233,7 @@ def test_a_stream_batch_repeating_a_key_joins_each_record_and_its_output_rows_ca
     assert output[0] == [5, 5]
     assert meta[TIMESTAMP] == meta[ROWTIME] == [7, 9]
     assert meta[ORIGIN] == [0, 2]
-    assert meta[KEY_BYTES] == [join.store_key(5)] * 2
+    assert meta[KEY_BYTES][0] == meta[KEY_BYTES][1] is not None  # the joined rows' table entry
     assert output[1 + join.left_width] == [5, 5]  # the right side's key column, from the table row
 
 
