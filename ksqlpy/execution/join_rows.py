@@ -56,13 +56,14 @@ class JoinedRows:
         self.rows: list[tuple[Any, ...]] = []
 
     def add(self, key: tuple[Any, ...], left: Sequence[Any] | None, right: Sequence[Any] | None, time: int,
-            trigger: int, partition: int, tombstone: bool = False, entry_key: bytes | None = None) -> None:
-        """A row keyed `key` at `time`, caused by input row `trigger`, its state kept in `partition`."""
+            trigger: int, partition: int, tombstone: bool = False) -> None:
+        """A row keyed `key` (the key columns' values) at `time`, caused by input row `trigger`, its state kept
+        in `partition`; its KEY_BYTES are the key's bytes, which identify a joined table's entries."""
         meta = self.meta
         self.rows.append((
             *key, *(self.left_nulls if left is None else left), *(self.right_nulls if right is None else right),
             time, meta[ROWPARTITION][trigger], meta[ROWOFFSET][trigger], None, None, meta[ORIGIN][trigger],
-            tombstone, time, partition, entry_key,
+            tombstone, time, partition, key_bytes(key),
         ))
 
     def columns(self) -> list[list[Any]]:

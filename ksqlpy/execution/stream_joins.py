@@ -90,8 +90,7 @@ class StreamStreamJoin(JoinOperator):
             time, partition = times[row], partitions[row]
             stream_time = max(self.stream_times.get(partition, time), time)
             self.stream_times[partition] = stream_time
-            if time == stream_time:
-                self._emit_closed(partition, stream_time, row, out)
+            self._emit_closed(partition, stream_time, row, out)
             horizon = stream_time - self.retention  # records at or before it have expired
             prefix = prefix_bytes(key)
             values = tuple(column[row] for column in columns)

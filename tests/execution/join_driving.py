@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor
-from ksqlpy.execution.rows import META_COLUMNS, TIMESTAMP, TOMBSTONE
+from ksqlpy.execution.rows import META_COLUMNS, PARTITION, TIMESTAMP, TOMBSTONE
 from ksqlpy.planning.catalog import DataSource, SerdeSpec
 from ksqlpy.planning.plan import JoinStep, SourceStep
 from ksqlpy.schema import Column, LogicalSchema, Namespace
@@ -36,6 +36,10 @@ def join_step(left: SourceStep, right: SourceStep, join_type: str, key_columns: 
 STREAM_COLUMNS = (("ID", BIGINT), ("V", STRING))
 
 
+class Deleted(tuple[Any, ...]):
+    """A tombstone's columns: its key columns set, its value columns NULL."""
+
+
 class JoinFeed:
     """An operator over in-memory stores, fed rows as (key, columns, time) on one side."""
 
@@ -43,6 +47,7 @@ class JoinFeed:
         self.provider = InMemoryStoreProvider()
         self.stores: dict[str, OperatorStores] = {}
         self.logged: list[tuple[int, str, str]] = []
+        self.partitions: list[int] = []  # the partition of each row the last call returned
         stores_for: StoresFor = self.stores_for
         log_row: RowLogger = lambda origin, reason, level: self.logged.append((origin, reason, level))  # noqa: E731
         self.operator = operator(step, stores_for, log_row)
@@ -52,13 +57,14 @@ class JoinFeed:
 
     def send(self, side: int, rows: Sequence[tuple[Any, Sequence[Any] | None, int]],
              partition: int = 0) -> list[tuple[Any, ...]]:
-        """Rows of (join key, columns or None for a tombstone, time); returns the output rows."""
+        """Rows of (join key, columns, time), a tombstone's columns None or Deleted; returns the output rows."""
         width = len(self.operator.step.inputs[side].columns)
         columns = [[None if values is None else values[c] for _, values, _ in rows] for c in range(width)]
-        meta = [[time, partition, i, None, None, i, values is None, time, partition, b""]
+        meta = [[time, partition, i, None, None, i, values is None or isinstance(values, Deleted), time, partition, b""]
                 for i, (_, values, time) in enumerate(rows)]
         output = self.operator.process(side, [key for key, _, _ in rows], columns,
                                        [list(column) for column in zip(*meta, strict=True)] if rows
                                        else [[] for _ in range(META_COLUMNS)])
         width = self.operator.width
+        self.partitions = list(output[width + PARTITION])
         return [(*row[:width], row[width + TIMESTAMP], row[width + TOMBSTONE]) for row in zip(*output, strict=True)]

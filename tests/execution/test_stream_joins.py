@@ -68,7 +68,21 @@ def test_a_late_record_is_not_kept_for_the_other_side_once_its_retention_passed(
     join.send(LEFT, [(1, (1, "B"), 330_000)])
     # 90s is older than stream time less the window and grace: the left record is not buffered
     assert join.send(LEFT, [(2, (2, "C"), 90_000)]) == []
+    assert len(join.stores["Join-this-join-store"](0)) == 1
     assert join.send(RIGHT, [(2, (2, "c"), 90_000)]) == []
+
+
+def test_a_record_waits_while_its_window_reaches_stream_time_and_closes_past_it() -> None:
+    join = feed("LEFT", WithinSpec(10, 10, 0))
+    assert join.send(LEFT, [(1, (1, "A"), 100), (2, (2, "B"), 90)]) == []  # B's window ends at stream time
+    assert join.send(LEFT, [(3, (3, "C"), 101)]) == [(2, 2, "B", None, None, 90, False)]
+
+
+def test_a_buffered_record_expires_as_stream_time_passes_its_retention() -> None:
+    join = feed("INNER", WithinSpec(10, 10, 0))  # retention: 20
+    join.send(LEFT, [(0, (0, "A"), 0), (1, (1, "B"), 1)])
+    assert join.send(RIGHT, [(9, (9, "x"), 20), (0, (0, "a"), 5), (1, (1, "b"), 5)]) == [
+        (1, 1, "B", 1, "b", 5, False)]
 
 
 def test_a_full_join_emits_closed_unmatched_records_of_both_sides() -> None:
