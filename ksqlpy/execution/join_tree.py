@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.expressions import CompiledExpression
+from ksqlpy.execution.fk_join import ForeignKeyJoin
 from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor
 from ksqlpy.execution.rows import META_COLUMNS, ORIGIN
 from ksqlpy.execution.stream_joins import StreamStreamJoin
@@ -125,15 +126,20 @@ class JoinTree:
         return [None if None in key else key for key in zip(*parts, strict=True)]
 
 
+_OPERATORS: dict[str, type[JoinOperator]] = {
+    "STREAM_STREAM": StreamStreamJoin,
+    "STREAM_TABLE": StreamTableJoin,
+    "TABLE_TABLE": TableTableJoin,
+    "FOREIGN_KEY": ForeignKeyJoin,
+}
+
+
 def join_operator(step: JoinStep, stores_for: StoresFor, log_row: RowLogger) -> JoinOperator:
-    """The operator that runs a JoinStep, by its kind."""
-    if step.kind == "STREAM_TABLE":
-        return StreamTableJoin(step, stores_for, log_row)
-    if step.kind == "TABLE_TABLE":
-        return TableTableJoin(step, stores_for, log_row)
-    if step.kind == "STREAM_STREAM":
-        return StreamStreamJoin(step, stores_for, log_row)
-    raise StatementError(f"{step.kind.replace('_', '-').lower()} joins are not supported yet")
+    """The operator that runs a JoinStep, by its kind (a table joined to a stream has none, as in ksqlDB)."""
+    operator = _OPERATORS.get(step.kind)
+    if operator is None:
+        raise StatementError(f"{step.kind.replace('_', '-').lower()} joins are not supported")
+    return operator(step, stores_for, log_row)
 
 
 def _numbered(stores_for: Callable[[str], OperatorStores], number: int) -> StoresFor:

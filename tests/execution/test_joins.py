@@ -12,6 +12,7 @@ from stateful_driving import driver, encoded, outputs
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import StatementError
+from ksqlpy.execution.fk_join import ForeignKeyJoin
 from ksqlpy.execution.join_tree import join_operator
 from ksqlpy.execution.joins import LEFT, RIGHT, JoinOperator
 from ksqlpy.execution.pipeline import Pipeline
@@ -194,7 +195,8 @@ def test_a_join_keeps_its_state_in_the_pipelines_stores_and_a_rollback_undoes_it
 
 def operator(kind: str, join_type: str, foreign_key: bool = False) -> JoinOperator:
     made = driver(*SOURCES)
-    left, right = {"STREAM_TABLE": ("S", "R"), "TABLE_TABLE": ("L", "R"), "STREAM_STREAM": ("S", "S")}[kind]
+    left, right = {"STREAM_TABLE": ("S", "R"), "TABLE_TABLE": ("L", "R"), "STREAM_STREAM": ("S", "S"),
+                   "TABLE_STREAM": ("L", "S")}[kind]
     within = WithinSpec(1000, 1000, None) if kind == "STREAM_STREAM" else None
     step = replace(joined(source(made, left), source(made, right), join_type, "ID", "ID", "A", "B", within),
                    foreign_key=foreign_key)
@@ -219,8 +221,9 @@ def test_the_operator_factory_picks_by_kind_and_refuses_what_it_has_no_operator_
     assert isinstance(operator("STREAM_TABLE", "LEFT"), StreamTableJoin)
     assert isinstance(operator("TABLE_TABLE", "FULL"), TableTableJoin)
     assert isinstance(operator("STREAM_STREAM", "FULL"), StreamStreamJoin)
-    with pytest.raises(StatementError, match="not supported yet"):
-        operator("TABLE_TABLE", "INNER", foreign_key=True)
+    assert isinstance(operator("TABLE_TABLE", "LEFT", foreign_key=True), ForeignKeyJoin)
+    with pytest.raises(StatementError, match="table-stream joins are not supported"):
+        operator("TABLE_STREAM", "INNER")
 
 
 def test_a_stream_batch_repeating_a_key_joins_each_record_and_its_output_rows_carry_the_join_metadata() -> None:
