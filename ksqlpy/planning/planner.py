@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -12,11 +13,23 @@ from ksqlpy.planning.aggregation import AggregationPlanner, uses_aggregation
 from ksqlpy.planning.catalog import PSEUDO_COLUMNS, WINDOW_BOUND_COLUMNS, Catalog, DataSource, SerdeSpec
 from ksqlpy.planning.expressions import (
     ExpressionTyper,
+    InputRef,
     Scope,
     ScopeColumn,
     TypedExpr,
     render,
     same_expression,
+)
+from ksqlpy.planning.joins import (
+    ColumnResolver,
+    JoinPlanner,
+    Leaf,
+    Relation,
+    contains_map,
+    key_missing_message,
+    source_columns,
+    star_columns,
+    window_bounds_used,
 )
 from ksqlpy.planning.naming import SelectNames
 from ksqlpy.planning.plan import FilterStep, ProjectStep, QueryPlan, SourceStep, Step
@@ -28,7 +41,6 @@ from ksqlpy.syntax import ast
 from ksqlpy.types import (
     BIGINT,
     BYTES,
-    INTEGER,
     STRING,
     TIMESTAMP,
     ArrayType,
@@ -200,16 +212,6 @@ def _wrap_single_value(properties: Mapping[str, Any], value_format: str, session
     return wrap
 
 
-def _contains_map(t: SqlType) -> bool:
-    if isinstance(t, MapType):
-        return True
-    if isinstance(t, ArrayType):
-        return _contains_map(t.element)
-    if isinstance(t, StructType):
-        return any(_contains_map(ft) for _, ft in t.fields)
-    return False
-
-
 def resolve_type(t: SqlType, catalog: Catalog) -> SqlType:
     """Replace user type names (CREATE TYPE) with their definitions."""
     if isinstance(t, ast.NamedType):
@@ -229,7 +231,7 @@ def resolve_type(t: SqlType, catalog: Catalog) -> SqlType:
 def validate_serdes(schema: LogicalSchema, key: SerdeSpec, value: SerdeSpec) -> None:
     """Fail at statement time when a format cannot carry the columns given to it."""
     for column in schema.key:
-        if _contains_map(column.type):
+        if contains_map(column.type):
             raise StatementError(
                 "Map keys, including types that contain maps, are not supported as they may lead to unexpected "
                 f"behavior due to inconsistent serialization. Key column name: `{column.name}`. Column type: "
@@ -434,15 +436,6 @@ def _check_timestamp_format(pattern: Any) -> None:
 # --------------------------------------------------------------------------- queries
 
 
-def source_columns(source: DataSource) -> tuple[Column, ...]:
-    """A source's columns as its rows carry them: key, value and header columns, then the pseudo columns
-    (the window bounds only over a windowed source)."""
-    pseudo = [Column("ROWTIME", BIGINT), Column("ROWPARTITION", INTEGER), Column("ROWOFFSET", BIGINT)]
-    if source.window is not None:
-        pseudo += [Column(name, BIGINT) for name in WINDOW_BOUND_COLUMNS]
-    return source.schema.columns + tuple(pseudo)
-
-
 class QueryPlanner:
     def __init__(self, catalog: Catalog, registry: FunctionRegistry, session: Mapping[str, Any]) -> None:
         self.catalog = catalog
@@ -458,8 +451,9 @@ class QueryPlanner:
     ) -> QueryPlan:
         """Plan a query; `sink_name` is the stream or table (`sink_kind`) a persistent query writes to (None
         for transient ones) and `sink_properties` its WITH clause, checked against the projection."""
-        if not isinstance(query.from_, ast.SourceRef):
-            raise StatementError("Joins are not supported yet")
+        if isinstance(query.from_, ast.Join):
+            return self._plan_join(query, sink_name, sink_properties or {}, sink_kind)
+        assert isinstance(query.from_, ast.SourceRef)
         source = self.catalog.find(query.from_.name)
         if source is None:
             raise StatementError(f"{query.from_.name} does not exist.")
@@ -488,6 +482,60 @@ class QueryPlanner:
             typer = ExpressionTyper(scope, self.registry)
             root = self._project(query, step, source, columns, typer, sink_name, sink_properties or {})
         return QueryPlan(root=root, key_changed=bool(query.partition_by), limit=query.limit)
+
+    def _plan_join(
+        self, query: ast.Query, sink_name: str | None, sink_properties: Mapping[str, Any], sink_kind: str | None,
+    ) -> QueryPlan:
+        """A query over joined sources: the join tree, then its clauses over the joined columns."""
+        joins = JoinPlanner(self.catalog, self.registry, ())
+        sources = joins.leaves(query.from_)
+        resolver = ColumnResolver([Leaf(alias, source, source_columns(source), 0) for alias, source in sources])
+        joins.wanted = _selected_columns(query, resolver)
+        relation = joins.plan(query.from_, dict(sources))
+        resolver = ColumnResolver(relation.leaves)
+        scope = relation.scope()
+        rewritten = _joined_query(query, relation, resolver, scope)
+        step: Step = relation.step
+        if rewritten.where is not None:
+            step = FilterStep(step, _where(ExpressionTyper(scope, self.registry, "WHERE"), rewritten.where))
+        first = relation.leftmost
+        if uses_aggregation(rewritten, self.registry):
+            bound = window_bounds_used(rewritten) if rewritten.window is not None else None
+            if bound is not None:
+                raise StatementError(f"SELECT column '{bound}' cannot be resolved.")
+            root: Step = AggregationPlanner(
+                rewritten, step, scope, self.registry, first.alias, [name for name, _ in relation.keys], sink_name,
+                sink_kind, first.source.value.format,
+            ).plan()
+            timestamp_column(sink_properties, {c.name: c.type for c in root.columns})
+        else:
+            if query.emit == "FINAL":
+                raise StatementError("EMIT FINAL is only supported for windowed aggregations.")
+            root = self._project_join(rewritten, step, relation, scope, sink_name, sink_properties)
+        return QueryPlan(root=root, key_changed=bool(query.partition_by), limit=query.limit)
+
+    def _project_join(
+        self,
+        query: ast.Query,
+        input_step: Step,
+        relation: Relation,
+        scope: Scope,
+        sink_name: str | None,
+        sink_properties: Mapping[str, Any],
+    ) -> ProjectStep:
+        typer = ExpressionTyper(scope, self.registry)
+        partition_typer = ExpressionTyper(scope, self.registry, "PARTITION BY")
+        partition_exprs = [partition_typer.type(p) for p in query.partition_by]
+        names = SelectNames(query.select, (c.name for c in relation.step.columns), persistent=sink_name is not None)
+        items: list[tuple[str, TypedExpr, ast.Expr | None]] = []
+        for item in query.select:  # stars are expanded by now
+            items += self._selected(typer, names, item)
+        timestamp_column(sink_properties, {name: typed.type for name, typed, _ in items})
+        if query.partition_by:
+            keys, used = partition_keys(query, items, partition_exprs, sink_name, None)
+        else:
+            keys, used = _join_keys(relation, items, sink_name)
+        return projection(input_step, items, keys, used)
 
     def _project(
         self,
@@ -522,15 +570,20 @@ class QueryPlanner:
                     node = ast.ColumnRef(column.name)
                     items.append((column.name, typer.type(node), node))
                 continue
-            assert item.expr is not None
-            if isinstance(item.expr, ast.Dereference) and item.expr.field == "*":
-                items.extend(_struct_fields(typer, item.expr.base))
-                continue
-            typed = self._select_expression(typer, item.expr)
-            items.append((names.name(item, typed), typed, item.expr))
+            items += self._selected(typer, names, item)
         # ksqlDB checks the sink's timestamp column before which columns form the key
         timestamp_column(sink_properties, {name: typed.type for name, typed, _ in items})
         return self._assign_keys(query, input_step, source, items, partition_exprs, sink_name)
+
+    def _selected(
+        self, typer: ExpressionTyper, names: SelectNames, item: ast.SelectItem,
+    ) -> list[tuple[str, TypedExpr, ast.Expr | None]]:
+        """The projected columns of one select item other than `*`: (name, expression, node) each."""
+        assert item.expr is not None
+        if isinstance(item.expr, ast.Dereference) and item.expr.field == "*":
+            return _struct_fields(typer, item.expr.base)
+        typed = self._select_expression(typer, item.expr)
+        return [(names.name(item, typed), typed, item.expr)]
 
     @staticmethod
     def _select_expression(typer: ExpressionTyper, expr: ast.Expr) -> TypedExpr:
@@ -553,70 +606,164 @@ class QueryPlanner:
         sink_name: str | None,
     ) -> ProjectStep:
         """Decide which projected columns form the output key: the PARTITION BY expressions, else the source key."""
-        keys: list[tuple[str, TypedExpr]] = []
-        used: set[int] = set()
         if query.partition_by:
-            missing: list[str] = []
-            for position, (typed, node) in enumerate(zip(partition_exprs, query.partition_by, strict=True)):
-                if _is_null_literal(node):
+            keys, used = partition_keys(query, items, partition_exprs, sink_name, source.name)
+            return projection(input_step, items, keys, used)
+        keys = []
+        used = set()
+        source_keys = [c.name for c in source.schema.key]
+        for key_name in source_keys:
+            match = next(
+                (
+                    i
+                    for i, (_, _, node) in enumerate(items)
+                    if isinstance(node, ast.ColumnRef) and node.name == key_name and i not in used
+                ),
+                None,
+            )
+            if match is None:
+                if sink_name is None:
                     continue
-                matches = [i for i, item in enumerate(items) if same_expression(item[1], typed) and i not in used]
-                name = node.name if isinstance(node, ast.ColumnRef) else f"KSQL_COL_{position}"
-                if not matches:
-                    missing.append(render(node, source.name))
-                    keys.append((name, typed))
-                    continue
-                if sink_name is not None and len(matches) > 1:
-                    shown = name if isinstance(node, ast.ColumnRef) else items[matches[0]][0]
-                    raise StatementError(
-                        f"The projection contains a key column (`{shown}`) more than once, aliased as: "
-                        f"{' and '.join(items[i][0] for i in matches)}."
-                    )
-                used.add(matches[0])
-                keys.append((items[matches[0]][0], typed))
-            # `SELECT *` takes the partitioning expressions into the key by itself
-            if missing and sink_name is not None and not any(item.is_star for item in query.select):
-                plural = "s" if len(missing) > 1 else ""
+                plural = "s" if len(source_keys) > 1 else ""
                 raise StatementError(
-                    f"The query used to build `{sink_name}` must include the partitioning expression{plural} "
-                    f"{' and '.join(missing)} in its projection (eg, SELECT {', '.join(missing)}...)."
+                    f"The query used to build `{sink_name}` must include the key column{plural} "
+                    f"{' and '.join(source_keys)} in its projection (eg, SELECT {', '.join(source_keys)}...)."
                 )
-        else:
-            source_keys = [c.name for c in source.schema.key]
-            for key_name in source_keys:
-                match = next(
-                    (
-                        i
-                        for i, (_, _, node) in enumerate(items)
-                        if isinstance(node, ast.ColumnRef) and node.name == key_name and i not in used
-                    ),
-                    None,
+            used.add(match)
+            keys.append((items[match][0], items[match][1]))
+            aliases = [n for n, _, node in items if isinstance(node, ast.ColumnRef) and node.name == key_name]
+            if sink_name is not None and len(aliases) > 1:
+                raise StatementError(
+                    f"The projection contains a key column (`{key_name}`) more than once, aliased as: "
+                    f"{' and '.join(aliases)}."
                 )
-                if match is None:
-                    if sink_name is None:
-                        continue
-                    plural = "s" if len(source_keys) > 1 else ""
-                    raise StatementError(
-                        f"The query used to build `{sink_name}` must include the key column{plural} "
-                        f"{' and '.join(source_keys)} in its projection (eg, SELECT {', '.join(source_keys)}...)."
-                    )
-                used.add(match)
-                keys.append((items[match][0], items[match][1]))
-                aliases = [n for n, _, node in items if isinstance(node, ast.ColumnRef) and node.name == key_name]
-                if sink_name is not None and len(aliases) > 1:
-                    raise StatementError(
-                        f"The projection contains a key column (`{key_name}`) more than once, aliased as: "
-                        f"{' and '.join(aliases)}."
-                    )
-        values = [(name, typed) for i, (name, typed, _) in enumerate(items) if i not in used]
-        columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [
-            Column(n, t.type, Namespace.VALUE) for n, t in values
-        ]
-        names = [c.name for c in columns]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
-        return ProjectStep(input_step, tuple(t for _, t in keys + values), tuple(columns))
+        return projection(input_step, items, keys, used)
+
+
+def partition_keys(
+    query: ast.Query,
+    items: list[tuple[str, TypedExpr, ast.Expr | None]],
+    partition_exprs: list[TypedExpr],
+    sink_name: str | None,
+    qualifier: str | None,
+) -> tuple[list[tuple[str, TypedExpr]], set[int]]:
+    """The PARTITION BY expressions as the output key: (name, expression) each, and the projected items
+    they are (used up as key columns). `qualifier` qualifies column names in messages."""
+    keys: list[tuple[str, TypedExpr]] = []
+    used: set[int] = set()
+    missing: list[str] = []
+    for position, (typed, node) in enumerate(zip(partition_exprs, query.partition_by, strict=True)):
+        if _is_null_literal(node):
+            continue
+        matches = [i for i, item in enumerate(items) if same_expression(item[1], typed) and i not in used]
+        name = node.name if isinstance(node, ast.ColumnRef) else f"KSQL_COL_{position}"
+        if not matches:
+            missing.append(render(node, qualifier))
+            keys.append((name, typed))
+            continue
+        if sink_name is not None and len(matches) > 1:
+            shown = name if isinstance(node, ast.ColumnRef) else items[matches[0]][0]
+            raise StatementError(
+                f"The projection contains a key column (`{shown}`) more than once, aliased as: "
+                f"{' and '.join(items[i][0] for i in matches)}."
+            )
+        used.add(matches[0])
+        keys.append((items[matches[0]][0], typed))
+    # `SELECT *` takes the partitioning expressions into the key by itself
+    if missing and sink_name is not None and not any(item.is_star for item in query.select):
+        plural = "s" if len(missing) > 1 else ""
+        raise StatementError(
+            f"The query used to build `{sink_name}` must include the partitioning expression{plural} "
+            f"{' and '.join(missing)} in its projection (eg, SELECT {', '.join(missing)}...)."
+        )
+    return keys, used
+
+
+def projection(
+    input_step: Step,
+    items: list[tuple[str, TypedExpr, ast.Expr | None]],
+    keys: list[tuple[str, TypedExpr]],
+    used: set[int],
+) -> ProjectStep:
+    """The final select: the key columns, then the projected items not used as keys."""
+    values = [(name, typed) for i, (name, typed, _) in enumerate(items) if i not in used]
+    columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [
+        Column(n, t.type, Namespace.VALUE) for n, t in values
+    ]
+    names = [c.name for c in columns]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
+    return ProjectStep(input_step, tuple(t for _, t in keys + values), tuple(columns))
+
+
+def _selected_columns(query: ast.Query, resolver: ColumnResolver) -> list[tuple[str, str]]:
+    """The (alias, column) pairs the projection selects as they are, stars included, in order."""
+    found: list[tuple[str, str]] = []
+    for item in query.select:
+        if item.is_star:
+            found += [(leaf.alias, c.name) for leaf in resolver.leaves for c in leaf.columns
+                      if item.star_source in (None, leaf.alias)]
+        elif isinstance(item.expr, ast.ColumnRef):
+            leaf = resolver.resolve(item.expr, "SELECT")
+            if leaf is not None:
+                found.append((leaf.alias, item.expr.name))
+    return found
+
+
+def _joined_query(query: ast.Query, relation: Relation, resolver: ColumnResolver, scope: Scope) -> ast.Query:
+    """`query` over the joined columns: its column references renamed to them, stars expanded, and a
+    selected column named as ksqlDB names it (its own name where no other source shares it)."""
+    select: list[ast.SelectItem] = []
+    for item in query.select:
+        if item.is_star:
+            if item.star_source is not None:
+                scope.check_source(item.star_source)
+            for name in star_columns(relation, item.star_source, bool(query.partition_by)):
+                select.append(ast.SelectItem(ast.ColumnRef(name), name))
+            continue
+        assert item.expr is not None
+        alias = item.alias
+        if isinstance(item.expr, ast.ColumnRef):
+            if alias is not None and alias in PSEUDO_COLUMNS + WINDOW_BOUND_COLUMNS:
+                raise StatementError(f"Reserved column name in select: `{alias}`. Please remove or alias the column.")
+            alias = alias or resolver.default_name(item.expr)
+        select.append(ast.SelectItem(resolver.rewrite(item.expr, "SELECT"), alias, None, item.pos))
+
+    def clause(expr: ast.Expr | None, name: str) -> ast.Expr | None:
+        return None if expr is None else resolver.rewrite(expr, name)
+
+    return dataclasses.replace(
+        query,
+        select=tuple(select),
+        where=clause(query.where, "WHERE"),
+        group_by=tuple(resolver.rewrite(e, "GROUP BY") for e in query.group_by),
+        partition_by=tuple(resolver.rewrite(e, "PARTITION BY") for e in query.partition_by),
+        having=clause(query.having, "HAVING"),
+    )
+
+
+def _join_keys(
+    relation: Relation, items: list[tuple[str, TypedExpr, ast.Expr | None]], sink_name: str | None,
+) -> tuple[list[tuple[str, TypedExpr]], set[int]]:
+    """The join's key columns as the projection selects them; a persistent query must select each, once."""
+    keys: list[tuple[str, TypedExpr]] = []
+    used: set[int] = set()
+    missing: list[int] = []
+    for position, (key_name, index) in enumerate(relation.keys):
+        matches = [i for i, (_, typed, _) in enumerate(items)
+                   if isinstance(typed, InputRef) and typed.index == index and i not in used]
+        if not matches:
+            missing.append(position)
+            continue
+        if sink_name is not None and len(matches) > 1:
+            raise StatementError(f"The projection contains a key column (`{key_name}`) more than once, aliased as: "
+                                 f"{' and '.join(sorted(items[i][0] for i in matches))}.")
+        used.add(matches[0])
+        keys.append((items[matches[0]][0], items[matches[0]][1]))
+    if missing and sink_name is not None:
+        raise StatementError(key_missing_message(relation, sink_name, missing))
+    return keys, used
 
 
 def _struct_fields(typer: ExpressionTyper, base: ast.Expr) -> list[tuple[str, TypedExpr, ast.Expr | None]]:
