@@ -2,9 +2,11 @@
 within the join window, each side's records buffered until no record of the other side can pair with them.
 
 A left record at time t pairs with right records at t - before .. t + after (a right record at t with left
-records at t - after .. t + before); a pair is emitted at the larger of the two times. Time is stream time
-per partition, the largest record time either side has shown. Buffered records are kept for the window plus
-the grace period (ksqlDB's retention) past stream time and are not matched after that.
+records at t - after .. t + before); a pair is emitted at the larger of the two times. Stream time is kept
+per partition: each side's buffer has its own, the largest time of that side's records, and keeps a record
+for the window plus the grace period (ksqlDB's retention) past it, as Kafka Streams' window stores do (so a
+record late on one side may still be buffered while the other side has moved on); windows close by the
+join's stream time, the largest record time of either side.
 
 An outer side's record that pairs with nothing is emitted NULL-padded, at its own time. Without a GRACE
 PERIOD (ksqlDB's old semantics, 24 hours of grace) that happens at once, and a later pair follows it. With
@@ -70,6 +72,7 @@ class StreamStreamJoin(JoinOperator):
         self.unmatched = stores_for(unmatched_name) if waits else None
         positions = self.buffers[LEFT].positions
         self.stream_times = positions("stream-time")
+        self.side_times = {LEFT: positions("left-stream-time"), RIGHT: positions("right-stream-time")}
         self.sequences = positions("sequence")  # per partition: the last number given a buffered record
         self.last_sweeps = positions("last-expiry-sweep")
         # per partition: no unmatched record waits from before this time (saves scans that would find none)
@@ -91,14 +94,17 @@ class StreamStreamJoin(JoinOperator):
             stream_time = max(self.stream_times.get(partition, time), time)
             self.stream_times[partition] = stream_time
             self._emit_closed(partition, stream_time, row, out)
-            horizon = stream_time - self.retention  # records at or before it have expired
+            own_time = max(self.side_times[side].get(partition, time), time)
+            self.side_times[side][partition] = own_time
+            # records at or before a horizon have expired from their buffer
+            other_horizon = self.side_times[other].get(partition, time) - self.retention
             prefix = prefix_bytes(key)
             values = tuple(column[row] for column in columns)
             matched = False
             found_times, found = candidates[(partition, prefix)]
             for other_time, other_key, other_values in found[
                     bisect_left(found_times, time - back):bisect_right(found_times, time + ahead)]:
-                if other_time <= horizon:
+                if other_time <= other_horizon:
                     continue
                 matched = True
                 out.add(key_values(key, out.key_width), *_sides(side, values, other_values), max(time, other_time),
@@ -114,7 +120,7 @@ class StreamStreamJoin(JoinOperator):
                 else:
                     self.unmatched(partition).put(_unmatched_key(side, buffer_key), (key, values))
                     self.waiting_from[partition] = min(self.waiting_from.get(partition, time), time)
-            if time > horizon:
+            if time > own_time - self.retention:
                 own(partition).put(buffer_key, values)
         for partition in {partitions[row] for row, key in enumerate(keys) if key is not None}:
             self._sweep(partition)
@@ -170,8 +176,10 @@ class StreamStreamJoin(JoinOperator):
         if last is not None and stream_time - last < max(1, self.retention // 4):
             return
         self.last_sweeps[partition] = stream_time
-        horizon = stream_time - self.retention
-        for stores in self.buffers.values():
+        for side, stores in self.buffers.items():
+            if partition not in self.side_times[side]:
+                continue
+            horizon = self.side_times[side][partition] - self.retention
             store = stores(partition)
             store.write_batch({entry_key: None for entry_key, _ in store.range()
                                if _TIME.unpack_from(entry_key, len(entry_key) - 16)[0] - _SIGN <= horizon})

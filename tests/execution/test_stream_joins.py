@@ -78,11 +78,20 @@ def test_a_record_waits_while_its_window_reaches_stream_time_and_closes_past_it(
     assert join.send(LEFT, [(3, (3, "C"), 101)]) == [(2, 2, "B", None, None, 90, False)]
 
 
-def test_a_buffered_record_expires_as_stream_time_passes_its_retention() -> None:
-    join = feed("INNER", WithinSpec(10, 10, 0))  # retention: 20
+def test_a_buffered_record_expires_as_its_sides_stream_time_passes_its_retention() -> None:
+    join = feed("INNER", WithinSpec(100, 100, 0))  # retention: 200
+    join.send(LEFT, [(8, (8, "x"), 160)])
     join.send(LEFT, [(0, (0, "A"), 0), (1, (1, "B"), 1)])
-    assert join.send(RIGHT, [(9, (9, "x"), 20), (0, (0, "a"), 5), (1, (1, "b"), 5)]) == [
-        (1, 1, "B", 1, "b", 5, False)]
+    join.send(LEFT, [(9, (9, "y"), 200)])  # the left buffer's stream time: A has expired, B not yet
+    assert join.send(RIGHT, [(0, (0, "a"), 50), (1, (1, "b"), 50)]) == [(1, 1, "B", 1, "b", 50, False)]
+
+
+def test_a_record_late_for_one_side_is_still_buffered_while_its_own_side_is_behind() -> None:
+    join = feed("RIGHT", WithinSpec(MINUTE, MINUTE, MINUTE))
+    join.send(LEFT, [(1, (1, "B"), 330_000)])
+    # the right record is emitted unmatched at once (its window closed by the join's stream time) but kept
+    assert join.send(RIGHT, [(3, (3, "d"), 60_000)]) == [(3, None, None, 3, "d", 60_000, False)]
+    assert join.send(LEFT, [(3, (3, "D"), 90_000)]) == [(3, 3, "D", 3, "d", 90_000, False)]
 
 
 def test_a_full_join_emits_closed_unmatched_records_of_both_sides() -> None:
@@ -115,7 +124,7 @@ def test_expired_records_are_swept_from_the_buffers() -> None:
     join.send(LEFT, [(0, (0, "A"), 0), (1, (1, "B"), 5)])
     buffer = join.stores["Join-this-join-store"](0)
     assert len(buffer) == 2
-    join.send(RIGHT, [(7, (7, "x"), 1000)])
-    assert len(buffer) == 0
+    join.send(LEFT, [(7, (7, "x"), 1000)])
+    assert len(buffer) == 1
     assert join.send(RIGHT, [(0, (0, "a"), 5)]) == []
 
