@@ -119,10 +119,10 @@ class ColumnResolver:
     def __init__(self, leaves: Sequence[Leaf]) -> None:
         self.leaves = list(leaves)
 
-    def resolve(self, ref: ast.ColumnRef, clause: str, located: bool = False) -> Leaf | None:
+    def resolve(self, ref: ast.ColumnRef, clause: str) -> Leaf | None:
         """The source `ref` reads; None for a name no source has (a joined column's name, or an error the
-        typer reports)."""
-        prefix = _located(ref) if located else ""
+        typer reports). Messages say where `ref` is, as ksqlDB's do."""
+        prefix = _located(ref)
         if ref.source is not None:
             leaf = self.check_source(ref.source)
             if leaf.find(ref.name) is None:
@@ -159,7 +159,7 @@ class ColumnResolver:
         found: list[Leaf] = []
         for node in ast.subexpressions(expr):
             if isinstance(node, ast.ColumnRef):
-                leaf = self.resolve(node, clause, located=True)
+                leaf = self.resolve(node, clause)
                 if leaf is None:
                     raise StatementError(f"{_located(node)}{clause} column '{node.name}' cannot be resolved.")
                 if leaf not in found:
@@ -463,9 +463,9 @@ def source_columns(source: DataSource) -> tuple[Column, ...]:
 
 
 def star_columns(relation: Relation, source: str | None, partitioned: bool) -> list[str]:
-    """The joined columns `*` (or `source.*`) selects: each source's key and value columns (with PARTITION
-    BY, as ksqlDB lays out the join's value: value columns, pseudo columns, then key columns), led by the
-    synthetic key for an unqualified `*`."""
+    """The joined columns `*` (or `source.*`) selects: each source's key columns, window bounds (of a
+    windowed source) and value columns (with PARTITION BY, as ksqlDB lays out the join's value: value columns,
+    pseudo columns, then key columns), led by the synthetic key for an unqualified `*`."""
     names: list[str] = []
     if source is None and not partitioned and relation.viable and not any(relation.viable):
         names += [name for name, _ in relation.keys]
@@ -473,7 +473,8 @@ def star_columns(relation: Relation, source: str | None, partitioned: bool) -> l
         if source is not None and leaf.alias != source:
             continue
         schema = leaf.source.schema
-        ordered = list(schema.key) + [c for c in schema.columns if c.namespace is not Namespace.KEY]
+        bounds = [c for c in leaf.columns if c.name in WINDOW_BOUND_COLUMNS]  # a windowed source's key's
+        ordered = list(schema.key) + bounds + [c for c in schema.columns if c.namespace is not Namespace.KEY]
         if partitioned:
             pseudo = [c for c in leaf.columns if c.name in PSEUDO_COLUMNS]
             ordered = [c for c in schema.columns if c.namespace is not Namespace.KEY] + pseudo + list(schema.key)

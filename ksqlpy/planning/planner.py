@@ -494,7 +494,7 @@ class QueryPlanner:
         relation = joins.plan(query.from_, dict(sources))
         resolver = ColumnResolver(relation.leaves)
         scope = relation.scope()
-        rewritten = _joined_query(query, relation, resolver, scope)
+        rewritten = _joined_query(query, relation, resolver)
         step: Step = relation.step
         if rewritten.where is not None:
             step = FilterStep(step, _where(ExpressionTyper(scope, self.registry, "WHERE"), rewritten.where))
@@ -705,20 +705,23 @@ def _selected_columns(query: ast.Query, resolver: ColumnResolver) -> list[tuple[
             found += [(leaf.alias, c.name) for leaf in resolver.leaves for c in leaf.columns
                       if item.star_source in (None, leaf.alias)]
         elif isinstance(item.expr, ast.ColumnRef):
-            leaf = resolver.resolve(item.expr, "SELECT")
+            try:
+                leaf = resolver.resolve(item.expr, "SELECT")
+            except StatementError:
+                continue  # reported when the projection is planned, after the join's own checks
             if leaf is not None:
                 found.append((leaf.alias, item.expr.name))
     return found
 
 
-def _joined_query(query: ast.Query, relation: Relation, resolver: ColumnResolver, scope: Scope) -> ast.Query:
+def _joined_query(query: ast.Query, relation: Relation, resolver: ColumnResolver) -> ast.Query:
     """`query` over the joined columns: its column references renamed to them, stars expanded, and a
     selected column named as ksqlDB names it (its own name where no other source shares it)."""
     select: list[ast.SelectItem] = []
     for item in query.select:
         if item.is_star:
             if item.star_source is not None:
-                scope.check_source(item.star_source)
+                resolver.check_source(item.star_source)
             for name in star_columns(relation, item.star_source, bool(query.partition_by)):
                 select.append(ast.SelectItem(ast.ColumnRef(name), name))
             continue

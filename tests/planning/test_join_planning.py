@@ -24,6 +24,9 @@ CREATE TABLE wide (id BIGINT PRIMARY KEY, region STRING PRIMARY KEY, f STRING) W
 CREATE STREAM k (id BIGINT KEY, name STRING) WITH (kafka_topic='k', key_format='KAFKA', value_format='KAFKA');
 CREATE STREAM p4 (id BIGINT KEY, name STRING) WITH (kafka_topic='p4', format='JSON', partitions=4);
 CREATE STREAM ws (id BIGINT KEY, name STRING) WITH (kafka_topic='ws', format='JSON', window_type='SESSION');
+CREATE STREAM ws2 (id BIGINT KEY, f STRING) WITH (kafka_topic='ws2', format='JSON', window_type='SESSION');
+CREATE STREAM wt (id BIGINT KEY, f STRING) WITH (kafka_topic='wt', format='JSON', window_type='TUMBLING',
+  window_size='1 SECOND');
 """
 
 
@@ -89,6 +92,12 @@ def test_star_selects_each_sources_columns_without_pseudo_columns() -> None:
     assert schema("SELECT * FROM s JOIN t ON s.id = t.id") == (
         "S_ID BIGINT KEY, S_NAME STRING, S_V BIGINT, T_ID BIGINT, T_F1 STRING, T_F2 BIGINT")
     assert schema("SELECT t.*, s.v FROM s JOIN t ON s.id = t.id") == "T_ID BIGINT KEY, T_F1 STRING, T_F2 BIGINT, V BIGINT"
+
+
+def test_star_over_windowed_sources_selects_their_window_bounds_after_their_keys() -> None:
+    assert schema("SELECT * FROM ws JOIN ws2 WITHIN 1 MINUTE ON ws.id = ws2.id") == (
+        "WS_ID BIGINT KEY, WS_WINDOWSTART BIGINT, WS_WINDOWEND BIGINT, WS_NAME STRING, WS2_ID BIGINT, "
+        "WS2_WINDOWSTART BIGINT, WS2_WINDOWEND BIGINT, WS2_F STRING")
 
 
 def test_stream_stream_join_carries_its_window() -> None:
@@ -180,6 +189,10 @@ def test_explain_prints_both_inputs_below_the_join() -> None:
      "Source(s) K are using the 'KAFKA' value format. This format does not yet support JOIN."),
     ("SELECT ws.id FROM ws JOIN s WITHIN 1 SECOND ON ws.id = s.id",
      "Can not join windowed source to non-windowed source.\n`WS` is SESSION windowed\n`S` is not windowed"),
+    ("SELECT ws.id FROM ws JOIN wt WITHIN 1 SECOND ON ws.id = wt.id",
+     "Incompatible windowed sources.\n`WS` is SESSION windowed\n`WT` is TUMBLING windowed"),
+    ("SELECT ws.id FROM ws JOIN ws2 WITHIN 1 SECOND ON ws.name = ws2.f",
+     "Implicit repartitioning of windowed sources is not supported."),
     ("SELECT s.id FROM s JOIN p4 WITHIN 1 SECOND ON s.id = p4.id",
      "Can't join `S` with `P4` since the number of partitions don't match. `S` partitions = 1; `P4` partitions = 4."),
     ("SELECT s.id FROM s JOIN s2 WITHIN 1 SECOND ON id = id", "Column 'ID' is ambiguous. Could be S.ID or S2.ID."),
