@@ -211,10 +211,14 @@ class JoinPlanner:
             if source is None:
                 raise StatementError(f"{ref.name} does not exist.")
             alias = ref.alias or ref.name
-            if any(alias == seen for seen, _ in found) or (
-                    len(refs) > 2 and any(source.name == other.name for _, other in found)):
-                raise StatementError(f"N-way joins do not support multiple occurrences of the same source. Source: "
-                                     f"'{ref.name}'")
+            if any(source.name == other.name for _, other in found):
+                if len(refs) > 2:
+                    raise StatementError("N-way joins do not support multiple occurrences of the same source. "
+                                         f"Source: '{ref.name}'")
+                # Kafka Streams can join a stream to itself, under two aliases, but not a table
+                if source.kind == "TABLE" or any(alias == seen for seen, _ in found):
+                    raise StatementError(f"Can not join '{ref.name}' to '{ref.name}': self joins are not yet "
+                                         "supported.")
             found.append((alias, source))
         kafka = [alias for alias, source in found if source.value.format == "KAFKA"]
         if kafka:
@@ -353,11 +357,14 @@ class JoinPlanner:
                     "to specify a WITHIN clause with a stream-stream join, please visit: "
                     "https://docs.confluent.io/current/ksql/docs/syntax-reference.html#create-stream-as-select")
             return
-        if join.within is not None:
-            kind = "Table-Table" if left.is_table else "Stream-Table"
+        if join.within is not None and left.is_table:
             raise StatementError(
-                f"A window definition was provided for a {kind} join. These joins are not windowed. Please drop the "
-                f"window definition (i.e. the WITHIN clause) and try to execute your {kind} join again.")
+                "A window definition was provided for a Table-Table join. These joins are not windowed. Please drop "
+                "the window definition (i.e. the WITHIN clause) and try to execute your Table-Table join again.")
+        if join.within is not None:
+            raise StatementError(
+                "A window definition was provided for a Stream-Table join. These joins are not windowed. Please drop "
+                "the window definition (ie. the WITHIN clause) and try to execute your join again.")
 
     @staticmethod
     def _check_partitions(left: Relation, right: Leaf) -> None:

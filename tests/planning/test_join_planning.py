@@ -131,6 +131,11 @@ def test_n_way_join_nests_the_inner_join_on_the_left_and_inherits_its_viable_key
     assert str(result.output).replace("`", "") == "T2_ID BIGINT KEY, V BIGINT, F1 STRING, F3 STRING"
 
 
+def test_a_stream_joins_itself_under_two_aliases() -> None:
+    join = join_of(plan("SELECT a.v, b.name AS other FROM s a JOIN s b WITHIN 1 SECOND ON a.v = b.v"))
+    assert join.left.columns == join.right.columns and [c.name for c in join.columns[:2]] == ["A_V", "A_ID"]
+
+
 def test_composite_join_key_from_equalities_joined_by_and() -> None:
     join = join_of(plan("SELECT s.id, s.name, s2.v FROM s JOIN s2 WITHIN 1 SECOND ON s.id = s2.id AND s.name = s2.f1"))
     assert join.key_width == 2 and len(join.left_key) == len(join.right_key) == 2
@@ -202,6 +207,9 @@ def test_explain_prints_both_inputs_below_the_join() -> None:
      "the right input table. Got T.ID = WIDE.ID."),
     ("SELECT t.id FROM t JOIN t2 ON t.id = t2.id JOIN orders ON t.f2 = orders.oid",
      "foreign-key table-table joins are not supported as part of n-way joins. Got T.F2 = ORDERS.OID."),
+    ("SELECT t.id FROM t JOIN t other ON t.id = other.id", "Can not join 'T' to 'T': self joins are not yet supported."),
+    ("SELECT s.id FROM s JOIN t ON s.id = t.id JOIN t other ON s.id = other.id",
+     "N-way joins do not support multiple occurrences of the same source. Source: 'T'"),
     ("SELECT s.id, s.ROWTIME AS ROWTIME FROM s JOIN t ON s.id = t.id",
      "Reserved column name in select: `ROWTIME`. Please remove or alias the column."),
 ])
