@@ -74,6 +74,10 @@ class Relation:
     def is_table(self) -> bool:
         return self.step.is_table
 
+    @property
+    def key_width(self) -> int:
+        return len(self.keys) if self.keys else len(self.leftmost.source.schema.key)
+
     def scope(self) -> Scope:
         """Columns as `ALIAS.NAME`, `NAME` and `ALIAS_NAME`; a key column by its name (its source column,
         when it has the key's name, reads the key)."""
@@ -81,7 +85,7 @@ class Relation:
         columns = [ScopeColumn(index, name, self.step.columns[index].type) for name, index in self.keys]
         for leaf in self.leaves:
             for column in leaf.columns:
-                joined = f"{leaf.alias}_{column.name}" if len(self.leaves) > 1 else column.name
+                joined = joined_name(leaf.alias, column.name) if len(self.leaves) > 1 else column.name
                 index = key_index.get(joined, leaf.index(column.name))
                 columns.append(ScopeColumn(index, column.name, column.type, leaf.alias))
                 if joined != column.name and joined not in key_index:
@@ -185,48 +189,48 @@ class _Equality:
     right_typed: TypedExpr
 
 
+def joined_sources(catalog: Catalog, relation: ast.Relation) -> list[tuple[str, DataSource]]:
+    """The joined sources, leftmost first, with their aliases; refused as ksqlDB refuses them: repeated, or
+    of a value format joins cannot read."""
+    refs: list[ast.SourceRef] = []
+    while isinstance(relation, ast.Join):
+        refs.insert(0, relation.right)
+        relation = relation.left
+    assert isinstance(relation, ast.SourceRef)
+    refs.insert(0, relation)
+    found: list[tuple[str, DataSource]] = []
+    for ref in refs:
+        source = catalog.find(ref.name)
+        if source is None:
+            raise StatementError(f"{ref.name} does not exist.")
+        alias = ref.alias or ref.name
+        if any(source.name == other.name for _, other in found):
+            if len(refs) > 2:
+                raise StatementError("N-way joins do not support multiple occurrences of the same source. "
+                                     f"Source: '{ref.name}'")
+            # Kafka Streams can join a stream to itself, under two aliases, but not a table
+            if source.kind == "TABLE" or any(alias == seen for seen, _ in found):
+                raise StatementError(f"Can not join '{ref.name}' to '{ref.name}': self joins are not yet "
+                                     "supported.")
+        found.append((alias, source))
+    kafka = [alias for alias, source in found if source.value.format == "KAFKA"]
+    if kafka:
+        raise StatementError(f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format does "
+                             "not yet support JOIN.")
+    return found
+
+
 class JoinPlanner:
     """Plans a FROM clause with joins into a tree of JoinSteps (see the module docstring)."""
 
-    def __init__(self, catalog: Catalog, registry: FunctionRegistry, wanted: Iterable[tuple[str, str]]) -> None:
+    def __init__(self, registry: FunctionRegistry, wanted: Iterable[tuple[str, str]]) -> None:
         """`wanted` are the (alias, column) pairs the query's projection selects as they are, which decide the
         key column's name."""
-        self.catalog = catalog
         self.registry = registry
         self.wanted = list(wanted)
 
-    # -- the sources
-
-    def leaves(self, relation: ast.Relation) -> list[tuple[str, DataSource]]:
-        """The joined sources, leftmost first, with their aliases."""
-        refs: list[ast.SourceRef] = []
-        while isinstance(relation, ast.Join):
-            refs.insert(0, relation.right)
-            relation = relation.left
-        assert isinstance(relation, ast.SourceRef)
-        refs.insert(0, relation)
-        found: list[tuple[str, DataSource]] = []
-        for ref in refs:
-            source = self.catalog.find(ref.name)
-            if source is None:
-                raise StatementError(f"{ref.name} does not exist.")
-            alias = ref.alias or ref.name
-            if any(source.name == other.name for _, other in found):
-                if len(refs) > 2:
-                    raise StatementError("N-way joins do not support multiple occurrences of the same source. "
-                                         f"Source: '{ref.name}'")
-                # Kafka Streams can join a stream to itself, under two aliases, but not a table
-                if source.kind == "TABLE" or any(alias == seen for seen, _ in found):
-                    raise StatementError(f"Can not join '{ref.name}' to '{ref.name}': self joins are not yet "
-                                         "supported.")
-            found.append((alias, source))
-        kafka = [alias for alias, source in found if source.value.format == "KAFKA"]
-        if kafka:
-            raise StatementError(f"Source(s) {', '.join(kafka)} are using the 'KAFKA' value format. This format does "
-                                 "not yet support JOIN.")
-        return found
-
-    def plan(self, relation: ast.Relation, sources: dict[str, DataSource], final: bool = True) -> Relation:
+    def plan(self, relation: ast.Relation, sources: dict[str, DataSource]) -> Relation:
+        """`relation` planned over `sources` (by alias, from joined_sources)."""
         if isinstance(relation, ast.SourceRef):
             alias = relation.alias or relation.name
             source = sources[alias]
@@ -235,13 +239,11 @@ class JoinPlanner:
             keys = tuple(ast.ColumnRef(joined_name(alias, c.name)) for c in source.schema.key)
             return Relation(SourceStep(source, columns), (leaf,), key_expressions=keys)
         assert isinstance(relation, ast.Join)
-        left = self.plan(relation.left, sources, final=False)
-        right = self.plan(relation.right, sources, final=False)
-        return self._join(relation, left, right, final)
+        return self._join(relation, self.plan(relation.left, sources), self.plan(relation.right, sources))
 
     # -- one join
 
-    def _join(self, join: ast.Join, left: Relation, right: Relation, final: bool) -> Relation:
+    def _join(self, join: ast.Join, left: Relation, right: Relation) -> Relation:
         right_leaf = right.leftmost
         shown = f"Got {left.leftmost.alias} [{_TYPE_NAMES[join.join_type]}] JOIN {right_leaf.alias}."
         resolver = ColumnResolver(left.leaves + right.leaves)
@@ -260,8 +262,8 @@ class JoinPlanner:
         elif left.is_table:
             self._check_right_key(right, equalities, "table-table joins require to join on the primary key of "
                                                      "the right input table")
-            foreign_key = not all(e.left in left.key_expressions for e in equalities) or len(equalities) != len(
-                left.keys or left.leftmost.source.schema.key)
+            foreign_key = len(equalities) != left.key_width or not all(
+                e.left in left.key_expressions for e in equalities)
             if foreign_key and len(left.leaves) > 1:
                 raise StatementError("Invalid join condition: foreign-key table-table joins are not supported as "
                                      f"part of n-way joins. Got {equalities[0].text}.")
@@ -271,7 +273,7 @@ class JoinPlanner:
         self._check_within(join, left, right)
         if not foreign_key:
             self._check_partitions(left, right_leaf)
-        return self._build(join, left, right, equalities, foreign_key, final)
+        return self._build(join, left, right, equalities, foreign_key)
 
     def _equalities(self, join: ast.Join, left: Relation, right: Relation, resolver: ColumnResolver) -> list[_Equality]:
         criteria = join.criteria
@@ -297,7 +299,7 @@ class JoinPlanner:
                         "join comparision must contain references from exactly one source.")
                 sides.append(used[0])
             if part.op != "=":
-                raise StatementError(f"Only equality join criteria is supported. Got {render(part)}.")
+                raise StatementError("Only equality join criteria is supported.")
             text = f"{render(part.left, sides[0].alias)} = {render(part.right, sides[1].alias)}"
             if sides[0].alias == right_alias and sides[1].alias != right_alias:
                 left_node, right_node = part.right, part.left
@@ -328,22 +330,17 @@ class JoinPlanner:
 
     @staticmethod
     def _check_windows(left: Relation, right: Relation, equalities: list[_Equality]) -> None:
-        sources = [leaf for leaf in left.leaves + right.leaves]
-        windowed = [leaf for leaf in sources if leaf.source.window is not None]
-        if not windowed:
+        """Windowed sources join only sources windowed alike, on their keys (the window is part of the key)."""
+        pair = (left.leftmost, right.leftmost)
+        kinds = [leaf.source.window.kind if leaf.source.window is not None else None for leaf in pair]
+        if kinds == [None, None]:
             return
-        plain = [leaf for leaf in sources if leaf.source.window is None]
-        if plain:
-            first = left.leftmost if left.leftmost.source.window is not None else windowed[0]
-            raise StatementError(f"Can not join windowed source to non-windowed source.\n`{first.alias}` is "
-                                 f"{first.source.window.kind if first.source.window else ''} windowed\n"
-                                 f"`{plain[0].alias}` is not windowed")
-        kinds = {leaf.source.window.kind for leaf in windowed if leaf.source.window is not None}
-        if len(kinds) > 1:
-            a, b = windowed[0], next(leaf for leaf in windowed if leaf.source.window != windowed[0].source.window)
-            raise StatementError(f"Incompatible windowed sources.\n`{a.alias}` is "
-                                 f"{a.source.window.kind if a.source.window else ''} windowed\n`{b.alias}` is "
-                                 f"{b.source.window.kind if b.source.window else ''} windowed")
+        described = "\n".join(f"`{leaf.alias}` is {f'{kind} windowed' if kind else 'not windowed'}"
+                               for leaf, kind in zip(pair, kinds, strict=True))
+        if None in kinds:
+            raise StatementError(f"Can not join windowed source to non-windowed source.\n{described}")
+        if kinds[0] != kinds[1]:
+            raise StatementError(f"Incompatible windowed sources.\n{described}")
         if any(e.left not in left.key_expressions or e.right not in right.key_expressions for e in equalities):
             raise StatementError("Implicit repartitioning of windowed sources is not supported. See "
                                  "https://github.com/confluentinc/ksql/issues/4385.")
@@ -380,7 +377,7 @@ class JoinPlanner:
     # -- the join step
 
     def _build(self, join: ast.Join, left: Relation, right: Relation, equalities: list[_Equality],
-               foreign_key: bool, final: bool) -> Relation:
+               foreign_key: bool) -> Relation:
         if foreign_key:
             leaf = left.leftmost
             viable: tuple[tuple[tuple[str, str], ...], ...] = tuple(

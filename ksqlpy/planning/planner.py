@@ -26,6 +26,7 @@ from ksqlpy.planning.joins import (
     Leaf,
     Relation,
     contains_map,
+    joined_sources,
     key_missing_message,
     source_columns,
     star_columns,
@@ -487,10 +488,9 @@ class QueryPlanner:
         self, query: ast.Query, sink_name: str | None, sink_properties: Mapping[str, Any], sink_kind: str | None,
     ) -> QueryPlan:
         """A query over joined sources: the join tree, then its clauses over the joined columns."""
-        joins = JoinPlanner(self.catalog, self.registry, ())
-        sources = joins.leaves(query.from_)
+        sources = joined_sources(self.catalog, query.from_)
         resolver = ColumnResolver([Leaf(alias, source, source_columns(source), 0) for alias, source in sources])
-        joins.wanted = _selected_columns(query, resolver)
+        joins = JoinPlanner(self.registry, _selected_columns(query, resolver))
         relation = joins.plan(query.from_, dict(sources))
         resolver = ColumnResolver(relation.leaves)
         scope = relation.scope()
