@@ -158,7 +158,7 @@ class StreamStreamJoin(JoinOperator):
             return
         store = self.unmatched(partition)
         still_waiting = bound
-        for entry_key, waiting in store.range(None, _TIME.pack(bound + _SIGN)):
+        for entry_key, waiting in store.range(_TIME.pack(waiting_from + _SIGN), _TIME.pack(bound + _SIGN)):
             time = _TIME.unpack_from(entry_key)[0] - _SIGN
             side = LEFT if entry_key[8:9] == _SIDE_BYTE[LEFT] else RIGHT
             if time + self.reach[side][1] + self.grace >= stream_time:
