@@ -61,9 +61,9 @@ STOP_GRACE = 10.0
 # for at most this long.
 TRANSACTION_TIMEOUT_MS = 10000
 CLIENT_CALL_TIMEOUT = 10.0
-# How long a starting query waits for its sink's max.message.bytes before taking Kafka's default. Unbounded, a
-# DescribeConfigs the embedded broker left unanswered kept the query from ever polling its consumer: it joined
-# no group and wrote nothing. The broker still refuses a record over its limit, which is then logged and skipped.
+# How long a starting query waits for its sink's max.message.bytes before taking Kafka's default: until then it
+# does not poll its consumer, so it joins no group and writes nothing. The broker still refuses a record over its
+# limit, which is then logged and skipped.
 CONFIG_LOOKUP_TIMEOUT = 3.0
 EXACTLY_ONCE = frozenset({"exactly_once", "exactly_once_v2"})
 RUNNING, ERROR, NOT_RUNNING = "RUNNING", "ERROR", "NOT_RUNNING"
@@ -287,7 +287,9 @@ def max_record_bytes(clients: KafkaClients, topic: str) -> int:
     value inherits from the broker's message.max.bytes), else Kafka's default. Producers check each record
     against it before sending, so one too large is refused at once, record by record."""
     resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
-    admin = clients.admin()  # referenced until the answer is in, not dropped while its request is in flight
+    # Held until the answer is in: a client collected as soon as describe_configs returned failed the request
+    # ("handle destroyed") or, now and then, never completed its future, and the query never started.
+    admin = clients.admin()
     try:
         future = admin.describe_configs([resource], request_timeout=CONFIG_LOOKUP_TIMEOUT)[resource]
         configs = future.result(timeout=CONFIG_LOOKUP_TIMEOUT)
