@@ -88,21 +88,27 @@ class JoinTree:
             climb = _Climb(operator, side, tuple(CompiledExpression(e) for e in key), len(input_step.columns))
             self._add(input_step, (climb, *above), decoder_for, stores_for)
 
-    @property
-    def topics(self) -> list[str]:
-        return list(self.routes)
-
     def run(self, batch: RecordBatch) -> list[list[Any]]:
         """The joined rows the batch's records produce: the root join's columns, then the metadata."""
-        outputs = [self._climb(route, batch) for route in self.routes.get(batch.topic, ())]
-        if not outputs:
-            return [[] for _ in range(len(self.root.columns) + META_COLUMNS)]
-        if len(outputs) == 1:
-            return outputs[0]
-        return [[value for output in outputs for value in output[i]] for i in range(len(outputs[0]))]
+        routes = self.routes.get(batch.topic, [])
+        if len(routes) == 1:
+            return self._climb(routes[0], routes[0].decoder.decode(batch))
+        # A topic read by several sources (a self-join) is taken a record at a time, each through every
+        # source in turn, as Kafka Streams passes a record to each of a source node's children: a record's
+        # rows on one side meet those of earlier records on the other.
+        decoded = [route.decoder.decode(batch) for route in routes]
+        rows_at = [{origin: row for row, origin in enumerate(columns[route.width + ORIGIN])}
+                   for route, columns in zip(routes, decoded, strict=True)]
+        outputs: list[list[list[Any]]] = []
+        for origin in range(len(batch)):
+            for route, columns, rows in zip(routes, decoded, rows_at, strict=True):
+                row = rows.get(origin)
+                if row is not None:
+                    outputs.append(self._climb(route, [column[row:row + 1] for column in columns]))
+        return [[value for output in outputs for value in output[i]] for i in range(len(self.root.columns) + META_COLUMNS)]
 
-    def _climb(self, route: _Route, batch: RecordBatch) -> list[list[Any]]:
-        decoded = route.decoder.decode(batch)
+    def _climb(self, route: _Route, decoded: list[list[Any]]) -> list[list[Any]]:
+        """The rows a source's decoded records make at the top of the tree."""
         meta = decoded[route.width:]
         columns = decoded
         for climb in route.climbs:

@@ -246,3 +246,17 @@ def test_a_table_batch_changing_one_key_twice_sees_its_own_first_change() -> Non
     output = join.process(LEFT, [5, 5, 5], columns, meta)
     # the second delete finds nothing left to delete
     assert output[join.width + TOMBSTONE] == [False, True]
+
+
+def test_a_self_join_takes_each_record_through_both_sides_before_the_next() -> None:
+    made = driver("CREATE STREAM s (id INT KEY, v STRING) WITH (kafka_topic='s', format='JSON');",
+                  "CREATE STREAM o AS SELECT a.id, a.v AS av, b.v AS bv FROM s a LEFT JOIN s b WITHIN 1 MINUTE "
+                  "ON a.id = b.id;")
+    produce(made, [("s", 1, {"V": "x"}, 0), ("s", 1, {"V": "y"}, 1)])
+    assert outputs(made, "O") == [
+        (1, {"AV": "x", "BV": None}, 0),  # no right record yet: the eager LEFT row
+        (1, {"AV": "x", "BV": "x"}, 0),
+        (1, {"AV": "y", "BV": "x"}, 1),  # the second record's left side meets the first's right side
+        (1, {"AV": "x", "BV": "y"}, 1),
+        (1, {"AV": "y", "BV": "y"}, 1),
+    ]
