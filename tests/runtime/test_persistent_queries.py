@@ -19,7 +19,7 @@ from ksqlpy.runtime.backend import KafkaBackend
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.processing_log import PROCESSING_LOG_TOPIC
-from ksqlpy.runtime.worker import QueryWorker, consumer_group_id, query_property
+from ksqlpy.runtime.worker import QueryWorker, consumer_group_id, max_record_bytes, query_property
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 
@@ -302,3 +302,18 @@ def test_backend_topics(make_engine: Factory, unique_topic: Callable[..., str]) 
     backend.delete_topic(topic)
     assert backend.topic_partitions(topic) is None
 
+
+
+def test_the_sink_limit_lookup_gets_an_answer_every_time(
+    broker: str, unique_topic: Callable[..., str], produce_json: Callable[..., None], caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A starting query asks for its sink's max.message.bytes before it first polls. With its admin client
+    dropped mid-request most lookups failed ("handle destroyed") and now and then one never returned: the
+    query then joined no group and wrote nothing."""
+    topic = unique_topic("sink")
+    produce_json(broker, topic, [])
+    clients = KafkaClients(RuntimeConfig(bootstrap_servers=broker))
+    caplog.set_level(logging.DEBUG, logger="ksqlpy.runtime.worker")
+    for _ in range(10):
+        assert max_record_bytes(clients, topic) > 0
+    assert [r.getMessage() for r in caplog.records if "could not read max.message.bytes" in r.getMessage()] == []
