@@ -183,18 +183,35 @@ class QueryState:
     # -- restore
 
     def _restore(self, partition: int, committed: int | None) -> None:
+        # Imported here: the tools build on the worker, which builds on this module.
+        from ksqlpy.runtime.tools import end_offsets
+
         checkpoint = self._take_checkpoint(partition)
-        if checkpoint is None:
-            self.provider.drop_partition(self.query_id, partition)
-        starts = checkpoint or dict.fromkeys(self.topics.values(), OFFSET_BEGINNING)
-        stores = {topic: self.provider.store(self.query_id, store, partition) for topic, store in self._stores_of_topic.items()}
-        # Under at-least-once, changes for input beyond the committed offset are made again when it is reprocessed.
-        skip_beyond = None if self.exactly_once else (committed if committed is not None and committed >= 0 else 0)
-        began = time.monotonic()
+        consumer = self.clients.consumer(f"_ksqlpy_restore_{uuid.uuid4().hex}", **{
+            "enable.partition.eof": True, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
+        })
         self.restoring[partition] = 0
+        began = time.monotonic()
         try:
-            restored = self._read_changelogs(partition, starts, stores, skip_beyond)
+            # Each changelog's end now, found by reading its last batch (some brokers report less).
+            ends = {topic: end_offsets(consumer, topic, [partition])[partition] for topic in self.topics.values()}
+            if checkpoint is not None and any(checkpoint[topic] > end for topic, end in ends.items()):
+                # The changelog holds less than the local state was checkpointed against: it was deleted and made
+                # again (a broker that lost its data), so the local state belongs to a past the topic forgot.
+                logger.warning("query %s: the local state of partition %d is ahead of its changelog, which must "
+                               "have been recreated: restoring from the changelog alone", self.query_id, partition)
+                checkpoint = None
+            if checkpoint is None:
+                self.provider.drop_partition(self.query_id, partition)
+            starts = checkpoint or dict.fromkeys(self.topics.values(), OFFSET_BEGINNING)
+            stores = {topic: self.provider.store(self.query_id, store, partition)
+                      for topic, store in self._stores_of_topic.items()}
+            # Under at-least-once, changes for input beyond the committed offset are made again when it is
+            # reprocessed.
+            skip_beyond = None if self.exactly_once else (committed if committed is not None and committed >= 0 else 0)
+            restored = self._read_changelogs(consumer, partition, starts, ends, stores, skip_beyond)
         finally:
+            consumer.close()
             self.restoring.pop(partition, None)
         if restored:
             elapsed = time.monotonic() - began
@@ -203,50 +220,41 @@ class QueryState:
                         "" if checkpoint is None else " after its checkpoint")
 
     def _read_changelogs(
-        self, partition: int, starts: dict[str, int], stores: dict[str, RocksDBStore], skip_beyond: int | None,
+        self, consumer: Consumer, partition: int, starts: dict[str, int], ends: dict[str, int],
+        stores: dict[str, RocksDBStore], skip_beyond: int | None,
     ) -> int:
-        # Imported here: the tools build on the worker, which builds on this module.
-        from ksqlpy.runtime.tools import end_offsets
-
-        consumer = self.clients.consumer(f"_ksqlpy_restore_{uuid.uuid4().hex}", **{
-            "enable.partition.eof": True, "isolation.level": "read_committed", "auto.offset.reset": "earliest",
-        })
+        """Read each changelog from its start up to its end, or its end-of-partition event (where a transaction
+        marker, not a record, is last), into the stores; returns how many records were applied."""
         held: dict[str, dict[bytes, bytes | None]] = {topic: {} for topic in starts}
         count = held_count = 0  # records restored, and of those not yet written
         last_report = time.monotonic()
-        try:
-            # Read up to each changelog's end now (found by reading its last batch: some brokers report less),
-            # or its end-of-partition event (where a transaction marker, not a record, is last).
-            ends = {topic: end_offsets(consumer, topic, [partition])[partition] for topic in starts}
-            pending = {topic for topic, start in starts.items() if start == OFFSET_BEGINNING or start < ends[topic]}
-            consumer.assign([TopicPartition(topic, partition, starts[topic]) for topic in pending])
-            while pending:
-                for message in consumer.consume(RESTORE_BATCH, RESTORE_POLL_S):
-                    topic = message.topic() or ""
-                    error = message.error()
-                    if error is not None:
-                        if error.code() == KafkaError._PARTITION_EOF:
-                            pending.discard(topic)
-                            continue
-                        raise StateRestoreError(f"Could not restore the state of query {self.query_id} from "
-                                                f"{topic}: {error.str()}")
-                    if (message.offset() or 0) + 1 >= ends[topic]:
+        pending = {topic for topic, start in starts.items() if start == OFFSET_BEGINNING or start < ends[topic]}
+        consumer.assign([TopicPartition(topic, partition, starts[topic]) for topic in pending])
+        while pending:
+            for message in consumer.consume(RESTORE_BATCH, RESTORE_POLL_S):
+                topic = message.topic() or ""
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
                         pending.discard(topic)
-                    if skip_beyond is not None and _input_offset(message.headers()) > skip_beyond:
                         continue
-                    held[topic][message.key() or b""] = message.value()
-                    held_count += 1
-                    count += 1
-                self.restoring[partition] = count
-                if held_count >= RESTORE_BATCH or (not pending and held_count):
-                    _write_restored(held, stores)
-                    held_count = 0
-                if time.monotonic() - last_report >= PROGRESS_EVERY_S:
-                    logger.info("query %s: restoring partition %d: %d changelog records so far",
-                                self.query_id, partition, count)
-                    last_report = time.monotonic()
-        finally:
-            consumer.close()
+                    raise StateRestoreError(f"Could not restore the state of query {self.query_id} from "
+                                            f"{topic}: {error.str()}")
+                if (message.offset() or 0) + 1 >= ends[topic]:
+                    pending.discard(topic)
+                if skip_beyond is not None and _input_offset(message.headers()) > skip_beyond:
+                    continue
+                held[topic][message.key() or b""] = message.value()
+                held_count += 1
+                count += 1
+            self.restoring[partition] = count
+            if held_count >= RESTORE_BATCH or (not pending and held_count):
+                _write_restored(held, stores)
+                held_count = 0
+            if time.monotonic() - last_report >= PROGRESS_EVERY_S:
+                logger.info("query %s: restoring partition %d: %d changelog records so far",
+                            self.query_id, partition, count)
+                last_report = time.monotonic()
         return count
 
 

@@ -345,8 +345,6 @@ class QueryWorker(threading.Thread):
         self.sink_topic = self.repartition_topic if stage == UPSTREAM else query.sink.topic
         self.group_id = application_id + (UPSTREAM_GROUP_SUFFIX if stage == UPSTREAM else "")
         self.pipeline = query.pipeline.replica() if stage == UPSTREAM else query.pipeline
-        self._run_pipeline = {WHOLE: self.pipeline.process, UPSTREAM: self.pipeline.process_upstream,
-                              DOWNSTREAM: self.pipeline.process_downstream}[stage]
         self.exactly_once = query_property(properties, "processing.guarantee", "at_least_once") in EXACTLY_ONCE
         # The repartition topic holds only what the upstream stage wrote for this query: all of it is to be read.
         self.offset_reset = "earliest" if stage == DOWNSTREAM else query_property(properties, "auto.offset.reset", "latest")
@@ -529,7 +527,7 @@ class QueryWorker(threading.Thread):
     def _process(self, batch: RecordBatch) -> None:
         self.last_input = time.monotonic()
         starts, ends = offset_ranges(batch)
-        outputs = self._run_pipeline(batch)
+        outputs = self._run_stage(batch)
         if self.exactly_once:
             self._commit_in_transaction(outputs, starts, ends)
         else:
@@ -542,6 +540,15 @@ class QueryWorker(threading.Thread):
             self._status.records_out += len(outputs)
             if self.exactly_once:
                 self._status.offsets.update(ends)
+
+    def _run_stage(self, batch: RecordBatch) -> OutputBatch:
+        """The worker's part of the query over a batch (looked up each time, as the pipeline's methods may be
+        replaced while it runs)."""
+        if self.stage == UPSTREAM:
+            return self.pipeline.process_upstream(batch)
+        if self.stage == DOWNSTREAM:
+            return self.pipeline.process_downstream(batch)
+        return self.pipeline.process(batch)
 
     # -- at-least-once
 

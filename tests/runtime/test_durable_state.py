@@ -18,6 +18,7 @@ from app_process import KsqlpyRun, write_sql
 
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.changelog import changelog_topic
+from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.tools import ConsumedRecord
 from ksqlpy.runtime.worker import consumer_group_id
@@ -197,3 +198,31 @@ def test_windows_past_their_retention_leave_the_store_and_are_deleted_from_the_c
     assert [record.value is None for record in records] == [False, False, False, True, True]
     assert [record.key for record in records[3:]] == [record.key for record in records[:2]]
     assert kept == [records[2].key]
+
+
+def test_local_state_ahead_of_a_recreated_changelog_is_wiped_not_trusted(
+    broker: str, tmp_path: Path, unique_topic: Callable[..., str], clients: KafkaClients,
+    produce_json: Callable[..., None], consume_all: Callable[..., list[ConsumedRecord]],
+) -> None:
+    source, sink = unique_topic("clicks"), unique_topic("click_counts")
+    state_dir = tmp_path / "state"
+    sql = write_sql(tmp_path, "count", counting_query(source, sink, 1))
+    service_id = service()
+
+    def run_until_idle() -> KsqlpyRun:
+        run = KsqlpyRun(sql, broker, service_id, "--until-idle", "2", "--verbose",
+                        "-p", f"ksql.streams.state.dir={state_dir}")
+        assert run.wait(90) == 0, run.describe()
+        return run
+
+    produce_json(broker, source, clicks(range(0, 100)))
+    run_until_idle()  # a clean stop: the local state is checkpointed against the changelog
+    changelog = changelog_topic(consumer_group_id(service_id, "CTAS_CLICK_COUNTS_0"), STORE)
+    admin = clients.admin()
+    admin.delete_topics([changelog])[changelog].result()  # as a broker that lost its data would
+
+    produce_json(broker, source, clicks(range(100, 140)))
+    rerun = run_until_idle()
+    assert "ahead of its changelog" in rerun.stderr, rerun.describe()
+    # the state the changelog no longer backs is gone: each key's count starts again from the next input
+    assert latest_counts(consume_all(broker, sink, idle=1.5)) == expected_counts(range(100, 140))
