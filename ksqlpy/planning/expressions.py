@@ -286,6 +286,9 @@ class ExpressionTyper:
             struct_type = StructType(tuple((name, typed.type) for name, typed in fields))
             return Op(struct_type, "struct", tuple(t for _, t in fields), tuple(n for n, _ in fields))
         if isinstance(e, ast.IntervalUnitExpr):
+            # A column named like a unit (SECOND) is the column, as in ksqlDB, whose grammar tries an expression first.
+            if e.written and self.scope.resolve(e.written, None) is not None:
+                return self._column(ast.ColumnRef(e.written, pos=e.pos))
             return Const(STRING, e.unit)
         if isinstance(e, ast.Lambda):
             raise StatementError("Lambda expressions are only allowed as function arguments")

@@ -214,6 +214,8 @@ class IntervalUnitExpr(Expr):
 
     unit: str  # normalised: MILLISECONDS, SECONDS, MINUTES, HOURS, DAYS (plural, upper case)
     pos: Position | None = _pos()
+    # the word as written, which is also a column's name when a column is called SECOND
+    written: str = field(default="", compare=False)
 
 
 # --------------------------------------------------------------------------- queries

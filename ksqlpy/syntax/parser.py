@@ -697,7 +697,7 @@ class _AstBuilder(Transformer_NonRecursive[Token, Any]):
         return ast.FunctionCall(name, tuple(args), distinct=True, pos=_position(meta))
 
     def interval_unit(self, meta: Meta, children: list[str]) -> ast.IntervalUnitExpr:
-        return ast.IntervalUnitExpr(children[0], pos=_position(meta))
+        return ast.IntervalUnitExpr(children[0], pos=_position(meta), written=self._text(meta).upper())
 
     def lambda_single(self, meta: Meta, children: list[ast.Expr]) -> ast.Lambda:
         parameter, body = children
