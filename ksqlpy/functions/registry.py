@@ -119,7 +119,7 @@ class Overload:
     returns: ReturnSpec
     impl: Callable[..., Any]
     kind: str = "scalar"  # 'scalar', 'aggregate', 'table'
-    variadic: bool = False  # the last parameter may repeat zero or more times
+    variadic: bool = False  # the last parameter before the literal ones may repeat zero or more times
     null_on_null: bool = True  # any NULL argument gives NULL without calling impl
     factory: bool = False  # impl(arg_types, return_type) returns the real implementation
     vectorized: bool = False  # impl takes and returns whole columns
@@ -143,6 +143,11 @@ class Overload:
     def user_defined(self) -> bool:
         return self.source != "internal"
 
+    @property
+    def variadic_index(self) -> int:
+        """Where the repeatable parameter of a variadic overload is: the last one, or the last before the literals."""
+        return len(self.params) - 1 - self.literals
+
     def signature_key(self) -> tuple[Any, ...]:
         """What a compiled query depends on: a replacement with the same key can take over its calls."""
         return (self.name, self.kind, self.params, self.returns, self.variadic, self.vectorized, self.null_on_null)
@@ -150,7 +155,7 @@ class Overload:
     def signature_text(self) -> str:
         params = [str(p) for p in self.params]
         if self.variadic and params:
-            params[-1] += "..."
+            params[self.variadic_index] += "..."
         return f"{self.name}({', '.join(params)})"
 
 
@@ -349,7 +354,8 @@ def _expand_params(overload: Overload, count: int) -> list[SqlType] | None:
     if overload.variadic:
         if count < len(params) - 1:
             return None
-        return params[:-1] + [params[-1]] * (count - len(params) + 1)
+        at = overload.variadic_index
+        return params[:at] + [params[at]] * (count - len(params) + 1) + params[at + 1:]
     return params if count == len(params) else None
 
 

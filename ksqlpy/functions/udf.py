@@ -25,7 +25,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from ksqlpy.errors import KsqlError, UdfError
 from ksqlpy.functions.aggregate import Aggregator, Columns
-from ksqlpy.functions.registry import Overload
+from ksqlpy.functions.registry import ANY, Overload
+from ksqlpy.functions.registry import Generic as TypeVariable
 from ksqlpy.types import (
     BIGINT,
     BOOLEAN,
@@ -199,6 +200,11 @@ def _numpy_element_type(hint: Any) -> SqlType | None:
 def sql_type_of_hint(hint: Any, vectorized: bool, where: str) -> SqlType:
     """The SQL type a Python hint stands for; a vectorized UDF's hints describe whole columns."""
     hint = _strip_optional(hint)
+    # A type variable is a generic parameter (every use in one signature binds the same type); Any matches anything.
+    if isinstance(hint, TypeVar):
+        return TypeVariable(hint.__name__)
+    if hint is Any:
+        return ANY
     if vectorized:
         element = _numpy_element_type(hint)
         if element is not None:
@@ -331,6 +337,7 @@ def _function_decorator(
             return_type = return_type.element
         _declare(function, Overload(
             name=(name or function.__name__).upper(),
+            declared_name=name or "",
             params=parameters.types,
             returns=return_type,
             impl=function,
@@ -435,7 +442,7 @@ class UserAggregator(Aggregator):
             raise UdfError(self.name, error, trace) from error
 
     def initial(self) -> Any:
-        return self._call(self.user.init)
+        return self._call(self.user.init, *self.literals)
 
     def add(self, accumulator: Any, columns: Columns) -> Any:
         accumulator = _private_copy(accumulator)
@@ -460,7 +467,7 @@ class UserAggregator(Aggregator):
 
         rows = [i for i, row in enumerate(zip(*columns, strict=True)) if None not in row] if columns else []
         arrays: list[Any] = []
-        for sql_type, column in zip(self.arg_types, columns, strict=True):
+        for sql_type, column in zip(self.arg_types[:len(columns)], columns, strict=True):
             values = column if len(rows) == len(column) else [column[i] for i in rows]
             dtype = _ARRAY_DTYPES.get(sql_type)
             arrays.append(numpy.array(values, dtype=dtype) if dtype is not None else list(values))
@@ -487,6 +494,8 @@ def aggregator_for(aggregate: type, name: str) -> type[UserAggregator]:
         "user_class": aggregate,
         "name": name,
         "undoable": callable(getattr(aggregate, "undo", None)),
+        # one scalar, which a DELIMITED or KAFKA value can hold (see Aggregator.primitive_intermediate)
+        "primitive_intermediate": _hints(typing.cast(Any, aggregate).init).get("return") in _SCALAR_HINTS,
         "__doc__": f"The user aggregate {aggregate.__qualname__} as an Aggregator.",
     })
 
@@ -505,7 +514,9 @@ def udaf(
     `add_batch(acc, *arrays) -> acc` taking a group's column slices), `merge(a, b) -> acc` and
     `result(acc) -> value`, and optionally `undo(acc, *values) -> acc`, which lets it aggregate tables.
     One instance is made per query; SQL argument types come from `add`'s hints (after the accumulator), else
-    `add_batch`'s, the return type from `result`'s."""
+    `add_batch`'s, the return type from `result`'s. Parameters of `init` are trailing SQL parameters that
+    take literal constants only (`MY_AGG(col, 10)`), their values passed to every `init` call; a `*values`
+    parameter of `add` is variadic, repeated before them. `params=` lists the column parameters only."""
 
     def declare(aggregate: Any) -> Any:
         vectorized = not callable(getattr(aggregate, "add", None)) and callable(getattr(aggregate, "add_batch", None))
@@ -515,16 +526,21 @@ def udaf(
             raise UdfDeclarationError(f"{aggregate.__qualname__}: an aggregate needs methods {', '.join(missing)}")
         adder = aggregate.add_batch if vectorized else aggregate.add
         parameters = _parameters(adder, params, vectorized, skip=2)  # self, accumulator
+        literals = _parameters(aggregate.init, None, False, skip=1)  # self
+        if literals.variadic:
+            raise UdfDeclarationError(f"{aggregate.__qualname__}.init: literal parameters cannot be variadic")
         function_name = (name or aggregate.__name__).upper()
         _declare(aggregate, Overload(
             name=function_name,
-            params=parameters.types,
+            params=parameters.types + literals.types,
+            literals=len(literals.types),
+            declared_name=name or "",
             returns=_return_type(aggregate.result, returns, False),
             impl=aggregator_for(aggregate, function_name),
             kind="aggregate",
             variadic=parameters.variadic,
             null_on_null=False,
-            param_names=parameters.names,
+            param_names=parameters.names + literals.names,
             **_metadata(aggregate, description, author, version, None),
         ))
         return aggregate

@@ -11,6 +11,7 @@ from pathlib import Path
 from ksqlpy.testing import runner
 from ksqlpy.testing.cases import Case, CaseFileError, load_cases
 from ksqlpy.testing.runner import ERROR, FAIL, PASS, SKIP, CaseResult, result_to_json
+from ksqlpy.testing.test_functions import in_memory_driver_with_test_functions
 
 _REASON_WIDTH = 240
 
@@ -44,10 +45,11 @@ def matches_filter(case: Case, text: str | None) -> bool:
 
 def run_cases(cases: Iterable[Case], time_limit_s: float | None,
               on_result: Callable[[CaseResult], None] = lambda result: None) -> list[CaseResult]:
-    """Each case in a fresh driver; `on_result` sees every result as soon as it is known."""
+    """Each case in a fresh driver with ksqlDB's test-only functions; `on_result` sees every result as soon as it
+    is known."""
     results = []
     for case in cases:
-        result = runner.run_case(case, runner.in_memory_driver, time_limit_s)
+        result = runner.run_case(case, in_memory_driver_with_test_functions, time_limit_s)
         on_result(result)
         results.append(result)
     return results

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from ksqlpy.testing.cases import load_cases
-from ksqlpy.testing.runner import DEFAULT_TIME_LIMIT_S, in_memory_driver, run_case
+from ksqlpy.testing.runner import DEFAULT_TIME_LIMIT_S, run_case
+from ksqlpy.testing.test_functions import in_memory_driver_with_test_functions
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PUBLIC_CASES = REPO_ROOT.parent / "shared" / "conformance" / "public.jsonl"
@@ -44,7 +45,7 @@ def test_listed_cases_still_pass() -> None:
     problems = [f"{case_id}: not in {PUBLIC_CASES.name}" for case_id in listed if case_id not in cases]
     for case_id in listed:
         if case_id in cases:
-            result = run_case(cases[case_id], in_memory_driver, DEFAULT_TIME_LIMIT_S)
+            result = run_case(cases[case_id], in_memory_driver_with_test_functions, DEFAULT_TIME_LIMIT_S)
             if not result.passed:
                 problems.append(f"{case_id}: {result.status.upper()} {result.reason}")
     assert not problems, f"{len(problems)} listed case(s) no longer pass:\n" + "\n".join(problems)

@@ -103,7 +103,8 @@ class FakeDriver:
 @pytest.fixture
 def fake_driver(monkeypatch: pytest.MonkeyPatch) -> type[FakeDriver]:
     """Makes the runners use FakeDriver instead of the engine."""
-    from ksqlpy.testing import runner
+    from ksqlpy.testing import conformance, runner
 
     monkeypatch.setattr(runner, "in_memory_driver", FakeDriver)
+    monkeypatch.setattr(conformance, "in_memory_driver_with_test_functions", FakeDriver)
     return FakeDriver
