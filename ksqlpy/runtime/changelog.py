@@ -15,7 +15,7 @@ Restoring writes one WriteBatch per RESTORE_BATCH records, keeping only each key
 
 Under at-least-once a crash can come after the changelog was written and before the input offsets were
 committed; that input is then processed again, so the changelog records written for it (each carries the
-input offset its commit was to reach, in a header) are not restored.
+input offsets its commit was to reach, one per input topic, in a header) are not restored.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import Pipeline
-from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.clients import KafkaClients, PartitionId
 from ksqlpy.state.operator_stores import OperatorStores, StoreChanges
 from ksqlpy.state.rocksdb import RocksDBStore, RocksDBStoreProvider
 from ksqlpy.state.values import decode_received, encode
@@ -75,14 +75,18 @@ class QueryState:
         query_id: str,
         application_id: str,
         pipeline: Pipeline,
+        input_topics: list[str],
         exactly_once: bool,
     ) -> None:
+        """`input_topics`: what the query's worker reads, co-partitioned: state partition p holds what partition
+        p of each of them brought."""
         assert isinstance(pipeline.stores, RocksDBStoreProvider)
         self.clients = clients
         self.query_id = query_id
         self.operators: list[OperatorStores] = pipeline.state
         self.provider = pipeline.stores
         self.exactly_once = exactly_once
+        self.input_topics = input_topics
         self.partitions = max(1, pipeline.plan.source.source.partitions)
         self.topics = {name: changelog_topic(application_id, name) for stores in self.operators for name in stores.store_names}
         # the windows' retention of each windowed aggregate's entries, which their changelog follows
@@ -102,17 +106,17 @@ class QueryState:
         self,
         producer: Producer,
         changes: list[StoreChanges],
-        input_ends: Mapping[int, int],
+        input_ends: Mapping[PartitionId, int],
         on_delivery: Callable[[KafkaError | None, object], None] | None,
     ) -> int:
         """Produce a commit's changes to the changelogs; returns how many records. Each carries the input
-        offset the commit reaches for its partition (see the module docstring)."""
+        offsets the commit reaches for its partition (see the module docstring), -1 for an input it did not read."""
         produced = 0
         for change in changes:
             topic = self.topics[change.store]
-            end = input_ends.get(change.partition)
+            ends = [input_ends.get((input_topic, change.partition), -1) for input_topic in self.input_topics]
             headers: list[tuple[str, str | bytes | None]] | None = (
-                [(INPUT_OFFSET_HEADER, str(end).encode())] if end is not None else None)
+                [(INPUT_OFFSET_HEADER, ",".join(map(str, ends)).encode())] if max(ends) >= 0 else None)
             for key, value in change.changes.items():
                 while True:
                     try:
@@ -126,11 +130,11 @@ class QueryState:
 
     # -- partitions coming and going
 
-    def take_up(self, partitions: set[int], committed: Mapping[int, int]) -> None:
+    def take_up(self, partitions: set[int], committed: Mapping[PartitionId, int]) -> None:
         """Restore the partitions not already held here, then load the operators' positions for them.
         `committed`: the committed input offset per partition (absent: none)."""
         for partition in sorted(partitions - self.held):
-            self._restore(partition, committed.get(partition))
+            self._restore(partition, [committed.get((topic, partition), 0) for topic in self.input_topics])
             for stores in self.operators:
                 stores.load(partition)
             self.held.add(partition)
@@ -182,7 +186,8 @@ class QueryState:
 
     # -- restore
 
-    def _restore(self, partition: int, committed: int | None) -> None:
+    def _restore(self, partition: int, committed: list[int]) -> None:
+        """`committed`: per input topic, the partition's committed offset (0 for none)."""
         # Imported here: the tools build on the worker, which builds on this module.
         from ksqlpy.runtime.tools import end_offsets
 
@@ -208,7 +213,7 @@ class QueryState:
                       for topic, store in self._stores_of_topic.items()}
             # Under at-least-once, changes for input beyond the committed offset are made again when it is
             # reprocessed.
-            skip_beyond = None if self.exactly_once else (committed if committed is not None and committed >= 0 else 0)
+            skip_beyond = None if self.exactly_once else committed
             restored = self._read_changelogs(consumer, partition, starts, ends, stores, skip_beyond)
         finally:
             consumer.close()
@@ -221,7 +226,7 @@ class QueryState:
 
     def _read_changelogs(
         self, consumer: Consumer, partition: int, starts: dict[str, int], ends: dict[str, int],
-        stores: dict[str, RocksDBStore], skip_beyond: int | None,
+        stores: dict[str, RocksDBStore], skip_beyond: list[int] | None,
     ) -> int:
         """Read each changelog from its start up to its end, or its end-of-partition event (where a transaction
         marker, not a record, is last), into the stores; returns how many records were applied."""
@@ -242,7 +247,7 @@ class QueryState:
                                             f"{topic}: {error.str()}")
                 if (message.offset() or 0) + 1 >= ends[topic]:
                     pending.discard(topic)
-                if skip_beyond is not None and _input_offset(message.headers()) > skip_beyond:
+                if skip_beyond is not None and _beyond(message.headers(), skip_beyond):
                     continue
                 held[topic][message.key() or b""] = message.value()
                 held_count += 1
@@ -258,12 +263,13 @@ class QueryState:
         return count
 
 
-def _input_offset(headers: object) -> int:
-    """The input offset header of a changelog record (consumed headers are a list of pairs); -1 if none."""
+def _beyond(headers: object, committed: list[int]) -> bool:
+    """Whether a changelog record's commit reached past the committed input offsets (consumed headers are a
+    list of pairs; a record without the header is kept)."""
     for name, value in cast("list[tuple[str, bytes | None]]", headers or ()):
         if name == INPUT_OFFSET_HEADER and value:
-            return int(value)
-    return -1
+            return any(int(end) > limit for end, limit in zip(value.split(b","), committed, strict=False))
+    return False
 
 
 def _write_restored(held: dict[str, dict[bytes, bytes | None]], stores: dict[str, RocksDBStore]) -> None:

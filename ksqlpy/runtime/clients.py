@@ -23,6 +23,7 @@ from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.secrets import redact, secret_values
 
 Client = TypeVar("Client", Consumer, Producer, AdminClient)
+PartitionId = tuple[str, int]  # (topic, partition)
 
 # A short session timeout keeps consumer-group joins fast (seconds, not tens of seconds, on small brokers).
 # Tansu does not answer a waiting fetch as soon as records arrive: with librdkafka's 500 ms fetch wait one

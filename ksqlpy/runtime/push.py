@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import Pipeline
@@ -21,7 +21,7 @@ from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.worker import (
     POLL_TIMEOUT,
     LatestStart,
-    batch_of,
+    batches_of,
     describe_error,
     take_fetched,
 )
@@ -62,39 +62,45 @@ def run_push_query(
     `limit` defaults to the query's LIMIT; closing the iterator closes the consumer. `ready` is set once the
     query reads from "now" on every partition: every record produced after that is seen.
     """
-    topic = plan.source.source.topic
+    topics = list(dict.fromkeys(plan.input_topics))  # a join reads several (a self-join its one topic once)
     remaining = limit if limit is not None else plan.limit
     key_width = len(plan.output.key)
     deleted_values = [DELETED] * (len(plan.output.columns) - key_width)
     from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
     consumer = clients.consumer(f"_ksqlpy_transient_{uuid.uuid4().hex}", **{"enable.partition.eof": not from_start})
     try:
-        try:
-            metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
-        except KafkaException as error:
-            raise KsqlError(f"Could not read topic {topic}: {describe_error(error)}") from error
-        found = metadata.topics.get(topic)
-        if found is None or found.error is not None or not found.partitions:
-            raise KsqlError(f"Topic {topic} does not exist")
+        partitions = [(topic, partition) for topic in topics for partition in _partitions_of(consumer, topic)]
         start = OFFSET_BEGINNING if from_start else OFFSET_END
-        consumer.assign([TopicPartition(topic, partition, start) for partition in sorted(found.partitions)])
-        latest_start = LatestStart(set() if from_start else set(found.partitions))
+        consumer.assign([TopicPartition(topic, partition, start) for topic, partition in partitions])
+        latest_start = LatestStart(set() if from_start else set(partitions))
         while remaining != 0 and not (cancel is not None and cancel.is_set()):
             messages = latest_start.records(
                 take_fetched(consumer, POLL_TIMEOUT),
-                lambda failure: logger.warning("push query on %s: %s", topic, failure.str()),
+                lambda failure: logger.warning("push query on %s: %s", ", ".join(topics), failure.str()),
             )
             if ready is not None and not latest_start.pending:
                 ready.set()
                 ready = None  # said once
             if not messages:
                 continue
-            columns, tombstones = pipeline.rows(batch_of(messages, topic))
-            for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True):
-                yield [*row[:key_width], *deleted_values] if tombstone else list(row)
-                if remaining is not None:
-                    remaining -= 1
-                    if remaining == 0:
-                        return
+            for batch in batches_of(messages, topics):
+                columns, tombstones = pipeline.rows(batch)
+                for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True):
+                    yield [*row[:key_width], *deleted_values] if tombstone else list(row)
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining == 0:
+                            return
     finally:
         consumer.close()
+
+
+def _partitions_of(consumer: Consumer, topic: str) -> list[int]:
+    try:
+        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
+    except KafkaException as error:
+        raise KsqlError(f"Could not read topic {topic}: {describe_error(error)}") from error
+    found = metadata.topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise KsqlError(f"Topic {topic} does not exist")
+    return sorted(found.partitions)

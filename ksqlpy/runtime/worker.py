@@ -35,8 +35,9 @@ from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import FAIL_ON_PRODUCTION_PROPERTY, Headers, OutputBatch, Record, RecordBatch
 from ksqlpy.planning.plan import REPARTITION_TOPIC_SUFFIX, query_property
+from ksqlpy.runtime.alignment import DEFAULT_IDLE_LIMIT_S, TimeAligner
 from ksqlpy.runtime.changelog import QueryState
-from ksqlpy.runtime.clients import KafkaClients, describe_error
+from ksqlpy.runtime.clients import KafkaClients, PartitionId, describe_error
 from ksqlpy.state.rocksdb import RocksDBStoreProvider
 
 logger = logging.getLogger(__name__)
@@ -103,8 +104,8 @@ class QueryStatus:
     state: str
     records_in: int = 0
     records_out: int = 0
-    offsets: dict[int, int] = field(default_factory=dict)  # committed offset per source partition
-    lag: dict[int, int] = field(default_factory=dict)
+    offsets: dict[PartitionId, int] = field(default_factory=dict)  # committed offset per source partition
+    lag: dict[PartitionId, int] = field(default_factory=dict)
     error: str | None = None
     partitions: list[int] = field(default_factory=list)  # source partitions this process is assigned
     late_records: int | None = None  # dropped as their window had closed; None for a query without aggregation
@@ -130,6 +131,10 @@ ONLY_ERROR_REPORTS = {"delivery.report.only.error": True}
 _second = itemgetter(1)
 
 
+def partition_id(message: Message) -> PartitionId:
+    return cast(str, message.topic()), cast(int, message.partition())
+
+
 def batch_of(messages: list[Message], topic: str) -> RecordBatch:
     """Consumed messages (records only, no errors) as columns.
 
@@ -145,6 +150,22 @@ def batch_of(messages: list[Message], topic: str) -> RecordBatch:
         [tuple(h) if h else () for h in headers] if any(headers) else None,  # type: ignore[arg-type]
         topic,
     )
+
+
+def batches_of(messages: list[Message], topics: list[str]) -> list[RecordBatch]:
+    """Consumed messages as batches of one topic each. A query reading several topics (a join) takes what was
+    fetched in timestamp order, as far as the fetch allows (Kafka Streams picks the partition whose next
+    record is oldest), in runs of same-topic records."""
+    if len(topics) == 1:
+        return [batch_of(messages, topics[0])]
+    ordered = sorted(messages, key=lambda message: message.timestamp()[1])  # stable: each partition stays in order
+    batches: list[RecordBatch] = []
+    start = 0
+    for position in range(1, len(ordered) + 1):
+        if position == len(ordered) or ordered[position].topic() != ordered[start].topic():
+            batches.append(batch_of(ordered[start:position], cast(str, ordered[start].topic())))
+            start = position
+    return batches
 
 
 def take_fetched(consumer: Consumer, wait: float) -> list[Message]:
@@ -170,8 +191,9 @@ class LatestStart:
     (enable.partition.eof) marks where "now" really is; on brokers that answer correctly it comes at once.
     """
 
-    def __init__(self, partitions: set[int] | None = None, on_end: Callable[[int], None] | None = None) -> None:
-        self.pending: set[int] = set(partitions or ())
+    def __init__(self, partitions: set[PartitionId] | None = None,
+                 on_end: Callable[[PartitionId], None] | None = None) -> None:
+        self.pending: set[PartitionId] = set(partitions or ())
         self.on_end = on_end  # told of every end-of-partition event
 
     def records(self, messages: list[Message], on_error: Callable[[KafkaError], None]) -> list[Message]:
@@ -191,14 +213,14 @@ class LatestStart:
     def keep(self, message: Message) -> bool:
         """Whether a message is a record to process (errors, including end-of-partition, are not)."""
         error = message.error()
-        partition = cast(int, message.partition())
+        place = partition_id(message)
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
-                self.pending.discard(partition)
+                self.pending.discard(place)
                 if self.on_end is not None:
-                    self.on_end(partition)
+                    self.on_end(place)
             return False
-        return partition not in self.pending
+        return place not in self.pending
 
 
 class CatchUp:
@@ -207,19 +229,19 @@ class CatchUp:
 
     def __init__(self) -> None:
         self.assigned = False
-        self.behind: set[int] = set()  # assigned partitions whose end has not been reached yet
+        self.behind: set[PartitionId] = set()  # assigned partitions whose end has not been reached yet
 
-    def assign(self, partitions: Iterable[int]) -> None:
+    def assign(self, partitions: Iterable[PartitionId]) -> None:
         # Partitions first: read from another thread in between, `done` must not see assigned and none behind.
         self.behind.update(partitions)
         self.assigned = True
 
-    def revoke(self, partitions: Iterable[int]) -> None:
+    def revoke(self, partitions: Iterable[PartitionId]) -> None:
         # The (eager) rebalance protocol revokes everything and then assigns anew.
         self.assigned = False
         self.behind.difference_update(partitions)
 
-    def reached_end(self, partition: int) -> None:
+    def reached_end(self, partition: PartitionId) -> None:
         self.behind.discard(partition)
 
     @property
@@ -308,17 +330,17 @@ def message_record(message: Message) -> Record:
                   topic=cast(str, message.topic()))
 
 
-def offset_ranges(batch: RecordBatch) -> tuple[dict[int, int], dict[int, int]]:
+def offset_ranges(batch: RecordBatch) -> tuple[dict[PartitionId, int], dict[PartitionId, int]]:
     """Per partition, the first offset in the batch and the offset after its last (a consumer returns each
     partition's records in offset order)."""
-    partitions, offsets = batch.partitions, batch.offsets
+    topic, partitions, offsets = batch.topic, batch.partitions, batch.offsets
     if len(set(partitions)) == 1:
-        return {partitions[0]: offsets[0]}, {partitions[0]: offsets[-1] + 1}
-    starts: dict[int, int] = {}
-    ends: dict[int, int] = {}
+        return {(topic, partitions[0]): offsets[0]}, {(topic, partitions[0]): offsets[-1] + 1}
+    starts: dict[PartitionId, int] = {}
+    ends: dict[PartitionId, int] = {}
     for partition, offset in zip(partitions, offsets, strict=True):
-        starts.setdefault(partition, offset)
-        ends[partition] = offset + 1
+        starts.setdefault((topic, partition), offset)
+        ends[(topic, partition)] = offset + 1
     return starts, ends
 
 
@@ -341,7 +363,10 @@ class QueryWorker(threading.Thread):
         # The downstream stage, which owns the state, has the query's application id: its changelogs are named after it.
         application_id = consumer_group_id(service_id, query.query_id)
         self.repartition_topic = f"{application_id}{REPARTITION_TOPIC_SUFFIX}"
-        self.source_topic = self.repartition_topic if stage == DOWNSTREAM else query.plan.source.source.topic
+        # a join reads several topics (a self-join reads its one topic once)
+        self.source_topics = [self.repartition_topic] if stage == DOWNSTREAM else \
+            list(dict.fromkeys(query.plan.input_topics))
+        self.source_topic = self.source_topics[0]
         self.sink_topic = self.repartition_topic if stage == UPSTREAM else query.sink.topic
         self.group_id = application_id + (UPSTREAM_GROUP_SUFFIX if stage == UPSTREAM else "")
         self.pipeline = query.pipeline.replica() if stage == UPSTREAM else query.pipeline
@@ -359,18 +384,22 @@ class QueryWorker(threading.Thread):
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._transactions_ready = False
-        self._pending_commit: dict[int, int] = {}  # delivered but not yet committed (at-least-once)
+        self._pending_commit: dict[PartitionId, int] = {}  # delivered but not yet committed (at-least-once)
         # Produced but not yet known to be delivered (at-least-once): where to rewind to, where to commit to.
-        self._unsettled_starts: dict[int, int] = {}
-        self._unsettled_ends: dict[int, int] = {}
+        self._unsettled_starts: dict[PartitionId, int] = {}
+        self._unsettled_ends: dict[PartitionId, int] = {}
         self._unsettled_failures: list[list[DeliveryFailure]] = []
         self._last_settle = time.monotonic()
         self._catch_up = CatchUp()
-        self._latest_start = LatestStart(on_end=self._catch_up.reached_end)
+        self._latest_start = LatestStart(on_end=self._reached_end)
+        # A join's inputs are taken in timestamp order, waiting for an input that may have older records.
+        idle_ms = int(query_property(properties, "max.task.idle.ms", "0") or 0)
+        self._aligner = TimeAligner(self.source_topics, max(idle_ms / 1000, DEFAULT_IDLE_LIMIT_S)) \
+            if len(self.source_topics) > 1 else None
         # Exactly-once: the batches in the open transaction, where to rewind to and where to commit to.
         self._transaction_opened: float | None = None
-        self._transaction_starts: dict[int, int] = {}
-        self._transaction_ends: dict[int, int] = {}
+        self._transaction_starts: dict[PartitionId, int] = {}
+        self._transaction_ends: dict[PartitionId, int] = {}
         self._last_warning = ("", 0.0)
         # Set by the clients' error callback: librdkafka reports lost brokers and fatal errors there.
         self._broker_down = False
@@ -381,7 +410,8 @@ class QueryWorker(threading.Thread):
         self.state: QueryState | None = None
         if pipeline.state and not pipeline.commits_state and stage != UPSTREAM:
             assert isinstance(pipeline.stores, RocksDBStoreProvider)
-            self.state = QueryState(clients, query.query_id, self.group_id, pipeline, self.exactly_once)
+            self.state = QueryState(clients, query.query_id, self.group_id, pipeline, self.source_topics,
+                                    self.exactly_once)
 
     # -- the thread's public face
 
@@ -407,7 +437,7 @@ class QueryWorker(threading.Thread):
         """Monotonic time of the query's last input (a record, or joining its group), once it holds its
         partitions and has read each to its end; None while it is still joining or catching up. A query
         whose thread has ended waits for nothing."""
-        if self.is_alive() and not self._catch_up.done:
+        if self.is_alive() and (not self._catch_up.done or self._aligner):
             return None
         return self.last_input
 
@@ -461,8 +491,11 @@ class QueryWorker(threading.Thread):
             }
             if self.exactly_once:
                 settings["isolation.level"] = "read_committed"
+            if len(self.source_topics) > 1:
+                # A join's inputs are co-partitioned: partition p of every topic must go to the same member.
+                settings["partition.assignment.strategy"] = "range"
             consumer = self.clients.consumer(self.group_id, **settings)
-            consumer.subscribe([self.source_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
+            consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
         if self._producer is None:
             settings = (
@@ -484,8 +517,11 @@ class QueryWorker(threading.Thread):
         if self._broker_down:
             self._probe_broker()
         messages = self._latest_start.records(take_fetched(self._consumer, self._fetch_wait()), self._on_consumer_error)
+        if self._aligner is not None:
+            messages = self._aligner.release(messages)
         if messages:
-            self._process(batch_of(messages, self.source_topic))
+            for batch in batches_of(messages, self.source_topics):
+                self._process(batch)
             if not self._collector_tuned:
                 tune_garbage_collector()
                 self._collector_tuned = True
@@ -506,7 +542,7 @@ class QueryWorker(threading.Thread):
     def _on_consumer_error(self, error: KafkaError) -> None:
         if error.fatal():
             raise KafkaException(error)
-        self._warn_once(f"query {self.query_id}: consumer error on {self.source_topic}: {error.str()}")
+        self._warn_once(f"query {self.query_id}: consumer error on {', '.join(self.source_topics)}: {error.str()}")
 
     def _on_client_error(self, error: KafkaError) -> None:
         if error.fatal():
@@ -552,7 +588,7 @@ class QueryWorker(threading.Thread):
 
     # -- at-least-once
 
-    def _deliver(self, outputs: OutputBatch, starts: dict[int, int]) -> None:
+    def _deliver(self, outputs: OutputBatch, starts: dict[PartitionId, int]) -> None:
         producer = self._producer
         assert producer is not None
         try:
@@ -657,14 +693,14 @@ class QueryWorker(threading.Thread):
                 self.query_id, remaining, wait,
             )
 
-    def _commit_pending(self, partitions: set[int] | None = None) -> None:
+    def _commit_pending(self, partitions: set[PartitionId] | None = None) -> None:
         consumer = self._consumer
         if consumer is None or not self._pending_commit:
             return
         chosen = {p: o for p, o in self._pending_commit.items() if partitions is None or p in partitions}
         if not chosen:
             return
-        offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(chosen.items())]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(chosen.items())]
         try:
             consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as error:
@@ -687,7 +723,9 @@ class QueryWorker(threading.Thread):
 
     # -- exactly-once
 
-    def _commit_in_transaction(self, outputs: OutputBatch, starts: dict[int, int], ends: dict[int, int]) -> None:
+    def _commit_in_transaction(
+        self, outputs: OutputBatch, starts: dict[PartitionId, int], ends: dict[PartitionId, int],
+    ) -> None:
         """Produce a batch's output in the open transaction, beginning one if none is open; _step commits it,
         with the input offsets of every batch in it, once it has been open for TRANSACTION_INTERVAL."""
         producer = self._producer
@@ -705,7 +743,7 @@ class QueryWorker(threading.Thread):
     def _commit_open_transaction(self) -> None:
         producer, consumer = self._producer, self._consumer
         assert producer is not None and consumer is not None
-        offsets = [TopicPartition(self.source_topic, p, o) for p, o in sorted(self._transaction_ends.items())]
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._transaction_ends.items())]
         pipeline = self.pipeline
         with self._aborting_on_failure(producer):
             if self.state is not None:  # the state changes go in the transaction; local stores once it commits
@@ -781,20 +819,27 @@ class QueryWorker(threading.Thread):
 
     # -- shared
 
-    def _rewind(self, starts: dict[int, int]) -> None:
+    def _rewind(self, starts: dict[PartitionId, int]) -> None:
         """Move the consumer back to the first record of a batch that was not committed, and the state back to
         the last commit."""
         self._rollback_state()
+        if self._aligner is not None:
+            self._aligner.forget()  # what was held back lies beyond the rewind: it is fetched again
         consumer = self._consumer
         assert consumer is not None
         try:
-            for partition, offset in starts.items():
-                consumer.seek(TopicPartition(self.source_topic, partition, offset))
+            for (topic, partition), offset in starts.items():
+                consumer.seek(TopicPartition(topic, partition, offset))
         except KafkaException as error:
             # Seeking needs the partition assigned; a fresh consumer resumes from the committed offsets,
             # which at this point are the batch's start.
             logger.warning("query %s: could not rewind (%s); reopening the consumer", self.query_id, describe_error(error))
             self._close_consumer()
+
+    def _reached_end(self, place: PartitionId) -> None:
+        self._catch_up.reached_end(place)
+        if self._aligner is not None:
+            self._aligner.ended(place)
 
     def _rollback_state(self) -> None:
         if self.state is not None:
@@ -802,21 +847,25 @@ class QueryWorker(threading.Thread):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.last_input = time.monotonic()  # joining the group counts as activity for --until-idle
-        self._catch_up.assign(tp.partition for tp in partitions)
+        assigned = {(tp.topic, tp.partition) for tp in partitions}
+        numbers = sorted({partition for _topic, partition in assigned})
+        self._catch_up.assign(assigned)
         with self._lock:
-            self._status.partitions = sorted({*self._status.partitions, *(tp.partition for tp in partitions)})
+            self._status.partitions = sorted({*self._status.partitions, *numbers})
         if self.offset_reset == "latest" or self.state is not None:
             committed = self._committed_offsets(consumer, partitions)
             if self.offset_reset == "latest" and committed is not None:
                 # Only partitions without a committed offset start at 'latest'.
-                self._latest_start.pending.update(tp.partition for tp in partitions if tp.partition not in committed)
+                self._latest_start.pending.update(assigned - committed.keys())
             if self.state is not None:
                 if committed is None:
                     raise QueryFailure("cannot restore the query's state without its committed offsets")
-                self.state.take_up({tp.partition for tp in partitions}, committed)
-        logger.info("query %s: assigned partitions %s", self.query_id, sorted(tp.partition for tp in partitions))
+                self.state.take_up(set(numbers), committed)
+        logger.info("query %s: assigned partitions %s", self.query_id, numbers)
 
-    def _committed_offsets(self, consumer: Consumer, partitions: list[TopicPartition]) -> dict[int, int] | None:
+    def _committed_offsets(
+        self, consumer: Consumer, partitions: list[TopicPartition],
+    ) -> dict[PartitionId, int] | None:
         """The group's committed offset per partition (absent where none); None if the broker does not say."""
         backoff = Backoff(first=0.5, cap=MAX_BACKOFF)
         for _attempt in range(5):
@@ -826,11 +875,11 @@ class QueryWorker(threading.Thread):
                 logger.warning("query %s: could not read committed offsets (%s)", self.query_id, describe_error(error))
                 time.sleep(backoff.next())
                 continue
-            return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+            return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
         return None
 
     def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        revoked = {tp.partition for tp in partitions}
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
         if not self.exactly_once:
             try:
                 if self._unsettled_ends:
@@ -844,26 +893,29 @@ class QueryWorker(threading.Thread):
             self._commit_before_leaving("rebalance")
         for partition in revoked:
             self._pending_commit.pop(partition, None)
+        numbers = {partition for _topic, partition in revoked}
         if self.state is not None:
-            self.state.give_up(revoked, self._consumer)
+            self.state.give_up(numbers, self._consumer)
         self._latest_start.pending -= revoked
         self._catch_up.revoke(revoked)
+        if self._aligner is not None:
+            self._aligner.forget(revoked)
         with self._lock:
-            for partition in revoked:
-                self._status.lag.pop(partition, None)
-            self._status.partitions = [p for p in self._status.partitions if p not in revoked]
+            for place in revoked:
+                self._status.lag.pop(place, None)
+            self._status.partitions = [p for p in self._status.partitions if p not in numbers]
 
     def _update_lag(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        lag: dict[int, int] = {}
+        lag: dict[PartitionId, int] = {}
         for tp in consumer.assignment():
             # Cached from fetch responses: no broker round trip. Some brokers (Tansu) under-report the high
             # watermark, so lag is best-effort and clamped at zero.
             _low, high = consumer.get_watermark_offsets(tp, cached=True)
-            committed = self._status.offsets.get(tp.partition)
+            committed = self._status.offsets.get((tp.topic, tp.partition))
             if high >= 0 and committed is not None:
-                lag[tp.partition] = max(0, high - committed)
+                lag[(tp.topic, tp.partition)] = max(0, high - committed)
         with self._lock:
             self._status.lag.update(lag)
 
@@ -907,6 +959,8 @@ class QueryWorker(threading.Thread):
     def _close_consumer(self) -> None:
         consumer, self._consumer = self._consumer, None
         self._pending_commit.clear()
+        if self._aligner is not None:
+            self._aligner.forget()
         if consumer is not None:
             try:
                 consumer.close()

@@ -39,8 +39,8 @@ def settling_worker(*settings: str) -> tuple[QueryWorker, InMemoryDriver, Record
     consumer = RecordingConsumer()
     worker._producer = AcknowledgingProducer()  # type: ignore[assignment]
     worker._consumer = consumer  # type: ignore[assignment]
-    worker._unsettled_starts.update({0: 10})
-    worker._unsettled_ends.update({0: 20})
+    worker._unsettled_starts.update({("src", 0): 10})
+    worker._unsettled_ends.update({("src", 0): 20})
     return worker, driver, consumer
 
 
@@ -52,7 +52,7 @@ def test_records_the_broker_refuses_are_logged_and_the_offsets_committed() -> No
     worker, driver, consumer = settling_worker()
     worker._unsettled_failures.append([failure(KafkaError.MSG_SIZE_TOO_LARGE, partition=3)])
     worker._settle()
-    assert worker._pending_commit == {0: 20}
+    assert worker._pending_commit == {("src", 0): 20}
     assert consumer.seeks == []
     [entry] = driver.processing_log
     assert entry["partition"] == 3

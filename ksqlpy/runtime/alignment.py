@@ -1,0 +1,87 @@
+"""The order a query reading several co-partitioned topics (a join) processes their records in.
+
+Kafka Streams processes a task's records in timestamp order across its input partitions: it takes the
+oldest head among them, and while an input has nothing buffered but may have data on the broker, it waits
+for it (max.task.idle.ms) rather than run ahead of it. Without that, a stream record could be joined before
+the table row it should meet, merely because its topic's fetch came back first.
+
+Here the task of partition p is partition p of every input topic. Fetched records wait in a queue per
+input; they are released oldest first while every other input of their task has records queued, or is
+known to be at its end (an end-of-partition event since its last record), or has kept the task waiting for
+longer than the idle limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from confluent_kafka import Message
+
+from ksqlpy.runtime.clients import PartitionId
+
+# How long a task waits for an input that may still have data, when max.task.idle.ms does not say longer:
+# bounded, so that an input whose end is never reported cannot stall the join.
+DEFAULT_IDLE_LIMIT_S = 2.0
+
+
+def _timestamp(message: Message) -> int:
+    return message.timestamp()[1]
+
+
+class TimeAligner:
+    """Holds a multi-topic query's fetched records and releases them in timestamp order per task."""
+
+    def __init__(self, topics: list[str], idle_limit_s: float = DEFAULT_IDLE_LIMIT_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.topics = topics
+        self.idle_limit_s = idle_limit_s
+        self._clock = clock
+        self._queues: dict[PartitionId, deque[Message]] = {}
+        self._at_end: set[PartitionId] = set()
+        self._waiting_since: dict[int, float] = {}  # task (partition number) -> when it began to wait
+
+    def __len__(self) -> int:
+        return sum(map(len, self._queues.values()))
+
+    def ended(self, place: PartitionId) -> None:
+        """An end-of-partition event: the input has nothing more on the broker for now."""
+        self._at_end.add(place)
+
+    def forget(self, places: Iterable[PartitionId] | None = None) -> None:
+        """Drop what is queued (for `places`, else everywhere): the consumer was moved back or lost them."""
+        for place in list(self._queues) if places is None else places:
+            self._queues.pop(place, None)
+            self._at_end.discard(place)
+            self._waiting_since.pop(place[1], None)
+
+    def release(self, records: list[Message]) -> list[Message]:
+        """Queue `records` (records only, in fetch order) and return every record that may now be processed."""
+        for message in records:
+            place = (message.topic() or "", message.partition() or 0)
+            self._queues.setdefault(place, deque()).append(message)
+            self._at_end.discard(place)
+        released: list[Message] = []
+        for task in sorted({partition for _topic, partition in self._queues}):
+            released += self._release_task(task)
+        return released
+
+    def _release_task(self, task: int) -> list[Message]:
+        inputs = [(topic, task) for topic in self.topics]
+        queues = [self._queues.setdefault(place, deque()) for place in inputs]
+        released: list[Message] = []
+        while any(queues):
+            blocking = [place for place, queue in zip(inputs, queues, strict=True)
+                        if not queue and place not in self._at_end]
+            if blocking:
+                began = self._waiting_since.setdefault(task, self._clock())
+                if self._clock() - began < self.idle_limit_s:
+                    break
+            oldest = min((queue for queue in queues if queue), key=lambda queue: _timestamp(queue[0]))
+            released.append(oldest.popleft())
+            if not blocking:
+                self._waiting_since.pop(task, None)
+        if not any(queues):
+            self._waiting_since.pop(task, None)
+        return released

@@ -1,0 +1,57 @@
+"""A join's inputs are taken in timestamp order per task, waiting (within a limit) for an input that may
+still hold older records."""
+
+from __future__ import annotations
+
+from confluent_kafka import Message
+
+from ksqlpy.runtime.alignment import TimeAligner
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(topic: str, partition: int, timestamp: int) -> Message:
+    return Message(topic=topic, partition=partition, value=f"{topic}@{timestamp}".encode(), timestamp=(1, timestamp))
+
+
+def values(messages: list[Message]) -> list[str]:
+    return [(message.value() or b"").decode() for message in messages]
+
+
+def test_a_task_waits_for_its_other_input_and_then_takes_both_oldest_first() -> None:
+    clock = Clock()
+    aligner = TimeAligner(["stream", "table"], idle_limit_s=2.0, clock=clock)
+    assert aligner.release([record("stream", 0, 20)]) == []  # the table may hold older rows: wait
+    assert len(aligner) == 1
+    assert values(aligner.release([record("table", 0, 10), record("table", 0, 30)])) == ["table@10", "stream@20"]
+    aligner.ended(("stream", 0))  # nothing more on the broker for the stream: the table row may go
+    assert values(aligner.release([])) == ["table@30"]
+
+
+def test_an_input_at_its_end_does_not_hold_the_other_back() -> None:
+    aligner = TimeAligner(["stream", "table"], clock=Clock())
+    aligner.ended(("table", 1))
+    assert values(aligner.release([record("stream", 1, 5), record("stream", 1, 6)])) == ["stream@5", "stream@6"]
+
+
+def test_tasks_are_independent_and_the_wait_is_bounded() -> None:
+    clock = Clock()
+    aligner = TimeAligner(["stream", "table"], idle_limit_s=2.0, clock=clock)
+    aligner.ended(("table", 1))
+    released = aligner.release([record("stream", 0, 1), record("stream", 1, 2)])
+    assert values(released) == ["stream@2"]  # task 1's table is at its end, task 0's is not
+    clock.now = 2.5
+    assert values(aligner.release([])) == ["stream@1"]  # waited long enough for task 0's table
+
+
+def test_forgetting_drops_what_is_held_back() -> None:
+    aligner = TimeAligner(["stream", "table"], clock=Clock())
+    aligner.release([record("stream", 0, 1)])
+    aligner.forget([("stream", 0)])
+    assert len(aligner) == 0
