@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.execution.fk_join import ForeignKeyJoin
+from ksqlpy.execution.join_rows import key_bytes
 from ksqlpy.execution.joins import JoinOperator, RowLogger, StoresFor
-from ksqlpy.execution.rows import META_COLUMNS, ORIGIN
+from ksqlpy.execution.partitioning import partition_for
+from ksqlpy.execution.rows import META_COLUMNS, ORIGIN, PARTITION
 from ksqlpy.execution.stream_joins import StreamStreamJoin
 from ksqlpy.execution.table_joins import StreamTableJoin, TableTableJoin
+from ksqlpy.planning.expressions import InputRef, TypedExpr
 from ksqlpy.planning.plan import JoinStep, SourceStep, Step
+from ksqlpy.schema import Namespace
 from ksqlpy.state.operator_stores import OperatorStores
 
 if TYPE_CHECKING:
@@ -41,6 +45,9 @@ class _Climb:
     side: int
     key: tuple[CompiledExpression, ...]
     width: int
+    # When the join is not on both sides' keys, rows meet in the partition their join key hashes to (among
+    # this many), not in their record's: None when the record's partition is the key's already.
+    rehash_among: int | None = None
 
 
 @dataclass(frozen=True)
@@ -84,8 +91,13 @@ class JoinTree:
             raise StatementError(f"A join's input must be a source or a join, not {step.name}")
         operator = join_operator(step, _numbered(stores_for, len(self.operators)), self.log_row)
         self.operators.append(operator)
+        partitions = max(source.source.partitions for source in _sources(step))
+        on_keys = _is_key(step.left, step.left_key) and _is_key(step.right, step.right_key)
+        # A foreign-key join keeps its state in one partition: it needs no co-partitioning.
+        rehash_among = None if on_keys or step.foreign_key or partitions <= 1 else partitions
         for side, (input_step, key) in enumerate(((step.left, step.left_key), (step.right, step.right_key))):
-            climb = _Climb(operator, side, tuple(CompiledExpression(e) for e in key), len(input_step.columns))
+            climb = _Climb(operator, side, tuple(CompiledExpression(e) for e in key), len(input_step.columns),
+                           rehash_among)
             self._add(input_step, (climb, *above), decoder_for, stores_for)
 
     def run(self, batch: RecordBatch) -> list[list[Any]]:
@@ -116,6 +128,9 @@ class JoinTree:
             if size == 0:
                 return [[] for _ in range(len(self.root.columns) + META_COLUMNS)]
             keys = self._keys(climb, columns, meta[ORIGIN], size)
+            if climb.rehash_among is not None:
+                among = climb.rehash_among
+                meta = [*meta[:PARTITION], [partition_for(key_bytes(key), among) for key in keys], *meta[PARTITION + 1:]]
             joined = climb.operator.process(climb.side, keys, columns[: climb.width], meta)
             columns, meta = joined, joined[climb.operator.width:]
         return columns
@@ -146,6 +161,23 @@ def join_operator(step: JoinStep, stores_for: StoresFor, log_row: RowLogger) -> 
     if operator is None:
         raise StatementError(f"{step.kind.replace('_', '-').lower()} joins are not supported")
     return operator(step, stores_for, log_row)
+
+
+def _is_key(step: Step, key: tuple[TypedExpr, ...]) -> bool:
+    """Whether a join key is exactly its side's key columns, in order: then its records are partitioned by it."""
+    key_columns = [i for i, column in enumerate(step.columns) if column.namespace is Namespace.KEY]
+    return [e.index if isinstance(e, InputRef) else None for e in key] == key_columns
+
+
+def _sources(step: Step) -> list[SourceStep]:
+    found: list[SourceStep] = []
+    pending = [step]
+    while pending:
+        current = pending.pop()
+        if isinstance(current, SourceStep):
+            found.append(current)
+        pending.extend(current.inputs)
+    return found
 
 
 def _numbered(stores_for: Callable[[str], OperatorStores], number: int) -> StoresFor:

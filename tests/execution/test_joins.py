@@ -260,3 +260,20 @@ def test_a_self_join_takes_each_record_through_both_sides_before_the_next() -> N
         (1, {"AV": "x", "BV": "y"}, 1),
         (1, {"AV": "y", "BV": "y"}, 1),
     ]
+
+
+def test_a_join_not_on_the_keys_meets_rows_from_different_partitions_in_the_partition_of_their_join_key() -> None:
+    made = InMemoryDriver()
+    made.execute(
+        "CREATE STREAM orders (id STRING KEY, customer STRING) WITH (kafka_topic='orders', value_format='JSON', "
+        "partitions=4);"
+        "CREATE TABLE customers (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='customers', "
+        "value_format='JSON', partitions=4);"
+        "CREATE STREAM named AS SELECT o.customer AS customer, o.id AS order_id, c.name FROM orders o "
+        "JOIN customers c ON o.customer = c.id;")
+    # the customer row is on partition 3, the order that names it on partition 0 (keyed by the order id)
+    made.produce("customers", b"c1", b'{"NAME": "Ann"}', 1, partition=3)
+    made.produce("orders", b"o1", b'{"CUSTOMER": "c1"}', 2, partition=0)
+    made.process()
+    assert [(record.key, record.value) for record in made.records("NAMED")] == [
+        (b"c1", b'{"ORDER_ID":"o1","NAME":"Ann"}')]
