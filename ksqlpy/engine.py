@@ -257,7 +257,7 @@ class Engine:
         self.backend.create_topic(sink.topic, sink.partitions)
         log = self.backend.processing_logger(query_id, source.topic)
         text_timestamp = plan.timestamp_column is not None and plan.output.columns[plan.timestamp_column].type == STRING
-        pipeline = Pipeline(plan, log, sink, self._timestamp_parser(source),
+        pipeline = Pipeline(plan, log, sink, self._timestamp_parsers(plan),
                             self._timestamp_parser(sink) if text_timestamp else None, self.state,
                             self.default_cache_bytes, commits_state=not self.durable)
         if pipeline.udf_error_policy == "dlq":
@@ -268,6 +268,11 @@ class Engine:
         source.readers.add(query_id)
         sink.writers.add(query_id)
         self.backend.start_query(query)
+
+    def _timestamp_parsers(self, plan: QueryPlan) -> dict[str, Callable[[str], int]]:
+        """How each of the query's sources with a TIMESTAMP_FORMAT reads its TIMESTAMP column, by source name."""
+        return {step.source.name: parser for step in plan.sources
+                if (parser := self._timestamp_parser(step.source)) is not None}
 
     def _timestamp_parser(self, source: DataSource) -> Callable[[str], int] | None:
         if source.timestamp_format is None:
@@ -578,7 +583,7 @@ class Engine:
         source = plan.source.source
         log = self.backend.processing_logger(query_id, source.topic)
         prepare_models(plan)
-        return Pipeline(plan, log, None, self._timestamp_parser(source), None, self.transient_state,
+        return Pipeline(plan, log, None, self._timestamp_parsers(plan), None, self.transient_state,
                         self.default_cache_bytes)
 
     def functions_in_use(self) -> dict[int, list[str]]:

@@ -403,13 +403,14 @@ class Pipeline:
         plan: QueryPlan,
         log: ProcessingLogger,
         sink: DataSource | None = None,
-        parse_timestamp: TimestampParser | None = None,
+        timestamp_parsers: Mapping[str, TimestampParser] | None = None,
         parse_output_timestamp: TimestampParser | None = None,
         stores: StoreProvider | None = None,
         default_cache_bytes: int | None = None,
         commits_state: bool = True,
     ) -> None:
-        """`parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT;
+        """`timestamp_parsers` read the TIMESTAMP column of the sources (by name) that have a TIMESTAMP_FORMAT;
+        `parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT;
         `stores` holds stateful operators' state (in memory when not given); `default_cache_bytes` is the
         record cache size when the query sets none (ksqlDB's 10 MB when None). With `commits_state`, every
         batch's state changes are committed when it is done; without, whoever runs the pipeline commits them
@@ -417,7 +418,7 @@ class Pipeline:
         that fails."""
         self.plan = plan
         self.commits_state = commits_state
-        self._arguments = (plan, log, sink, parse_timestamp, parse_output_timestamp, stores, default_cache_bytes,
+        self._arguments = (plan, log, sink, timestamp_parsers, parse_output_timestamp, stores, default_cache_bytes,
                            commits_state)
         self.parse_output_timestamp = parse_output_timestamp
         self.log = log
@@ -474,13 +475,14 @@ class Pipeline:
         # What the steps read, decided once: a single source's decoded records, or a tree of joins' rows.
         self.joins: JoinTree | None = None
         if isinstance(below, JoinStep):
-            self.joins = JoinTree(below, lambda step: self._decoder(step.source, parse_timestamp, None),
+            parsers = timestamp_parsers or {}
+            self.joins = JoinTree(below, lambda step: self._decoder(step.source, parsers.get(step.source.name), None),
                                   self._join_stores, self._log_row)
             self._input: Callable[[RecordBatch], list[list[Any]]] = self.joins.run
             self._input_width, self._from_source = len(below.columns), False
         else:
             read = self._source_columns_read()
-            self.decoder = self._decoder(plan.source.source, parse_timestamp, read)
+            self.decoder = self._decoder(plan.source.source, (timestamp_parsers or {}).get(plan.source.source.name), read)
             self.live_inputs = read | set(range(self.rowtime_index, self.rowtime_index + META_COLUMNS))
             self._input = self._decoded
             self._input_width, self._from_source = self.rowtime_index, True

@@ -277,3 +277,19 @@ def test_a_join_not_on_the_keys_meets_rows_from_different_partitions_in_the_part
     made.process()
     assert [(record.key, record.value) for record in made.records("NAMED")] == [
         (b"c1", b'{"ORDER_ID":"o1","NAME":"Ann"}')]
+
+
+def test_each_side_of_a_join_reads_its_timestamp_column_in_its_own_format() -> None:
+    made = InMemoryDriver()
+    made.execute(
+        "CREATE STREAM clicks (user STRING KEY, button STRING) WITH (kafka_topic='clicks', value_format='JSON');"
+        "CREATE STREAM views (user STRING KEY, page STRING, seen STRING) WITH (kafka_topic='views', "
+        "value_format='JSON', timestamp='seen', timestamp_format='yyyy-MM-dd HH:mm:ss');"
+        "CREATE STREAM clicked AS SELECT c.user AS user, c.button, v.page FROM clicks c "
+        "JOIN views v WITHIN 5 SECONDS ON c.user = v.user;")
+    made.produce("views", b"u1", b'{"PAGE": "home", "SEEN": "1970-01-01 00:00:10"}', 0)
+    made.produce("clicks", b"u1", b'{"BUTTON": "buy"}', 12_000)
+    made.process()
+    assert made.processing_log == []
+    assert [(record.value, record.timestamp) for record in made.records("CLICKED")] == [
+        (b'{"BUTTON":"buy","PAGE":"home"}', 12_000)]
