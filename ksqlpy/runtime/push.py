@@ -12,23 +12,20 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
-from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import Pipeline
 from ksqlpy.planning.plan import QueryPlan, query_property
 from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.tools import topic_partition_ids
 from ksqlpy.runtime.worker import (
     POLL_TIMEOUT,
     LatestStart,
     batches_of,
-    describe_error,
     take_fetched,
 )
 
 logger = logging.getLogger(__name__)
-
-METADATA_TIMEOUT = 10.0
 
 
 class Deleted:
@@ -69,7 +66,7 @@ def run_push_query(
     from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
     consumer = clients.consumer(f"_ksqlpy_transient_{uuid.uuid4().hex}", **{"enable.partition.eof": not from_start})
     try:
-        partitions = [(topic, partition) for topic in topics for partition in _partitions_of(consumer, topic)]
+        partitions = [(topic, partition) for topic in topics for partition in topic_partition_ids(consumer, topic)]
         start = OFFSET_BEGINNING if from_start else OFFSET_END
         consumer.assign([TopicPartition(topic, partition, start) for topic, partition in partitions])
         latest_start = LatestStart(set() if from_start else set(partitions))
@@ -94,13 +91,3 @@ def run_push_query(
     finally:
         consumer.close()
 
-
-def _partitions_of(consumer: Consumer, topic: str) -> list[int]:
-    try:
-        metadata = consumer.list_topics(topic, timeout=METADATA_TIMEOUT)
-    except KafkaException as error:
-        raise KsqlError(f"Could not read topic {topic}: {describe_error(error)}") from error
-    found = metadata.topics.get(topic)
-    if found is None or found.error is not None or not found.partitions:
-        raise KsqlError(f"Topic {topic} does not exist")
-    return sorted(found.partitions)

@@ -51,6 +51,18 @@ def latest_counts(records: list[ConsumedRecord]) -> dict[str, int]:
     return {str(record.key_text): record.json_value["N"] for record in records if record.value is not None}
 
 
+def runner_until_idle(sql: Path, broker: str, service_id: str, state_dir: Path) -> Callable[[], KsqlpyRun]:
+    """Runs `ksqlpy run` of the file until idle with its own state directory, each time it is called."""
+
+    def run_until_idle() -> KsqlpyRun:
+        run = KsqlpyRun(sql, broker, service_id, "--until-idle", "2", "--verbose",
+                        "-p", f"ksql.streams.state.dir={state_dir}")
+        assert run.wait(90) == 0, run.describe()
+        return run
+
+    return run_until_idle
+
+
 def service() -> str:
     return f"dur_{uuid.uuid4().hex[:10]}_"
 
@@ -92,11 +104,7 @@ def test_a_restart_uses_the_local_state_after_a_clean_stop_and_the_changelog_wit
     sql = write_sql(tmp_path, "count", counting_query(source, sink, 2))
     service_id = service()
 
-    def run_until_idle() -> KsqlpyRun:
-        run = KsqlpyRun(sql, broker, service_id, "--until-idle", "2", "--verbose",
-                        "-p", f"ksql.streams.state.dir={state_dir}")
-        assert run.wait(90) == 0, run.describe()
-        return run
+    run_until_idle = runner_until_idle(sql, broker, service_id, state_dir)
 
     produce_json(broker, source, clicks(range(0, 400)), partitions=2)
     run_until_idle()
@@ -209,11 +217,7 @@ def test_local_state_ahead_of_a_recreated_changelog_is_wiped_not_trusted(
     sql = write_sql(tmp_path, "count", counting_query(source, sink, 1))
     service_id = service()
 
-    def run_until_idle() -> KsqlpyRun:
-        run = KsqlpyRun(sql, broker, service_id, "--until-idle", "2", "--verbose",
-                        "-p", f"ksql.streams.state.dir={state_dir}")
-        assert run.wait(90) == 0, run.describe()
-        return run
+    run_until_idle = runner_until_idle(sql, broker, service_id, state_dir)
 
     produce_json(broker, source, clicks(range(0, 100)))
     run_until_idle()  # a clean stop: the local state is checkpointed against the changelog
