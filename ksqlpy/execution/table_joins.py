@@ -56,8 +56,11 @@ class StreamTableJoin(JoinOperator):
         joining = [i for i, key in enumerate(keys) if key is not None and not tombstones[i]]
         matches: dict[int, Row | None] = {}
         for partition, positions in _by_partition(joining, partitions).items():
-            found = self.table(partition).multi_get([key_bytes(keys[i]) for i in positions])
-            matches.update(zip(positions, found, strict=True))
+            # A batch of readings names the same few keys over and over: each is read (and decoded) once.
+            store_keys = [key_bytes(keys[i]) for i in positions]
+            distinct = list(dict.fromkeys(store_keys))
+            found = dict(zip(distinct, self.table(partition).multi_get(distinct), strict=True))
+            matches.update(zip(positions, map(found.__getitem__, store_keys), strict=True))
         times = meta[TIMESTAMP]
         for i in joining:
             match = matches[i]

@@ -240,6 +240,20 @@ def test_a_stream_batch_repeating_a_key_joins_each_record_and_its_output_rows_ca
     assert output[1 + join.left_width] == [5, 5]  # the right side's key column, from the table row
 
 
+def test_a_stream_batch_repeating_keys_across_partitions_meets_each_partitions_own_table_row() -> None:
+    join = operator("STREAM_TABLE", "LEFT")
+    for partition, value in ((0, "zero"), (1, "one")):
+        table_columns, table_meta = rows(join.right_width, [5], [1], [False])
+        table_columns[1] = [value]
+        table_meta[PARTITION] = [partition]
+        join.process(RIGHT, [5], table_columns, table_meta)
+    keys = [5, 5, 6, 5, 5]
+    stream_columns, stream_meta = rows(join.left_width, keys, [2] * len(keys), [False] * len(keys))
+    stream_meta[PARTITION] = [0, 1, 1, 0, 1]
+    output = join.process(LEFT, keys, stream_columns, stream_meta)
+    assert output[2 + join.left_width] == ["zero", "one", None, "zero", "one"]
+
+
 def test_a_table_batch_changing_one_key_twice_sees_its_own_first_change() -> None:
     join = operator("TABLE_TABLE", "LEFT")
     columns, meta = rows(join.left_width, [5, 5, 5], [1, 2, 3], [False, True, True])
