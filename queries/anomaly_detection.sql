@@ -1,4 +1,4 @@
--- Connected-car anomaly detection: sensor readings -> autoencoder score -> alerts.
+-- Connected-car anomaly detection: sensor readings -> autoencoder score -> alerts enriched from the car registry.
 --   ksqlpy demo                                      (simulator, MQTT bridge and this file, alerts printed)
 --   ksqlpy run queries/anomaly_detection.sql         (this file alone, on a cluster fed by `ksqlpy simulate`)
 -- ANOMALY_SCORE and IS_ANOMALY are vectorized UDFs from udfs/anomaly.py: one model call per batch of records.
@@ -29,6 +29,15 @@ CREATE STREAM car_sensor_data (
   failure_occurred VARCHAR
 ) WITH (kafka_topic='sensor-data', value_format='JSON', timestamp='ts', partitions=1);
 
+-- The car registry as `ksqlpy simulate` publishes it before its readings: one row per car, key = car id.
+-- Same partition count as sensor-data: the join below needs both topics co-partitioned by car id.
+CREATE TABLE cars (
+  car_id STRING PRIMARY KEY,
+  model STRING,
+  owner STRING,
+  region STRING
+) WITH (kafka_topic='cars', value_format='JSON', partitions=1);
+
 -- Every reading with its reconstruction error, the readings kept for IS_ANOMALY and other consumers.
 CREATE STREAM car_scores WITH (kafka_topic='car-scores', value_format='JSON') AS
   SELECT car_id, ts,
@@ -46,16 +55,20 @@ CREATE STREAM car_scores WITH (kafka_topic='car-scores', value_format='JSON') AS
   FROM car_sensor_data
   EMIT CHANGES;
 
--- Alerts: readings the model cannot reconstruct (error above the threshold stored with the model).
--- Key CAR_ID; value TS, ANOMALY_SCORE, FAILURE_OCCURRED (the simulator's label, to judge the alert).
+-- Alerts: readings the model cannot reconstruct (error above the threshold stored with the model), with
+-- the car's registry row as of the reading (a stream-table join sees the rows processed before it).
+-- Key CAR_ID; value TS, ANOMALY_SCORE, FAILURE_OCCURRED (the simulator's label, to judge the alert),
+-- MODEL, OWNER, REGION (NULL for a car missing from the registry: the alert is still raised).
 CREATE STREAM car_anomalies WITH (kafka_topic='car-anomalies', value_format='JSON') AS
-  SELECT car_id, ts, anomaly_score, failure_occurred
-  FROM car_scores
-  WHERE IS_ANOMALY(coolant_temp, intake_air_temp, intake_air_flow_speed, battery_percentage,
-                   battery_voltage, current_draw, speed, engine_vibration_amplitude, throttle_pos,
-                   tire_pressure_11, tire_pressure_12, tire_pressure_21, tire_pressure_22,
-                   accelerometer_11_value, accelerometer_12_value, accelerometer_21_value,
-                   accelerometer_22_value, control_unit_firmware)
+  SELECT s.car_id AS car_id, s.ts AS ts, s.anomaly_score AS anomaly_score, s.failure_occurred AS failure_occurred,
+         c.model AS model, c.owner AS owner, c.region AS region
+  FROM car_scores s
+  LEFT JOIN cars c ON s.car_id = c.car_id
+  WHERE IS_ANOMALY(s.coolant_temp, s.intake_air_temp, s.intake_air_flow_speed, s.battery_percentage,
+                   s.battery_voltage, s.current_draw, s.speed, s.engine_vibration_amplitude, s.throttle_pos,
+                   s.tire_pressure_11, s.tire_pressure_12, s.tire_pressure_21, s.tire_pressure_22,
+                   s.accelerometer_11_value, s.accelerometer_12_value, s.accelerometer_21_value,
+                   s.accelerometer_22_value, s.control_unit_firmware)
   EMIT CHANGES;
 
 -- Anomalies per car per minute (tumbling windows on the reading time TS): one row per car and minute,

@@ -1,15 +1,19 @@
 """docker-compose.yml (no Docker engine needed): it parses, every ksqlpy service runs a real CLI invocation,
-and Mosquitto gets the settings the README recommends for the bridge."""
+the car registry the simulator publishes reaches the topic of the queries' cars table, and Mosquitto gets
+the settings the README recommends for the bridge."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as paho
 import pytest
 import yaml
 
 from ksqlpy.cli import COMMANDS, main
+from ksqlpy.connect import mqtt
+from ksqlpy.demo import simulate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +34,15 @@ def test_the_stack_feeds_mqtt_bridges_it_runs_the_queries_and_shows_the_alerts()
     assert any(c.startswith("mqtt-bridge ") and "--mqtt-host mosquitto" in c for c in commands)
     assert "run queries/anomaly_detection.sql" in commands
     assert "consume car-anomalies --from-beginning" in commands
+
+
+def test_the_simulator_publishes_the_registry_and_the_bridge_copies_it_to_the_cars_tables_topic() -> None:
+    commands = {command[0]: command[1:] for command in ksqlpy_services().values()}
+    assert not simulate.build_parser().parse_args(commands["simulate"]).registry_only
+    bridge = mqtt.build_parser().parse_args(commands["mqtt-bridge"])
+    assert paho.topic_matches_sub(bridge.registry_mqtt_topic, f"{simulate.REGISTRY_TOPIC_PREFIX}car-00000")
+    sql = (ROOT / "queries" / "anomaly_detection.sql").read_text(encoding="utf-8")
+    assert f"WITH (kafka_topic='{bridge.registry_topic}'" in sql and "JOIN cars" in sql
 
 
 @pytest.mark.parametrize("service", sorted(ksqlpy_services()))

@@ -1,9 +1,12 @@
-"""`ksqlpy mqtt-bridge`: copies MQTT messages into a Kafka topic, acknowledging each to MQTT only once Kafka has it.
+"""`ksqlpy mqtt-bridge`: copies MQTT messages into Kafka topics, acknowledging each to MQTT only once Kafka has it.
 
-Record key: the MQTT topic's last level. For `vehicles/sensor/data/<car_id>` that is the car id: ksqlDB
-streams are keyed by their entity, so `car_id VARCHAR KEY` reads it and each car's readings share a
-partition (in order). The full MQTT topic travels in the record header `mqtt_topic`. Value: the payload
-bytes exactly as received.
+Two routes: readings (`vehicles/sensor/data/#`) go to the topic `sensor-data`, the cars' registry rows
+(`vehicles/registry/#`, retained) to `cars`. Record key: the MQTT topic's last level. For
+`vehicles/sensor/data/<car_id>` and `vehicles/registry/<car_id>` that is the car id: ksqlDB streams and
+tables are keyed by their entity, so `car_id VARCHAR KEY` / `car_id STRING PRIMARY KEY` read it, each car's
+readings share a partition (in order), and a car's registry row lands in the partition of its readings
+(what a stream-table join needs). The full MQTT topic travels in the record header `mqtt_topic`. Value:
+the payload bytes exactly as received.
 
 No message is lost when Kafka or the bridge goes away: the subscription is QoS 1 in a persistent MQTT
 session (fixed client id, clean session off), and a message is acknowledged to the MQTT broker only after
@@ -46,6 +49,8 @@ LOGGER = logging.getLogger(__name__)
 
 DEFAULT_MQTT_TOPIC = "vehicles/sensor/data/#"
 DEFAULT_KAFKA_TOPIC = "sensor-data"
+REGISTRY_MQTT_TOPIC = "vehicles/registry/#"
+REGISTRY_KAFKA_TOPIC = "cars"
 DEFAULT_CLIENT_ID = "ksqlpy-mqtt-bridge"
 TOPIC_HEADER = "mqtt_topic"
 POLL_INTERVAL_S = 0.02
@@ -84,7 +89,24 @@ class BridgeSettings:
     mqtt_topic: str = DEFAULT_MQTT_TOPIC
     kafka_topic: str = DEFAULT_KAFKA_TOPIC
     client_id: str = DEFAULT_CLIENT_ID
-    partitions: int = 1  # when the bridge creates the Kafka topic
+    partitions: int = 1  # when the bridge creates a Kafka topic: the same for both, so they are co-partitioned
+    registry_mqtt_topic: str | None = REGISTRY_MQTT_TOPIC  # None: the registry is not bridged
+    registry_kafka_topic: str = REGISTRY_KAFKA_TOPIC
+
+    @property
+    def routes(self) -> list[tuple[str, str]]:
+        """(MQTT topic filter, Kafka topic) pairs; a message goes to the first whose filter matches its topic."""
+        readings = (self.mqtt_topic, self.kafka_topic)
+        if self.registry_mqtt_topic is None:
+            return [readings]
+        return [readings, (self.registry_mqtt_topic, self.registry_kafka_topic)]
+
+    def kafka_topic_for(self, mqtt_topic: str) -> str:
+        """The Kafka topic of a message received on `mqtt_topic` (the readings' when no filter matches)."""
+        for mqtt_filter, kafka_topic in self.routes:
+            if paho.topic_matches_sub(mqtt_filter, mqtt_topic):
+                return kafka_topic
+        return self.kafka_topic
 
 
 @dataclass(eq=False)
@@ -95,6 +117,7 @@ class _InFlight:
     mid: int
     qos: int
     topic: str
+    kafka_topic: str
     payload: bytes
     delivered: bool = False
     attempts: int = 0
@@ -189,7 +212,7 @@ class MqttKafkaBridge:
                         self.stats.received, self.stats.delivered, self.stats.acknowledged, self.stats.retried)
 
     def _wait_for_topic(self, stop: threading.Event) -> bool:
-        """Create the Kafka topic if missing, retrying with back-off while Kafka is unreachable; False on stop."""
+        """Create the Kafka topics if missing, retrying with back-off while Kafka is unreachable; False on stop."""
         settings: dict[str, Any] = {**self.clients.config.client_settings(), "logger": LIBRDKAFKA_LOGGER}
         admin = AdminClient(settings)
         for attempt in itertools.count(1):
@@ -198,8 +221,9 @@ class MqttKafkaBridge:
             try:
                 # A short probe first: ensure_topic's own timeout would hold off Ctrl-C for longer.
                 admin.list_topics(timeout=KAFKA_PROBE_TIMEOUT_S)
-                if ensure_topic(admin, self.settings.kafka_topic, self.settings.partitions):
-                    LOGGER.info("created Kafka topic %s", self.settings.kafka_topic)
+                for _mqtt_filter, kafka_topic in self.settings.routes:
+                    if ensure_topic(admin, kafka_topic, self.settings.partitions):
+                        LOGGER.info("created Kafka topic %s", kafka_topic)
                 return True
             except (KafkaException, KsqlError) as error:
                 delay = backoff_delay(attempt)
@@ -225,7 +249,7 @@ class MqttKafkaBridge:
         while self._to_produce:
             message = self._to_produce[0]
             try:
-                producer.produce(self.settings.kafka_topic, value=message.payload, key=record_key(message.topic),
+                producer.produce(message.kafka_topic, value=message.payload, key=record_key(message.topic),
                                  headers=[(TOPIC_HEADER, message.topic.encode("utf-8"))],
                                  on_delivery=partial(self._on_delivery, message))
             except BufferError:
@@ -308,7 +332,7 @@ class MqttKafkaBridge:
         self._mqtt_unreachable_reported = False
         LOGGER.info("connected to the MQTT broker at %s (%s session, client id %s)", self.mqtt_address,
                     "resumed" if flags.session_present else "new", self.settings.client_id)
-        client.subscribe(self.settings.mqtt_topic, qos=1)
+        client.subscribe([(mqtt_filter, 1) for mqtt_filter, _kafka_topic in self.settings.routes])
 
     def _on_connect_fail(self, _client: paho.Client, _userdata: Any) -> None:
         if not self._mqtt_unreachable_reported:
@@ -318,12 +342,14 @@ class MqttKafkaBridge:
 
     def _on_subscribe(self, _client: paho.Client, _userdata: Any, _mid: int, reasons: list[paho.ReasonCode],
                       _properties: paho.Properties | None) -> None:
-        refused = [reason for reason in reasons if reason.is_failure]
+        routes = self.settings.routes
+        refused = [(mqtt_filter, reason) for (mqtt_filter, _), reason in zip(routes, reasons, strict=True)
+                   if reason.is_failure]
         if refused:
-            LOGGER.error("the MQTT broker refused the subscription to %s: %s", self.settings.mqtt_topic, refused[0])
+            LOGGER.error("the MQTT broker refused the subscription to %s: %s", *refused[0])
             return
-        LOGGER.info("subscribed to %s (QoS 1); writing to Kafka topic %s at %s", self.settings.mqtt_topic,
-                    self.settings.kafka_topic, self.bootstrap_servers)
+        described = ", ".join(f"{mqtt_filter} -> Kafka topic {kafka_topic}" for mqtt_filter, kafka_topic in routes)
+        LOGGER.info("subscribed to %s (QoS 1) at %s", described, self.bootstrap_servers)
         self.subscribed.set()
 
     def _on_disconnect(self, _client: paho.Client, _userdata: Any, _flags: paho.DisconnectFlags,
@@ -334,7 +360,8 @@ class MqttKafkaBridge:
                            "not acknowledged", self.mqtt_address, reason)
 
     def _on_message(self, _client: paho.Client, _userdata: Any, message: paho.MQTTMessage) -> None:
-        self._incoming.put(_InFlight(self._connection, message.mid, message.qos, message.topic, bytes(message.payload)))
+        self._incoming.put(_InFlight(self._connection, message.mid, message.qos, message.topic,
+                                     self.settings.kafka_topic_for(message.topic), bytes(message.payload)))
 
 
 def _describe(error: Exception) -> str:
@@ -345,16 +372,22 @@ def _describe(error: Exception) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ksqlpy mqtt-bridge",
-        description="Copy MQTT messages into a Kafka topic: key = the MQTT topic's last level (the car id), "
-                    "value = the payload unchanged, header mqtt_topic = the full MQTT topic. Messages are "
+        description="Copy MQTT messages into Kafka topics (readings and the cars' registry rows each to their "
+                    "own): key = the MQTT topic's last level (the car id), value = the payload unchanged, "
+                    "header mqtt_topic = the full MQTT topic. Messages are "
                     "acknowledged to MQTT only after Kafka has them (QoS 1, persistent session).")
     parser.add_argument("--mqtt-host", default="localhost", help="MQTT broker host (localhost)")
     parser.add_argument("--mqtt-port", type=int, default=1883, help="MQTT broker port (1883)")
-    parser.add_argument("--mqtt-topic", default=DEFAULT_MQTT_TOPIC, help=f"topic filter ({DEFAULT_MQTT_TOPIC})")
+    parser.add_argument("--mqtt-topic", default=DEFAULT_MQTT_TOPIC,
+                        help=f"readings' topic filter ({DEFAULT_MQTT_TOPIC})")
     parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID,
                         help=f"MQTT client id: the persistent session's name ({DEFAULT_CLIENT_ID})")
-    parser.add_argument("--topic", default=DEFAULT_KAFKA_TOPIC, help=f"Kafka topic ({DEFAULT_KAFKA_TOPIC})")
-    parser.add_argument("--partitions", type=int, default=1, help="partitions if the bridge creates the topic (1)")
+    parser.add_argument("--topic", default=DEFAULT_KAFKA_TOPIC, help=f"readings' Kafka topic ({DEFAULT_KAFKA_TOPIC})")
+    parser.add_argument("--registry-mqtt-topic", default=REGISTRY_MQTT_TOPIC,
+                        help=f"registry rows' topic filter ({REGISTRY_MQTT_TOPIC}; '' to bridge readings only)")
+    parser.add_argument("--registry-topic", default=REGISTRY_KAFKA_TOPIC,
+                        help=f"registry rows' Kafka topic ({REGISTRY_KAFKA_TOPIC})")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions if the bridge creates a topic (1)")
     parser.add_argument("--bootstrap-servers", metavar="B", help="Kafka bootstrap servers (or KSQLPY_BOOTSTRAP_SERVERS)")
     parser.add_argument("--config", metavar="FILE", help="name=value librdkafka settings")
     parser.add_argument("-p", "--property", action="append", default=[], metavar="NAME=VALUE",
@@ -375,7 +408,7 @@ def main(argv: Sequence[str]) -> int:
         print(f"ksqlpy mqtt-bridge: {NO_BROKER_MESSAGE}", file=sys.stderr)
         return 2
     settings = BridgeSettings(args.mqtt_host, args.mqtt_port, args.mqtt_topic, args.topic, args.client_id,
-                              args.partitions)
+                              args.partitions, args.registry_mqtt_topic or None, args.registry_topic)
     bridge = MqttKafkaBridge(settings, KafkaClients(config))
 
     def job() -> int:

@@ -2,11 +2,12 @@
 
 Starts ksqlpy as `ksqlpy run` does (an embedded broker unless one is configured, UDFs from --udfs-dir), runs
 the SQL file, then feeds it: through a Mosquitto started on a free loopback port and the MQTT bridge when
-mosquitto is installed, straight into Kafka otherwise. Alerts are read with a push query on the alerts
-stream and printed one line each, pages (a car with 3 or more anomalies in a minute) with one on the pages
-table, once per car and minute; after --duration seconds (or Ctrl-C) the readings still in the pipeline
-are given a few seconds to come through, everything is stopped, and a summary says how many alerts
-were real failures and how many pages were sent.
+mosquitto is installed, straight into Kafka otherwise; first the cars' registry rows, and the readings only
+once those are on Kafka, so every alert finds its car's model, owner and region. Alerts are read with a push
+query on the alerts stream and printed one line each, pages (a car with 3 or more anomalies in a minute)
+with one on the pages table, once per car and minute; after --duration seconds (or Ctrl-C) the readings
+still in the pipeline are given a few seconds to come through, everything is stopped, and a summary says
+how many alerts were real failures and how many pages were sent.
 """
 
 from __future__ import annotations
@@ -25,8 +26,16 @@ from typing import Any, TextIO
 
 from ksqlpy.connect.lifecycle import configure_logging
 from ksqlpy.connect.mosquitto import MosquittoBroker, find_mosquitto
-from ksqlpy.connect.mqtt import DEFAULT_KAFKA_TOPIC, BridgeSettings, MqttKafkaBridge
-from ksqlpy.demo.simulate import KafkaSink, MqttSink, ReadingSink, SimulationStats, car_readings, simulate
+from ksqlpy.connect.mqtt import DEFAULT_KAFKA_TOPIC, REGISTRY_KAFKA_TOPIC, BridgeSettings, MqttKafkaBridge
+from ksqlpy.demo.simulate import (
+    KafkaSink,
+    MqttSink,
+    ReadingSink,
+    SimulationStats,
+    car_readings,
+    publish_registry,
+    simulate,
+)
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig, load_config
@@ -46,6 +55,7 @@ DRAIN_TIMEOUT_S = 15.0
 DRAIN_POLL_S = 0.5
 HEARTBEAT_S = 10.0
 SUBSCRIBE_TIMEOUT_S = 20.0
+REGISTRY_TIMEOUT_S = 20.0
 # Alerts and pages are printed by two threads: each line is written whole under this lock.
 OUTPUT_LOCK = threading.Lock()
 # The checkout this module belongs to: the SQL file and udfs/ are found there when not in the current directory.
@@ -92,10 +102,13 @@ class AlertCounts:
 
 
 def format_alert(row: dict[str, Any]) -> str:
-    """One readable line per alert: car, reading time (local), score, and whether it was a real failure."""
+    """One readable line per alert: car with its registry row, reading time (local), score, and whether it
+    was a real failure."""
     moment = datetime.fromtimestamp(row["TS"] / 1000).strftime("%H:%M:%S.%f")[:-3]
     verdict = "real failure" if row["FAILURE_OCCURRED"] == "true" else "false alarm"
-    return (f"ALERT {row['CAR_ID']}  at {moment}  anomaly score {row['ANOMALY_SCORE']:.5f}  "
+    car = "not in the registry" if row["MODEL"] is None else \
+        f"{row['MODEL']}, owner {row['OWNER']}, region {row['REGION']}"
+    return (f"ALERT {row['CAR_ID']} ({car})  at {moment}  anomaly score {row['ANOMALY_SCORE']:.5f}  "
             f"failure_occurred={row['FAILURE_OCCURRED']} ({verdict})")
 
 
@@ -124,7 +137,8 @@ def push_rows(app: KsqlpyApp, text: str, name: str, cancel: threading.Event) -> 
 
 def stream_alerts(app: KsqlpyApp, since_ms: int, out: TextIO, counts: AlertCounts, cancel: threading.Event) -> None:
     """Print the alerts stream's rows for readings taken since `since_ms` until `cancel` is set."""
-    text = f"SELECT car_id, ts, anomaly_score, failure_occurred FROM {ALERTS_STREAM} EMIT CHANGES;"
+    text = (f"SELECT car_id, ts, anomaly_score, failure_occurred, model, owner, region FROM {ALERTS_STREAM} "
+            "EMIT CHANGES;")
     for row in push_rows(app, text, "demo_alerts", cancel):
         counts.seen += 1
         # A cluster used before holds older runs' alerts: those are counted as read, not shown.
@@ -151,16 +165,17 @@ def stream_pages(app: KsqlpyApp, since_ms: int, out: TextIO, counts: AlertCounts
         show(format_page(row), out)
 
 
-def pipeline_settled(app: KsqlpyApp, sent: int, counts: AlertCounts) -> bool:
-    """Whether every persistent query has read what was written to its source in this run (the sensor topic
-    got `sent` readings), and every alert and pages-table row written has been read."""
+def pipeline_settled(app: KsqlpyApp, stats: SimulationStats, counts: AlertCounts) -> bool:
+    """Whether every persistent query has read what was written to its sources in this run (the sensor topic
+    got the readings sent, the registry topic the rows), and every alert and pages-table row written has
+    been read."""
     statuses = app.backend.query_status()
     queries = {query_id: app.engine.queries[query_id] for query_id in statuses if query_id in app.engine.queries}
-    written: dict[str, int] = {DEFAULT_KAFKA_TOPIC: sent}
+    written: dict[str, int] = {DEFAULT_KAFKA_TOPIC: stats.sent, REGISTRY_KAFKA_TOPIC: stats.registered}
     for query_id, query in queries.items():
         written[query.sink.topic] = written.get(query.sink.topic, 0) + statuses[query_id].records_out
     for query_id, query in queries.items():
-        if statuses[query_id].records_in < written.get(query.plan.source.source.topic, 0):
+        if statuses[query_id].records_in < sum(written.get(topic, 0) for topic in query.plan.input_topics):
             return False
 
     def written_to(sink: str) -> int:
@@ -243,8 +258,12 @@ def _run_demo(args: argparse.Namespace, sql: str, config: RuntimeConfig, stop: t
         for reader in readers:
             stack.callback(reader.join)
         stack.callback(cancel_readers.set)
-        sink = _feed(args, app, stack)
+        sink, bridge = _feed(args, app, stack)
         stats = SimulationStats()
+        publish_registry(sink, args.cars, args.seed, stats)
+        if bridge is not None:
+            _await_bridged(bridge, stats.registered)
+        _status(f"registry of {stats.registered} cars (model, owner, region) on Kafka topic {REGISTRY_KAFKA_TOPIC}")
         stop_simulator = threading.Event()
         readings = car_readings(args.cars, args.rate, args.failure_rate, args.seed, None)
         simulator = BackgroundTask("demo-simulator", lambda: simulate(readings, sink, args.rate, stop_simulator, stats))
@@ -265,14 +284,14 @@ def _run_demo(args: argparse.Namespace, sql: str, config: RuntimeConfig, stop: t
     return 0
 
 
-def _feed(args: argparse.Namespace, app: KsqlpyApp, stack: ExitStack) -> ReadingSink:
-    """Where the simulator writes: a fresh Mosquitto bridged into Kafka, or Kafka itself."""
+def _feed(args: argparse.Namespace, app: KsqlpyApp, stack: ExitStack) -> tuple[ReadingSink, MqttKafkaBridge | None]:
+    """Where the simulator writes: a fresh Mosquitto bridged into Kafka (the bridge returned too), or Kafka itself."""
     binary = None if args.no_mqtt else find_mosquitto()
     if binary is None:
         if not args.no_mqtt:
             _status("mosquitto is not installed: the simulator writes to Kafka directly (apt-get install mosquitto "
                     "for the MQTT leg)")
-        return KafkaSink(app.clients, DEFAULT_KAFKA_TOPIC)
+        return KafkaSink(app.clients, DEFAULT_KAFKA_TOPIC), None
     mosquitto = stack.enter_context(MosquittoBroker(binary))
     assert mosquitto.port is not None
     _status(f"started mosquitto on {mosquitto.host}:{mosquitto.port}")
@@ -283,7 +302,18 @@ def _feed(args: argparse.Namespace, app: KsqlpyApp, stack: ExitStack) -> Reading
     stack.callback(stop_bridge.set)
     if not bridge.subscribed.wait(SUBSCRIBE_TIMEOUT_S):
         raise KsqlError(f"the MQTT bridge did not subscribe within {SUBSCRIBE_TIMEOUT_S:g}s")
-    return MqttSink(mosquitto.host, mosquitto.port)
+    return MqttSink(mosquitto.host, mosquitto.port), bridge
+
+
+def _await_bridged(bridge: MqttKafkaBridge, messages: int) -> None:
+    """Wait until the bridge has written `messages` (all it received so far) to Kafka: readings published
+    afterwards are then stamped later than the registry rows, and the join processes the rows first."""
+    deadline = time.monotonic() + REGISTRY_TIMEOUT_S
+    while bridge.stats.delivered < messages:
+        if time.monotonic() >= deadline:
+            raise KsqlError(f"the MQTT bridge wrote {bridge.stats.delivered} of {messages} registry rows to Kafka "
+                            f"within {REGISTRY_TIMEOUT_S:g}s")
+        time.sleep(0.01)
 
 
 def _wait(stop: threading.Event, duration: float | None, tasks: list[BackgroundTask], stats: SimulationStats,
@@ -308,7 +338,7 @@ def _drain(app: KsqlpyApp, stats: SimulationStats, counts: AlertCounts) -> None:
     """Give the readings already sent a bounded time to come through the queries and be printed."""
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while time.monotonic() < deadline:
-        if pipeline_settled(app, stats.sent, counts):
+        if pipeline_settled(app, stats, counts):
             return
         time.sleep(DRAIN_POLL_S)
     _status(f"stopped with readings still in the pipeline after waiting {DRAIN_TIMEOUT_S:g}s")

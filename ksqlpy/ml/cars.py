@@ -154,7 +154,8 @@ class CarSimulator:
             fault_firmware=np.zeros(n, dtype=np.int64),
         )
 
-    def car_id(self, index: int) -> str:
+    @staticmethod
+    def car_id(index: int) -> str:
         return f"car-{index:05d}"
 
     def readings(self, count: int | None = None) -> Iterator[dict[str, Any]]:

@@ -37,10 +37,18 @@ def test_backoff_doubles_up_to_the_cap() -> None:
     assert backoff_delay(10) == backoff_delay(1000) == mqtt.MAX_BACKOFF_S
 
 
+def test_registry_messages_go_to_the_registry_topic_and_the_rest_to_the_readings_topic() -> None:
+    settings = BridgeSettings(kafka_topic="readings", registry_kafka_topic="registry")
+    assert settings.kafka_topic_for("vehicles/sensor/data/car-00001") == "readings"
+    assert settings.kafka_topic_for("vehicles/registry/car-00001") == "registry"
+    assert BridgeSettings(registry_mqtt_topic=None).routes == [("vehicles/sensor/data/#", "sensor-data")]
+
+
 def settings_for(mosquitto: MosquittoBroker, kafka_topic: str) -> BridgeSettings:
+    """Readings to `kafka_topic`, registry rows to `<kafka_topic>-registry`."""
     assert mosquitto.port is not None
     return BridgeSettings(mqtt_host=mosquitto.host, mqtt_port=mosquitto.port, kafka_topic=kafka_topic,
-                          client_id=f"bridge-{uuid.uuid4().hex[:8]}")
+                          client_id=f"bridge-{uuid.uuid4().hex[:8]}", registry_kafka_topic=f"{kafka_topic}-registry")
 
 
 @contextmanager
@@ -68,7 +76,7 @@ def running_bridge(bridge: MqttKafkaBridge) -> Iterator[MqttKafkaBridge]:
         raise errors[0]
 
 
-def publish(mosquitto: MosquittoBroker, messages: list[tuple[str, bytes]]) -> None:
+def publish(mosquitto: MosquittoBroker, messages: list[tuple[str, bytes]], retain: bool = False) -> None:
     """QoS 1 publishes, returning once the broker acknowledged all of them."""
     assert mosquitto.port is not None
     client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id=f"publisher-{uuid.uuid4().hex[:8]}")
@@ -76,7 +84,7 @@ def publish(mosquitto: MosquittoBroker, messages: list[tuple[str, bytes]]) -> No
     client.connect(mosquitto.host, mosquitto.port)
     client.loop_start()
     try:
-        infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
+        infos = [client.publish(topic, payload, qos=1, retain=retain) for topic, payload in messages]
         for info in infos:
             info.wait_for_publish(20)
             assert info.is_published()
@@ -108,6 +116,22 @@ def test_bridge_copies_each_message_with_car_id_key_and_payload_unchanged(
     assert bridge.stats.received == bridge.stats.delivered == bridge.stats.acknowledged == len(sent)
     # Nothing more arrives later: each message was written once.
     assert len(consume_all(broker, topic, idle=0.5)) == len(sent)
+
+
+def test_retained_registry_rows_published_before_the_bridge_started_reach_the_registry_topic(
+    broker: str, clients: KafkaClients, mosquitto: MosquittoBroker, unique_topic: Callable[..., str],
+    consume_all: Callable[..., list[ConsumedRecord]],
+) -> None:
+    topic = unique_topic("sensor")
+    registry = [(f"vehicles/registry/car-{n}", b'{"model":"m%d"}' % n) for n in range(3)]
+    publish(mosquitto, registry, retain=True)
+    with running_bridge(MqttKafkaBridge(settings_for(mosquitto, topic), clients)):
+        publish(mosquitto, readings(30))
+        registered = consume_all(broker, f"{topic}-registry", expected_count=3)
+        records = consume_all(broker, topic, expected_count=30)
+    assert [(r.key, r.value) for r in registered] == [(t.rpartition("/")[2].encode(), p) for t, p in registry]
+    assert registered[0].headers == [("mqtt_topic", b"vehicles/registry/car-0")]
+    assert [(r.key, r.value) for r in records] == [(t.rpartition("/")[2].encode(), p) for t, p in readings(30)]
 
 
 def test_messages_wait_unacknowledged_while_kafka_is_not_up_yet(

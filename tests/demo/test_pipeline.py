@@ -1,6 +1,6 @@
 """`ksqlpy demo` end to end on its own embedded broker: simulator -> (Mosquitto -> bridge ->) Kafka ->
-queries/anomaly_detection.sql -> alerts and pages printed, checked against the records on car-anomalies and
-the windowed tables' topics car-anomalies-per-minute and car-pages."""
+queries/anomaly_detection.sql -> alerts enriched from the cars table and pages printed, checked against the
+records on cars, car-anomalies and the windowed tables' topics car-anomalies-per-minute and car-pages."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import pytest
 
 from ksqlpy.connect.mosquitto import MosquittoBroker
 from ksqlpy.demo import pipeline
-from ksqlpy.demo.simulate import car_readings
+from ksqlpy.demo.simulate import car_readings, car_registry
 from ksqlpy.runtime.broker import EmbeddedBroker
 from ksqlpy.runtime.tools import ConsumedRecord
 from ksqlpy.serialization.windowed import WindowInfo, split_windowed_keys
@@ -28,6 +28,8 @@ ANOMALY_SQL = Path(__file__).resolve().parents[2] / "queries" / "anomaly_detecti
 SUMMARY = re.compile(r"readings sent: (\d+) \((\d+) during a failure\); alerts: (\d+), (\d+) on real failures; "
                      r"pages: (\d+)")
 PAGE = re.compile(r"PAGE: (\S+) had (\d+) anomalies in the minute starting (\d\d:\d\d)")
+ALERT = re.compile(r"ALERT (\S+) \((.+), owner (.+), region (\S+)\)  at .*")
+ALERT_COLUMNS = {"TS", "ANOMALY_SCORE", "FAILURE_OCCURRED", "MODEL", "OWNER", "REGION"}
 MINUTE_MS = 60_000
 PAGE_THRESHOLD = 3
 CarMinute = tuple[str, int]  # car id, window start
@@ -69,6 +71,23 @@ def alert_records(kafka: str, consume_all: Callable[..., list[ConsumedRecord]], 
     records = consume_all(kafka, "car-anomalies", expected_count=count, timeout=10)
     assert len(records) == count
     return records
+
+
+def check_enrichment(kafka: str, consume_all: Callable[..., list[ConsumedRecord]], run: DemoRun,
+                     records: list[ConsumedRecord]) -> None:
+    """The registry (seed 42) is on the cars topic, stamped before the first alert's reading; every alert,
+    on the topic and as printed, carries its car's model, owner and region."""
+    registry = {row["car_id"]: row for row in car_registry(10, seed=42)}
+    registered = consume_all(kafka, "cars", expected_count=len(registry), timeout=10)
+    assert {(r.key or b"").decode(): orjson.loads(r.value or b"") for r in registered} == registry
+    values = [orjson.loads(record.value or b"") for record in records]
+    assert max(r.timestamp for r in registered) < min(value["TS"] for value in values)
+    expected = [registry[(record.key or b"").decode()] for record in records]
+    assert [(v["MODEL"], v["OWNER"], v["REGION"]) for v in values] == \
+        [(car["model"], car["owner"], car["region"]) for car in expected]
+    printed = [ALERT.fullmatch(line) for line in run.alert_lines]
+    assert [match.groups() if match else line for match, line in zip(printed, run.alert_lines, strict=True)] == \
+        [(car["car_id"], car["model"], car["owner"], car["region"]) for car in expected]
 
 
 def latest_per_car_minute(kafka: str, consume_all: Callable[..., list[ConsumedRecord]],
@@ -122,15 +141,14 @@ def test_demo_straight_to_kafka_prints_every_alert_of_the_alerts_stream(
 ) -> None:
     run = run_demo(kafka, stand_in_udfs, capsys, "--no-mqtt", "--rate", "300", "--duration", "2",
                    "--failure-rate", "0.3")
-    assert "to Kafka topic sensor-data" in run.status
+    assert "to Kafka topics sensor-data and cars" in run.status and "registry of 10 cars" in run.status
     assert 300 <= run.sent <= 700
     assert len(consume_all(kafka, "sensor-data", expected_count=run.sent, timeout=10)) == run.sent
     assert 0 < run.alerts == len(run.alert_lines)
     records = alert_records(kafka, consume_all, run.alerts)
     values = [orjson.loads(record.value or b"") for record in records]
-    printed = [line.split()[1] for line in run.alert_lines]
-    assert printed == [(record.key or b"").decode() for record in records]
-    assert all(set(value) == {"TS", "ANOMALY_SCORE", "FAILURE_OCCURRED"} for value in values)
+    assert all(set(value) == ALERT_COLUMNS for value in values)
+    check_enrichment(kafka, consume_all, run, records)
     assert run.real_failures == sum(value["FAILURE_OCCURRED"] == "true" for value in values)
     assert run.real_failures >= 0.7 * run.alerts
     check_minute_tables(kafka, consume_all, run, records)
@@ -149,8 +167,8 @@ def test_demo_over_mqtt_with_the_anomaly_model(
     assert run.failures > 0 and run.alerts == len(run.alert_lines) > 0
     records = alert_records(kafka, consume_all, run.alerts)
     values = [orjson.loads(record.value or b"") for record in records]
-    assert all(set(value) == {"TS", "ANOMALY_SCORE", "FAILURE_OCCURRED"} for value in values)
-    assert all(record.key for record in records)
+    assert all(set(value) == ALERT_COLUMNS for value in values)
+    check_enrichment(kafka, consume_all, run, records)
     assert run.real_failures >= 0.8 * run.alerts  # mostly real failures
     check_minute_tables(kafka, consume_all, run, records)
 
@@ -159,7 +177,8 @@ def test_demo_with_its_own_sql_without_a_pages_table_prints_alerts_only(
     kafka: str, stand_in_udfs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     streams_only = tmp_path / "streams_only.sql"
-    streams_only.write_text(ANOMALY_SQL.read_text(encoding="utf-8").split("CREATE TABLE")[0], encoding="utf-8")
+    streams_only.write_text(ANOMALY_SQL.read_text(encoding="utf-8").split("CREATE TABLE car_anomalies_per_minute")[0],
+                            encoding="utf-8")
     run = run_demo(kafka, stand_in_udfs, capsys, "--no-mqtt", "--rate", "300", "--duration", "1",
                    "--failure-rate", "0.3", "--sql", str(streams_only))
     assert run.alerts == len(run.alert_lines) > 0
