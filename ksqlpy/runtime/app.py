@@ -9,10 +9,13 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import shutil
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO, TypeVar
 
@@ -89,6 +92,7 @@ class KsqlpyApp:
         self._command_log: CommandLog | None = None
         self.udf_loader: UdfLoader | None = None
         self.state: RocksDBStoreProvider | None = None
+        self._run_state_directory: Path | None = None  # state of this run only (see _state_directory)
         # Replayed commands not yet matched by a statement of this run: what "already recorded" means.
         self._unmatched_replayed: Counter[str] = Counter()
         self._transient_ids = itertools.count()
@@ -99,7 +103,7 @@ class KsqlpyApp:
     def start(self) -> KsqlpyApp:
         from ksqlpy.runtime.backend import KafkaBackend, KeptTopic
         from ksqlpy.runtime.clients import KafkaClients
-        from ksqlpy.state.rocksdb import RocksDBSettings, RocksDBStoreProvider, state_directory
+        from ksqlpy.state.rocksdb import RocksDBSettings, RocksDBStoreProvider
 
         try:
             if self.config.bootstrap_servers is None:
@@ -109,8 +113,7 @@ class KsqlpyApp:
                 self._clients = KafkaClients.connected(self.config)
             self._backend = KafkaBackend(self._clients, self.config)
             registry = FunctionRegistry.with_builtins()
-            self.state = RocksDBStoreProvider(state_directory(self.config.properties) / self.config.service_id,
-                                              RocksDBSettings.from_properties(self.config.properties))
+            self.state = RocksDBStoreProvider(self._state_directory(), RocksDBSettings.from_properties(self.config.properties))
             engine = self._engine = Engine(self._backend, self.config.properties, registry, durable_state=self.state)
             # Before replay: recovered queries may call UDFs.
             self.udf_loader = UdfLoader(registry, self.config.udf_directories, engine.functions_in_use)
@@ -124,6 +127,18 @@ class KsqlpyApp:
             self.close()
             raise
         return self
+
+    def _state_directory(self) -> Path:
+        """Where this process keeps query state: the configured state directory, under the service id. The
+        embedded broker keeps its topics in memory, so local state could never match its changelogs after a
+        restart: with it, and no directory configured, state lives in a directory of this run, removed at close."""
+        from ksqlpy.state.rocksdb import STATE_DIR_PROPERTIES, state_directory
+
+        configured = any(str(self.config.properties.get(name) or "").strip() for name in STATE_DIR_PROPERTIES)
+        if self.broker is None or configured:
+            return state_directory(self.config.properties) / self.config.service_id
+        self._run_state_directory = Path(tempfile.mkdtemp(prefix="ksqlpy-state-"))
+        return self._run_state_directory / self.config.service_id
 
     def _start_embedded_broker(self) -> None:
         from ksqlpy.runtime.broker import EmbeddedBroker
@@ -183,6 +198,8 @@ class KsqlpyApp:
                 self._backend.close()
             if self.state is not None:
                 self.state.close()
+            if self._run_state_directory is not None:
+                shutil.rmtree(self._run_state_directory, ignore_errors=True)
             if self._command_log is not None:
                 self._command_log.close()
         finally:

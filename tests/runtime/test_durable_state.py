@@ -230,3 +230,12 @@ def test_local_state_ahead_of_a_recreated_changelog_is_wiped_not_trusted(
     assert "ahead of its changelog" in rerun.stderr, rerun.describe()
     # the state the changelog no longer backs is gone: each key's count starts again from the next input
     assert latest_counts(consume_all(broker, sink, idle=1.5)) == expected_counts(range(100, 140))
+
+
+def test_with_the_embedded_broker_and_no_state_directory_state_lasts_as_long_as_the_run() -> None:
+    # the embedded broker forgets its changelogs when it stops: state kept longer could never match them
+    with KsqlpyApp(RuntimeConfig(service_id=service()), status=io.StringIO()).start() as app:
+        assert app.state is not None
+        directory = app.state.directory
+        assert directory.parent.is_dir() and directory.parent.name.startswith("ksqlpy-state-")
+    assert not directory.parent.exists()
