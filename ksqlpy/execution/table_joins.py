@@ -11,7 +11,17 @@ from typing import Any
 
 from ksqlpy.execution.join_rows import JoinedRows, key_bytes, key_values
 from ksqlpy.execution.joins import LEFT, RIGHT, JoinOperator, RowLogger, StoresFor
-from ksqlpy.execution.rows import PARTITION, TIMESTAMP, TOMBSTONE
+from ksqlpy.execution.rows import (
+    KEY_BYTES,
+    META_COLUMNS,
+    ORIGIN,
+    PARTITION,
+    ROWOFFSET,
+    ROWPARTITION,
+    ROWTIME,
+    TIMESTAMP,
+    TOMBSTONE,
+)
 from ksqlpy.planning.plan import JoinStep
 
 Row = tuple[Any, ...]
@@ -41,10 +51,10 @@ class StreamTableJoin(JoinOperator):
     def process(
         self, side: int, keys: list[Any], columns: list[list[Any]], meta: list[list[Any]],
     ) -> list[list[Any]]:
-        rows = _rows(columns, len(keys))
         partitions, tombstones = meta[PARTITION], meta[TOMBSTONE]
         output = JoinedRows(self, meta)
         if side == RIGHT:
+            rows = _rows(columns, len(keys))
             for key, row, partition, tombstone in zip(keys, rows, partitions, tombstones, strict=True):
                 if key is not None:
                     store = self.table(partition)
@@ -55,19 +65,40 @@ class StreamTableJoin(JoinOperator):
             return output.columns()
         joining = [i for i, key in enumerate(keys) if key is not None and not tombstones[i]]
         matches: dict[int, Row | None] = {}
+        store_keys: dict[int, bytes] = {}
         for partition, positions in _by_partition(joining, partitions).items():
             # A batch of readings names the same few keys over and over: each is read (and decoded) once.
-            store_keys = [key_bytes(keys[i]) for i in positions]
-            distinct = list(dict.fromkeys(store_keys))
+            partition_keys = [key_bytes(keys[i]) for i in positions]
+            store_keys.update(zip(positions, partition_keys, strict=True))
+            distinct = list(dict.fromkeys(partition_keys))
             found = dict(zip(distinct, self.table(partition).multi_get(distinct), strict=True))
-            matches.update(zip(positions, map(found.__getitem__, store_keys), strict=True))
-        times = meta[TIMESTAMP]
-        for i in joining:
-            match = matches[i]
-            if match is not None or self.keeps_unmatched:
-                key = keys[i]
-                output.add(key_values(key, output.key_width), rows[i], match, times[i], i, partitions[i])
-        return output.columns()
+            matches.update(zip(positions, map(found.__getitem__, partition_keys), strict=True))
+        emitted = joining if self.keeps_unmatched else [i for i in joining if matches[i] is not None]
+        if not emitted:
+            return output.columns()
+        return self._joined_columns(emitted, keys, columns, matches, store_keys, meta)
+
+    def _joined_columns(self, emitted: list[int], keys: list[Any], columns: list[list[Any]],
+                        matches: dict[int, Row | None], store_keys: dict[int, bytes],
+                        meta: list[list[Any]]) -> list[list[Any]]:
+        """The output rows of the stream rows `emitted`, built column by column in JoinedRows' layout: a batch
+        of readings is mostly joined rows, and building each as a tuple first cost more than the lookups."""
+        key_rows = [key_values(keys[i], self.width - self.left_width - self.right_width) for i in emitted]
+        right_nulls = (None,) * self.right_width
+        table_rows = [right_nulls if matches[i] is None else matches[i] for i in emitted]
+        key_data: dict[bytes, bytes] = {}  # KEY_BYTES by store key: each distinct key serialized once
+        for i, key in zip(emitted, key_rows, strict=True):
+            if store_keys[i] not in key_data:
+                key_data[store_keys[i]] = key_bytes(key)
+        times = [meta[TIMESTAMP][i] for i in emitted]
+        joined_meta: list[list[Any]] = [[None] * len(emitted) for _ in range(META_COLUMNS)]
+        joined_meta[ROWTIME], joined_meta[TIMESTAMP] = times, list(times)
+        for column in (ROWPARTITION, ROWOFFSET, ORIGIN, PARTITION):
+            joined_meta[column] = [meta[column][i] for i in emitted]
+        joined_meta[TOMBSTONE] = [False] * len(emitted)
+        joined_meta[KEY_BYTES] = [key_data[store_keys[i]] for i in emitted]
+        return [*map(list, zip(*key_rows, strict=True)), *([column[i] for i in emitted] for column in columns),
+                *map(list, zip(*table_rows, strict=True)), *joined_meta]
 
 
 class TableTableJoin(JoinOperator):

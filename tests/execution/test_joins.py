@@ -252,6 +252,11 @@ def test_a_stream_batch_repeating_keys_across_partitions_meets_each_partitions_o
     stream_meta[PARTITION] = [0, 1, 1, 0, 1]
     output = join.process(LEFT, keys, stream_columns, stream_meta)
     assert output[2 + join.left_width] == ["zero", "one", None, "zero", "one"]
+    meta = output[join.width:]
+    assert meta[PARTITION] == [0, 1, 1, 0, 1]
+    assert meta[ORIGIN] == [0, 1, 2, 3, 4]
+    assert meta[TOMBSTONE] == [False] * len(keys)
+    assert meta[KEY_BYTES][0] == meta[KEY_BYTES][1] == meta[KEY_BYTES][4] != meta[KEY_BYTES][2]
 
 
 def test_a_table_batch_changing_one_key_twice_sees_its_own_first_change() -> None:
