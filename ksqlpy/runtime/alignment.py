@@ -78,10 +78,18 @@ class TimeAligner:
                 began = self._waiting_since.setdefault(task, self._clock())
                 if self._clock() - began < self.idle_limit_s:
                     break
-            oldest = min((queue for queue in queues if queue), key=lambda queue: _timestamp(queue[0]))
-            released.append(oldest.popleft())
-            if not blocking:
+            else:
                 self._waiting_since.pop(task, None)
+            filled = [queue for queue in queues if queue]
+            if len(filled) == 1:  # one input has records and none is awaited: all of them go, in order
+                released.extend(filled[0])
+                filled[0].clear()
+                continue
+            # Several: the oldest queue goes on while its records are no newer than every other queue's oldest.
+            oldest = min(filled, key=lambda queue: _timestamp(queue[0]))
+            limit = min(_timestamp(queue[0]) for queue in filled if queue is not oldest)
+            while oldest and _timestamp(oldest[0]) <= limit:
+                released.append(oldest.popleft())
         if not any(queues):
             self._waiting_since.pop(task, None)
         return released

@@ -55,3 +55,11 @@ def test_forgetting_drops_what_is_held_back() -> None:
     aligner.release([record("stream", 0, 1)])
     aligner.forget([("stream", 0)])
     assert len(aligner) == 0
+
+
+def test_records_of_two_inputs_are_interleaved_by_time_and_an_input_alone_goes_whole() -> None:
+    aligner = TimeAligner(["stream", "table"], clock=Clock())
+    fetched = [record("stream", 0, t) for t in (1, 3, 5)] + [record("table", 0, t) for t in (2, 4)]
+    assert values(aligner.release(fetched)) == ["stream@1", "table@2", "stream@3", "table@4"]  # stream@5 waits
+    aligner.ended(("table", 0))
+    assert values(aligner.release([record("stream", 0, t) for t in (6, 7)])) == ["stream@5", "stream@6", "stream@7"]
