@@ -20,7 +20,8 @@ from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.tools import ConsumedRecord, encode_text_or_json
 
-# (source name, key, value, timestamp): value None is a tombstone; a dict key is a JSON key
+# (source name, key, value, timestamp): value None is a tombstone; a dict key is a JSON key; the timestamp is
+# above 0, which would have the producer stamp the current time
 Input = tuple[str, Any, Any, int]
 # a batch of inputs produced together, then processed before the next batch is produced
 Phase = Sequence[Input]
@@ -28,8 +29,12 @@ Phase = Sequence[Input]
 Output = tuple[Any, Any, int]
 
 
-def make_app(broker: str, tmp_path: Path) -> KsqlpyApp:
-    config = RuntimeConfig(bootstrap_servers=broker, service_id=f"jointype_{uuid.uuid4().hex[:10]}_", properties={
+def service() -> str:
+    return f"jointype_{uuid.uuid4().hex[:10]}_"
+
+
+def make_app(broker: str, tmp_path: Path, service_id: str | None = None) -> KsqlpyApp:
+    config = RuntimeConfig(bootstrap_servers=broker, service_id=service_id or service(), properties={
         "auto.offset.reset": "earliest", "ksql.streams.state.dir": str(tmp_path)})
     return KsqlpyApp(config, status=io.StringIO()).start()
 
@@ -227,6 +232,28 @@ def test_a_left_stream_stream_join_with_grace_emits_an_unmatched_row_only_when_i
     assert in_memory(sql.format(partitions=1, **join.topics), phases, join.topics) == [pair, unmatched]
 
 
+def test_a_stream_stream_join_restarted_keeps_its_unmatched_row_until_the_window_closes(
+    broker: str, tmp_path: Path, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+    consume_all: Callable[..., list[ConsumedRecord]], wait_until: Callable[..., Any],
+) -> None:
+    topics = {name: unique_topic(name) for name in ("views", "clicks", "out")}
+    sql = stream_stream("LEFT", "GRACE PERIOD 5 SECONDS").format(partitions=1, **topics)
+    service_id = service()
+    produce_json(broker, topics["views"], [("u1", {"PAGE": "home"}, 1_000), ("u2", {"PAGE": "cart"}, 4_000)])
+    produce_json(broker, topics["clicks"], [("u1", {"BUTTON": "buy"}, 3_000)])
+    with make_app(broker, tmp_path, service_id) as app:
+        app.execute(sql)
+        wait_until(lambda: sum(s.records_in for s in app.backend.query_status().values()) == 3, timeout=30,
+                   message="the join to read its three records")
+    produce_json(broker, topics["clicks"], [("u3", {"BUTTON": "x"}, 19_001)])
+    with make_app(broker, tmp_path, service_id):
+        consume_all(broker, topics["out"], expected_count=2, timeout=30)
+        output = consume_all(broker, topics["out"], idle=1.0)
+    # the restarted query neither read its input again (no second pair) nor lost the unmatched u2
+    assert [(r.key_text, r.json_value, r.timestamp) for r in output] == [
+        ("u1", {"PAGE": "home", "BUTTON": "buy"}, 3_000), ("u2", {"PAGE": "cart", "BUTTON": None}, 4_000)]
+
+
 def test_a_record_arriving_after_its_window_and_grace_closed_is_joined_with_nothing(
     broker_join: Callable[..., BrokerJoin],
 ) -> None:
@@ -258,20 +285,37 @@ ORDERS_AND_CUSTOMERS: Phase = [
 ]
 
 
+FOREIGN_KEY_LEFT: list[Output] = [
+    ("o1", {"AMOUNT": 10, "NAME": "ann"}, 2), ("o2", {"AMOUNT": 20, "NAME": "ann"}, 3),
+    ("o3", {"AMOUNT": 30, "NAME": None}, 4),
+    ("o1", {"AMOUNT": 10, "NAME": "anne"}, 5), ("o2", {"AMOUNT": 20, "NAME": "anne"}, 5),
+    ("o1", {"AMOUNT": 10, "NAME": None}, 6), ("o2", {"AMOUNT": 20, "NAME": None}, 6),
+]
+
+
 @pytest.mark.parametrize(("join_type", "expected"), [
     ("INNER", [("o1", {"AMOUNT": 10, "NAME": "ann"}, 2), ("o2", {"AMOUNT": 20, "NAME": "ann"}, 3),
                ("o1", {"AMOUNT": 10, "NAME": "anne"}, 5), ("o2", {"AMOUNT": 20, "NAME": "anne"}, 5),
                ("o1", None, 6), ("o2", None, 6)]),
-    ("LEFT", [("o1", {"AMOUNT": 10, "NAME": "ann"}, 2), ("o2", {"AMOUNT": 20, "NAME": "ann"}, 3),
-              ("o3", {"AMOUNT": 30, "NAME": None}, 4),
-              ("o1", {"AMOUNT": 10, "NAME": "anne"}, 5), ("o2", {"AMOUNT": 20, "NAME": "anne"}, 5),
-              ("o1", {"AMOUNT": 10, "NAME": None}, 6), ("o2", {"AMOUNT": 20, "NAME": None}, 6)]),
+    ("LEFT", FOREIGN_KEY_LEFT),
 ])
 def test_a_foreign_key_join_carries_a_customer_change_to_every_order_pointing_at_it(
     broker_join: Callable[..., BrokerJoin], join_type: str, expected: list[Output],
 ) -> None:
     check(broker_join("orders", "customers"), FOREIGN_KEY.replace("JOIN_TYPE", join_type),
           [ORDERS_AND_CUSTOMERS], expected)
+
+
+@pytest.mark.xfail(strict=True, reason="runtime/alignment.py: a task whose partition number the other input "
+                   "lacks waits the idle limit for it on every batch, so the customers' later changes overtake "
+                   "the orders")
+def test_a_foreign_key_join_of_tables_with_different_partition_counts_takes_changes_in_time_order(
+    broker_join: Callable[..., BrokerJoin],
+) -> None:
+    sql = FOREIGN_KEY.replace("JOIN_TYPE", "LEFT").replace(
+        "partitions={partitions});\nCREATE TABLE customers", "partitions=3);\nCREATE TABLE customers")
+    assert "partitions=3" in sql  # orders on 3 partitions, customers on 2
+    check(broker_join("orders", "customers"), sql, [ORDERS_AND_CUSTOMERS], FOREIGN_KEY_LEFT)
 
 
 def test_a_stream_joined_to_two_tables_takes_each_tables_row_at_the_readings_time(
@@ -334,7 +378,7 @@ def test_a_table_table_join_killed_mid_stream_ends_with_exactly_the_joined_rows(
                     *(("l", key, None, 5_200 + i) for i, key in enumerate(keys) if i % 5 == 0)]
     for name in ("r", "l"):
         produce_json(broker, topics[name], [(k, v, t) for n, k, v, t in before if n == name], partitions=2)
-    service_id = f"jointype_{uuid.uuid4().hex[:10]}_"
+    service_id = service()
     first = KsqlpyRun(sql, broker, service_id)
     try:
         assert consume_all(broker, topics["out"], expected_count=1, timeout=30), first.describe()
