@@ -1,7 +1,8 @@
 """Every join type on the embedded broker, each checked against ksqlDB's documented output and against what
 the in-memory driver (the engine core) emits for the same statements and input: table-table joins with
 tombstones on either side, LEFT stream-table, stream-stream with and without GRACE, late records, foreign-key,
-N-way and composite-key joins, and a table-table join killed mid-stream under exactly_once."""
+N-way and composite-key joins, a stream-stream join restarted with an unmatched record pending, and a
+table-table join killed mid-stream under exactly_once."""
 
 from __future__ import annotations
 
