@@ -279,6 +279,13 @@ class QueryPlan:
         return chain[::-1]
 
     @property
+    def co_partitioned(self) -> bool:
+        """Whether partition p of each input meets only partition p of the others: not when a foreign-key join
+        (which needs no co-partitioning) or inputs of different partition counts are read."""
+        joins = [step for step in self.walk() if isinstance(step, JoinStep)]
+        return not any(join.foreign_key for join in joins) and len({s.source.partitions for s in self.sources}) <= 1
+
+    @property
     def is_stateful(self) -> bool:
         return any(isinstance(step, AggregateStep) for step in self.walk())
 

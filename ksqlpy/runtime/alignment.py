@@ -5,10 +5,10 @@ oldest head among them, and while an input has nothing buffered but may have dat
 for it (max.task.idle.ms) rather than run ahead of it. Without that, a stream record could be joined before
 the table row it should meet, merely because its topic's fetch came back first.
 
-Here the task of partition p is partition p of every input topic. Fetched records wait in a queue per
-input; they are released oldest first while every other input of their task has records queued, or is
-known to be at its end (an end-of-partition event since its last record), or has kept the task waiting for
-longer than the idle limit.
+Here the task of partition p is partition p of every assigned input topic (see TimeAligner). Fetched
+records wait in a queue per input; they are released oldest first while every other input of their task
+has records queued, or is known to be at its end (an end-of-partition event since its last record), or has
+kept the task waiting for longer than the idle limit.
 """
 
 from __future__ import annotations
@@ -31,19 +31,43 @@ def _timestamp(message: Message) -> int:
 
 
 class TimeAligner:
-    """Holds a multi-topic query's fetched records and releases them in timestamp order per task."""
+    """Holds a multi-topic query's fetched records and releases them in timestamp order per task.
 
-    def __init__(self, topics: list[str], idle_limit_s: float = DEFAULT_IDLE_LIMIT_S,
+    A task is partition p of every assigned input (co-partitioned inputs), or, with `one_task`, every
+    assigned input together: a foreign-key join, whose inputs need not be co-partitioned, keeps its state in
+    one place and must see all of them in time order.
+    """
+
+    def __init__(self, one_task: bool = False, idle_limit_s: float = DEFAULT_IDLE_LIMIT_S,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.topics = topics
+        self.one_task = one_task
         self.idle_limit_s = idle_limit_s
         self._clock = clock
+        self._assigned: set[PartitionId] = set()
         self._queues: dict[PartitionId, deque[Message]] = {}
         self._at_end: set[PartitionId] = set()
-        self._waiting_since: dict[int, float] = {}  # task (partition number) -> when it began to wait
+        self._waiting_since: dict[int, float] = {}  # task -> when it began to wait
 
     def __len__(self) -> int:
         return sum(map(len, self._queues.values()))
+
+    def _task(self, place: PartitionId) -> int:
+        return 0 if self.one_task else place[1]
+
+    def assign(self, places: Iterable[PartitionId]) -> None:
+        """Partitions the consumer was given: each is an input of its task from now on."""
+        self._assigned.update(places)
+
+    def revoke(self, places: Iterable[PartitionId]) -> None:
+        """Partitions the consumer gave up: no longer inputs, and what they queued is dropped."""
+        places = set(places)
+        self._assigned -= places
+        self.forget(places)
+
+    def reset(self) -> None:
+        """The consumer is gone: nothing is assigned or queued."""
+        self._assigned.clear()
+        self.forget()
 
     def ended(self, place: PartitionId) -> None:
         """An end-of-partition event: the input has nothing more on the broker for now."""
@@ -54,7 +78,7 @@ class TimeAligner:
         for place in list(self._queues) if places is None else places:
             self._queues.pop(place, None)
             self._at_end.discard(place)
-            self._waiting_since.pop(place[1], None)
+            self._waiting_since.pop(self._task(place), None)
 
     def release(self, records: list[Message]) -> list[Message]:
         """Queue `records` (records only, in fetch order) and return every record that may now be processed."""
@@ -63,12 +87,12 @@ class TimeAligner:
             self._queues.setdefault(place, deque()).append(message)
             self._at_end.discard(place)
         released: list[Message] = []
-        for task in sorted({partition for _topic, partition in self._queues}):
+        for task in sorted({self._task(place) for place in self._queues}):
             released += self._release_task(task)
         return released
 
     def _release_task(self, task: int) -> list[Message]:
-        inputs = [(topic, task) for topic in self.topics]
+        inputs = sorted({place for place in (*self._assigned, *self._queues) if self._task(place) == task})
         queues = [self._queues.setdefault(place, deque()) for place in inputs]
         released: list[Message] = []
         while any(queues):

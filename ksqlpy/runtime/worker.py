@@ -394,7 +394,7 @@ class QueryWorker(threading.Thread):
         self._latest_start = LatestStart(on_end=self._reached_end)
         # A join's inputs are taken in timestamp order, waiting for an input that may have older records.
         idle_ms = int(query_property(properties, "max.task.idle.ms", "0") or 0)
-        self._aligner = TimeAligner(self.source_topics, max(idle_ms / 1000, DEFAULT_IDLE_LIMIT_S)) \
+        self._aligner = TimeAligner(not query.plan.co_partitioned, max(idle_ms / 1000, DEFAULT_IDLE_LIMIT_S)) \
             if len(self.source_topics) > 1 else None
         # Exactly-once: the batches in the open transaction, where to rewind to and where to commit to.
         self._transaction_opened: float | None = None
@@ -850,6 +850,8 @@ class QueryWorker(threading.Thread):
         assigned = {(tp.topic, tp.partition) for tp in partitions}
         numbers = sorted({partition for _topic, partition in assigned})
         self._catch_up.assign(assigned)
+        if self._aligner is not None:
+            self._aligner.assign(assigned)
         with self._lock:
             self._status.partitions = sorted({*self._status.partitions, *numbers})
         if self.offset_reset == "latest" or self.state is not None:
@@ -899,7 +901,7 @@ class QueryWorker(threading.Thread):
         self._latest_start.pending -= revoked
         self._catch_up.revoke(revoked)
         if self._aligner is not None:
-            self._aligner.forget(revoked)
+            self._aligner.revoke(revoked)
         with self._lock:
             for place in revoked:
                 self._status.lag.pop(place, None)
@@ -960,7 +962,7 @@ class QueryWorker(threading.Thread):
         consumer, self._consumer = self._consumer, None
         self._pending_commit.clear()
         if self._aligner is not None:
-            self._aligner.forget()
+            self._aligner.reset()
         if consumer is not None:
             try:
                 consumer.close()

@@ -307,9 +307,6 @@ def test_a_foreign_key_join_carries_a_customer_change_to_every_order_pointing_at
           [ORDERS_AND_CUSTOMERS], expected)
 
 
-@pytest.mark.xfail(strict=True, reason="runtime/alignment.py: a task whose partition number the other input "
-                   "lacks waits the idle limit for it on every batch, so the customers' later changes overtake "
-                   "the orders")
 def test_a_foreign_key_join_of_tables_with_different_partition_counts_takes_changes_in_time_order(
     broker_join: Callable[..., BrokerJoin],
 ) -> None:
