@@ -16,6 +16,7 @@ from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from ksqlpy.execution.pipeline import Pipeline
 from ksqlpy.planning.plan import QueryPlan, query_property
+from ksqlpy.runtime.alignment import TimeAligner
 from ksqlpy.runtime.clients import KafkaClients
 from ksqlpy.runtime.tools import topic_partition_ids
 from ksqlpy.runtime.worker import (
@@ -64,17 +65,25 @@ def run_push_query(
     key_width = len(plan.output.key)
     deleted_values = [DELETED] * (len(plan.output.columns) - key_width)
     from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
-    consumer = clients.consumer(f"_ksqlpy_transient_{uuid.uuid4().hex}", **{"enable.partition.eof": not from_start})
+    # A join takes its inputs in time order (see TimeAligner), which the end-of-partition events help with.
+    aligner = TimeAligner(not plan.co_partitioned) if len(topics) > 1 else None
+    consumer = clients.consumer(f"_ksqlpy_transient_{uuid.uuid4().hex}",
+                                **{"enable.partition.eof": not from_start or aligner is not None})
     try:
         partitions = [(topic, partition) for topic in topics for partition in topic_partition_ids(consumer, topic)]
         start = OFFSET_BEGINNING if from_start else OFFSET_END
         consumer.assign([TopicPartition(topic, partition, start) for topic, partition in partitions])
-        latest_start = LatestStart(set() if from_start else set(partitions))
+        latest_start = LatestStart(set() if from_start else set(partitions),
+                                   None if aligner is None else aligner.ended)
+        if aligner is not None:
+            aligner.assign(partitions)
         while remaining != 0 and not (cancel is not None and cancel.is_set()):
             messages = latest_start.records(
                 take_fetched(consumer, POLL_TIMEOUT),
                 lambda failure: logger.warning("push query on %s: %s", ", ".join(topics), failure.str()),
             )
+            if aligner is not None:
+                messages = aligner.release(messages)
             if ready is not None and not latest_start.pending:
                 ready.set()
                 ready = None  # said once

@@ -153,17 +153,15 @@ def batch_of(messages: list[Message], topic: str) -> RecordBatch:
 
 
 def batches_of(messages: list[Message], topics: list[str]) -> list[RecordBatch]:
-    """Consumed messages as batches of one topic each. A query reading several topics (a join) takes what was
-    fetched in timestamp order, as far as the fetch allows (Kafka Streams picks the partition whose next
-    record is oldest), in runs of same-topic records."""
+    """Consumed messages as batches of one topic each, in the order given (for a query reading several
+    topics, the order its TimeAligner released them in): runs of same-topic records."""
     if len(topics) == 1:
         return [batch_of(messages, topics[0])]
-    ordered = sorted(messages, key=lambda message: message.timestamp()[1])  # stable: each partition stays in order
     batches: list[RecordBatch] = []
     start = 0
-    for position in range(1, len(ordered) + 1):
-        if position == len(ordered) or ordered[position].topic() != ordered[start].topic():
-            batches.append(batch_of(ordered[start:position], cast(str, ordered[start].topic())))
+    for position in range(1, len(messages) + 1):
+        if position == len(messages) or messages[position].topic() != messages[start].topic():
+            batches.append(batch_of(messages[start:position], cast(str, messages[start].topic())))
             start = position
     return batches
 

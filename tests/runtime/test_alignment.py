@@ -6,6 +6,7 @@ from __future__ import annotations
 from confluent_kafka import Message
 
 from ksqlpy.runtime.alignment import TimeAligner
+from ksqlpy.runtime.worker import batches_of
 
 
 class Clock:
@@ -81,3 +82,9 @@ def test_a_partition_only_one_input_has_waits_for_nothing_and_one_task_orders_ac
     together.assign([("orders", 2), ("customers", 0)])
     released = together.release([record("orders", 2, 3), record("customers", 0, 1), record("customers", 0, 5)])
     assert values(released) == ["customers@1", "orders@3"]  # customers@5 waits for orders' partition 2
+
+
+def test_released_records_become_batches_in_release_order_even_when_a_partitions_times_go_back() -> None:
+    released = [record("table", 0, 4), record("stream", 0, 5), record("stream", 0, 3)]
+    batches = batches_of(released, ["stream", "table"])
+    assert [(batch.topic, batch.timestamps) for batch in batches] == [("table", [4]), ("stream", [5, 3])]
