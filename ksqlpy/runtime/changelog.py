@@ -87,7 +87,8 @@ class QueryState:
         self.provider = pipeline.stores
         self.exactly_once = exactly_once
         self.input_topics = input_topics
-        self.partitions = max(1, pipeline.plan.source.source.partitions)
+        # every partition number any input has (a foreign-key join's inputs may differ in partition count)
+        self.partitions = max(1, *(step.source.partitions for step in pipeline.plan.sources))
         self.topics = {name: changelog_topic(application_id, name) for stores in self.operators for name in stores.store_names}
         # the windows' retention of each windowed aggregate's entries, which their changelog follows
         self._retention = {operator.stores.operator: operator.retention for operator in pipeline.stateful

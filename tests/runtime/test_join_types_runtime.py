@@ -307,12 +307,14 @@ def test_a_foreign_key_join_carries_a_customer_change_to_every_order_pointing_at
           [ORDERS_AND_CUSTOMERS], expected)
 
 
+@pytest.mark.parametrize("more_partitions", ["orders", "customers"])
 def test_a_foreign_key_join_of_tables_with_different_partition_counts_takes_changes_in_time_order(
-    broker_join: Callable[..., BrokerJoin],
+    broker_join: Callable[..., BrokerJoin], more_partitions: str,
 ) -> None:
-    sql = FOREIGN_KEY.replace("JOIN_TYPE", "LEFT").replace(
-        "partitions={partitions});\nCREATE TABLE customers", "partitions=3);\nCREATE TABLE customers")
-    assert "partitions=3" in sql  # orders on 3 partitions, customers on 2
+    table = {"orders": "CREATE TABLE customers", "customers": "CREATE TABLE order_names"}[more_partitions]
+    sql = FOREIGN_KEY.replace("JOIN_TYPE", "LEFT").replace(f"partitions={{partitions}});\n{table}",
+                                                            f"partitions=3);\n{table}")
+    assert "partitions=3" in sql  # one table on 3 partitions, the other on 2
     check(broker_join("orders", "customers"), sql, [ORDERS_AND_CUSTOMERS], FOREIGN_KEY_LEFT)
 
 
