@@ -49,7 +49,8 @@ class TimeAligner:
         self._waiting_since: dict[int, float] = {}  # task -> when it began to wait
 
     def __len__(self) -> int:
-        return sum(map(len, self._queues.values()))
+        """Records held back (asked from other threads too: the queues are counted from a copy of the list)."""
+        return sum(len(queue) for queue in list(self._queues.values()))
 
     def _task(self, place: PartitionId) -> int:
         return 0 if self.one_task else place[1]

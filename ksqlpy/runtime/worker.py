@@ -435,7 +435,8 @@ class QueryWorker(threading.Thread):
         """Monotonic time of the query's last input (a record, or joining its group), once it holds its
         partitions and has read each to its end; None while it is still joining or catching up. A query
         whose thread has ended waits for nothing."""
-        if self.is_alive() and (not self._catch_up.done or self._aligner):
+        holding_back = self._aligner is not None and len(self._aligner) > 0  # records waiting for another input
+        if self.is_alive() and (not self._catch_up.done or holding_back):
             return None
         return self.last_input
 
