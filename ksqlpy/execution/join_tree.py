@@ -24,7 +24,7 @@ from ksqlpy.execution.rows import META_COLUMNS, ORIGIN, PARTITION
 from ksqlpy.execution.stream_joins import StreamStreamJoin
 from ksqlpy.execution.table_joins import StreamTableJoin, TableTableJoin
 from ksqlpy.planning.expressions import InputRef, TypedExpr
-from ksqlpy.planning.plan import JoinStep, SourceStep, Step
+from ksqlpy.planning.plan import JoinStep, SourceStep, Step, walk
 from ksqlpy.schema import Namespace
 from ksqlpy.state.operator_stores import OperatorStores
 
@@ -91,7 +91,7 @@ class JoinTree:
             raise StatementError(f"A join's input must be a source or a join, not {step.name}")
         operator = join_operator(step, _numbered(stores_for, len(self.operators)), self.log_row)
         self.operators.append(operator)
-        partitions = max(source.source.partitions for source in _sources(step))
+        partitions = max(below.source.partitions for below in walk(step) if isinstance(below, SourceStep))
         on_keys = _is_key(step.left, step.left_key) and _is_key(step.right, step.right_key)
         # A foreign-key join keeps its state in one partition: it needs no co-partitioning.
         rehash_among = None if on_keys or step.foreign_key or partitions <= 1 else partitions
@@ -167,17 +167,6 @@ def _is_key(step: Step, key: tuple[TypedExpr, ...]) -> bool:
     """Whether a join key is exactly its side's key columns, in order: then its records are partitioned by it."""
     key_columns = [i for i, column in enumerate(step.columns) if column.namespace is Namespace.KEY]
     return [e.index if isinstance(e, InputRef) else None for e in key] == key_columns
-
-
-def _sources(step: Step) -> list[SourceStep]:
-    found: list[SourceStep] = []
-    pending = [step]
-    while pending:
-        current = pending.pop()
-        if isinstance(current, SourceStep):
-            found.append(current)
-        pending.extend(current.inputs)
-    return found
 
 
 def _numbered(stores_for: Callable[[str], OperatorStores], number: int) -> StoresFor:

@@ -295,11 +295,7 @@ class QueryPlan:
 
     def walk(self) -> Iterator[Step]:
         """Every step, the root first."""
-        pending: list[Step] = [self.root]
-        while pending:
-            step = pending.pop()
-            yield step
-            pending.extend(reversed(step.inputs))
+        return walk(self.root)
 
     def property(self, name: str, default: str) -> str:
         """A query property as set by SET (`name`) or in the server config (`ksql.streams.name`), lower case."""
@@ -348,6 +344,15 @@ def _step_detail(step: Step, query_id: str | None) -> str:
     if window is not None:
         detail += f" | Window: {window.kind}"
     return detail
+
+
+def walk(step: Step) -> Iterator[Step]:
+    """`step` and every step below it, each before its inputs, left input first."""
+    pending: list[Step] = [step]
+    while pending:
+        current = pending.pop()
+        yield current
+        pending.extend(reversed(current.inputs))
 
 
 def key_columns(columns: tuple[Column, ...]) -> list[int]:

@@ -132,10 +132,9 @@ class KsqlpyApp:
         """Where this process keeps query state: the configured state directory, under the service id. The
         embedded broker keeps its topics in memory, so local state could never match its changelogs after a
         restart: with it, and no directory configured, state lives in a directory of this run, removed at close."""
-        from ksqlpy.state.rocksdb import STATE_DIR_PROPERTIES, state_directory
+        from ksqlpy.state.rocksdb import configured_state_directory, state_directory
 
-        configured = any(str(self.config.properties.get(name) or "").strip() for name in STATE_DIR_PROPERTIES)
-        if self.broker is None or configured:
+        if self.broker is None or configured_state_directory(self.config.properties) is not None:
             return state_directory(self.config.properties) / self.config.service_id
         self._run_state_directory = Path(tempfile.mkdtemp(prefix="ksqlpy-state-"))
         return self._run_state_directory / self.config.service_id

@@ -45,18 +45,23 @@ class StateDirectoryInUse(RuntimeError):
     """A database is already open, in this process or another: RocksDB allows one owner at a time."""
 
 
+def configured_state_directory(properties: Mapping[str, Any]) -> Path | None:
+    """The state directory `state.dir` / `ksql.streams.state.dir` name, if either does."""
+    for name in STATE_DIR_PROPERTIES:
+        configured = str(properties.get(name) or "").strip()
+        if configured:
+            return Path(configured).expanduser()
+    return None
+
+
 def state_directory(properties: Mapping[str, Any]) -> Path:
     """Where the durable state lives: `state.dir` / `ksql.streams.state.dir`, else a per-user default.
 
     The default follows the XDG base directory convention: `$XDG_STATE_HOME/ksqlpy`, or
     `~/.local/state/ksqlpy` when XDG_STATE_HOME is unset. The directory is created if missing.
     """
-    for name in STATE_DIR_PROPERTIES:
-        configured = str(properties.get(name) or "").strip()
-        if configured:
-            directory = Path(configured).expanduser()
-            break
-    else:
+    directory = configured_state_directory(properties)
+    if directory is None:
         xdg_state_home = os.environ.get("XDG_STATE_HOME", "")
         # The XDG convention ignores a relative XDG_STATE_HOME.
         base = Path(xdg_state_home) if os.path.isabs(xdg_state_home) else Path.home() / ".local" / "state"
