@@ -146,9 +146,10 @@ class InMemoryDriver:
 
     def table_records(self, topic: str, lookup: KeyLookup | None) -> list[Record]:
         state, applied = self._tables.get(topic) or (TableState(self._table_stores, topic), 0)
-        records = self.topic_records(topic)
-        state.apply(records[applied:])
-        self._tables[topic] = (state, len(records))
+        found = self._topics.get(topic)
+        new = found.records[applied:] if found is not None else []  # only what came since the last catch-up
+        state.apply(new)
+        self._tables[topic] = (state, applied + len(new))
         return state.records(lookup)
 
     def forget_table(self, topic: str) -> None:
