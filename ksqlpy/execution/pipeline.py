@@ -24,7 +24,7 @@ from ksqlpy.execution.expressions import (
     compile_expressions,
     flat_map,
 )
-from ksqlpy.execution.join_tree import JoinTree
+from ksqlpy.execution.join_tree import JoinRepartition, JoinTree, RepartitionedRows
 from ksqlpy.execution.partitioning import partition_for
 from ksqlpy.execution.repartition import decoded_rows, encoded_rows
 from ksqlpy.execution.rows import (
@@ -408,6 +408,7 @@ class Pipeline:
         stores: StoreProvider | None = None,
         default_cache_bytes: int | None = None,
         commits_state: bool = True,
+        join_topics: Callable[[str], str] | None = None,
     ) -> None:
         """`timestamp_parsers` read the TIMESTAMP column of the sources (by name) that have a TIMESTAMP_FORMAT;
         `parse_output_timestamp` reads the sink's TIMESTAMP column when it is text in a TIMESTAMP_FORMAT;
@@ -415,7 +416,8 @@ class Pipeline:
         record cache size when the query sets none (ksqlDB's 10 MB when None). With `commits_state`, every
         batch's state changes are committed when it is done; without, whoever runs the pipeline commits them
         (commit_state) when it commits the batches' input and output, and drops them (rollback_state) when
-        that fails."""
+        that fails. With `join_topics` (a join repartition's topic by its name) the join stage reads re-keyed
+        join inputs back from their repartition topics (see join_repartitions)."""
         self.plan = plan
         self.commits_state = commits_state
         self._arguments = (plan, log, sink, timestamp_parsers, parse_output_timestamp, stores, default_cache_bytes,
@@ -476,8 +478,12 @@ class Pipeline:
         self.joins: JoinTree | None = None
         if isinstance(below, JoinStep):
             parsers = timestamp_parsers or {}
-            self.joins = JoinTree(below, lambda step: self._decoder(step.source, parsers.get(step.source.name), None),
-                                  self._join_stores, self._log_row)
+            self.joins = JoinTree(
+                below, lambda step: self._decoder(step.source, parsers.get(step.source.name), None),
+                self._join_stores, self._log_row, lambda step: key_serde(step.source),
+                None if join_topics is None else lambda repartition: RepartitionedRows(
+                    repartition.route.width, self._log_repartition_failure),
+                join_topics)
             self._input: Callable[[RecordBatch], list[list[Any]]] = self.joins.run
             self._input_width, self._from_source = len(below.columns), False
         else:
@@ -512,6 +518,46 @@ class Pipeline:
         """Another pipeline for the same query, for another thread: a pipeline keeps per-batch state, so two
         threads running stages of one query (process_upstream, process_downstream) each need their own."""
         return Pipeline(*self._arguments)
+
+    def staged(self, join_topics: Callable[[str], str]) -> Pipeline:
+        """A replica that reads the re-keyed sides of its joins back from their repartition topics (named by
+        `join_topics`), for the stage that runs the joins when others write those topics (process_rekey)."""
+        return Pipeline(*self._arguments, join_topics)
+
+    @property
+    def join_repartitions(self) -> list[JoinRepartition]:
+        """The join inputs that, on Kafka, are re-keyed through repartition topics (none over one partition)."""
+        return self.joins.repartitions if self.joins is not None else []
+
+    def process_rekey(self, name: str, batch: RecordBatch) -> OutputBatch:
+        """A stage of its own for the re-keyed join input `name` (see join_repartitions): its source's records, decoded, written to its
+        repartition topic keyed by the join key, in the partition that key hashes to. This stage holds no
+        state; failures are narrowed as in process()."""
+        assert self.joins is not None
+        joins = self.joins
+        repartition = next(r for r in joins.repartitions if r.name == name)
+
+        def rekeyed(part: RecordBatch) -> OutputBatch:
+            self._batch = part
+            columns, keys = joins.rekey(repartition, part)
+            size = len(keys)
+            if not size:
+                return OutputBatch([], [], [], [], origins=[], inputs=part, place_by_partition=True)
+            meta = columns[repartition.route.width:]
+            origins = meta[ORIGIN]
+            return OutputBatch(
+                keys, list(encoded_rows(columns, range(size))), list(meta[TIMESTAMP]),
+                placed_by_key(keys, repartition.partitions),
+                None if part.headers is None else [part.headers[i] for i in origins],
+                origins=list(origins), inputs=part, place_by_partition=True)
+
+        return self._output_of(batch, rekeyed)
+
+    def _log_repartition_failure(self, batch: RecordBatch, position: int, error: str) -> None:
+        """A record read back from a repartition topic that is not a row this query wrote there."""
+        self._log_failure(batch.record(position), f"Failed to deserialize repartition record: {error}")
+        if self.fail_on_deserialization:
+            raise StopOnRecord.undecodable(batch.record(position), error)
 
     @property
     def repartitions(self) -> bool:
@@ -768,9 +814,7 @@ class Pipeline:
         carries_offsets = self._carries_offsets(operator)
         rows, read, errors = decoded_rows(batch.values, width + (1 if carries_offsets else 0))
         for position, error in errors.items():
-            self._log_failure(batch.record(position), f"Failed to deserialize repartition record: {error}")
-            if self.fail_on_deserialization:
-                raise StopOnRecord.undecodable(batch.record(position), error)
+            self._log_repartition_failure(batch, position, error)
         if not rows:
             return OutputBatch([], [], [], [], origins=[], inputs=batch)
         columns = [list(column) for column in zip(*rows, strict=True)]

@@ -34,14 +34,14 @@ from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.materialized import TableMaterialization
 from ksqlpy.runtime.processing_log import ProcessingLog
 from ksqlpy.runtime.push import run_push_query
+from ksqlpy.runtime.stages import query_stages
 from ksqlpy.runtime.tools import read_to_end
 from ksqlpy.runtime.worker import (
-    DOWNSTREAM,
     ONLY_ERROR_REPORTS,
     RUNNING,
-    UPSTREAM,
     QueryStatus,
     QueryWorker,
+    consumer_group_id,
     describe_error,
     produce_all,
 )
@@ -79,7 +79,8 @@ class KafkaBackend:
         self._producer = clients.producer(**ONLY_ERROR_REPORTS)
         self._processing_log = ProcessingLog(self._producer, self._create_processing_log_topic)
         self._workers: dict[str, QueryWorker] = {}  # per query: the worker running it, or its downstream stage
-        self._upstream: dict[str, QueryWorker] = {}  # per query that goes through a repartition topic: its upstream stage
+        # per query that goes through repartition topics: the stages that write them
+        self._upstream: dict[str, list[QueryWorker]] = {}
         self._lock = threading.Lock()
         self._last_input = time.monotonic()
         self._kept_topics: dict[str, KeptTopic] = {}
@@ -168,11 +169,12 @@ class KafkaBackend:
         """Create again the topics ksqlpy relies on that the broker no longer has; returns their names."""
         with self._lock:
             kept = dict(self._kept_topics)
-            workers = [*self._workers.values(), *self._upstream.values()]
+            workers = [*self._workers.values(), *self._upstream_workers()]
         wanted = {name: topic.partitions for name, topic in kept.items()}
         for worker in workers:
-            wanted[worker.source_topic] = worker.query.plan.source.source.partitions
-            wanted[worker.sink_topic] = worker.query.sink.partitions
+            wanted.update(worker.stage.sources)
+            if worker.stage.is_main:
+                wanted[worker.sink_topic] = worker.query.sink.partitions
         lost = self._missing(wanted)
         # A listing can miss a topic for a moment (a leader moving, a broker answering from a stale cache), and
         # restarting queries from the beginning of their input on a false alarm would write everything again:
@@ -192,7 +194,7 @@ class KafkaBackend:
         # Their consumers are stopped once they have rejoined the emptied broker's groups and before their
         # topics exist again (which would make them rejoin): a consumer leaving in the middle of a join stays
         # in the group as a member that never syncs, and on Tansu nobody can join after it.
-        affected = [w for w in workers if w.source_topic in lost or w.sink_topic in lost]
+        affected = [w for w in workers if set(w.source_topics).intersection(lost) or w.sink_topic in lost]
         if affected:
             self._closing.wait(GROUP_JOIN_SETTLE)
         for worker in affected:
@@ -211,7 +213,7 @@ class KafkaBackend:
             with self._lock:
                 still_running = self._workers.get(worker.query_id) is worker
             if still_running:  # not terminated meanwhile (an upstream stage restarts with its query)
-                self.start_query(worker.query, from_beginning=worker.source_topic in lost)
+                self.start_query(worker.query, from_beginning=bool(set(worker.source_topics).intersection(lost)))
         return lost
 
     def _missing(self, wanted: Iterable[str]) -> list[str]:
@@ -267,35 +269,28 @@ class KafkaBackend:
         properties = {**self.config.properties, **query.plan.properties}
         if from_beginning:
             properties["auto.offset.reset"] = "earliest"
-        pipeline = query.pipeline
-        # A re-keying GROUP BY goes through a repartition topic, so that each group's rows meet in one partition
-        # whichever process reads them; over a single partition they are all in one already.
-        staged = not pipeline.commits_state and pipeline.repartitions and pipeline.repartition_partitions > 1
-        upstream = None
-        if staged:
-            upstream = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id, UPSTREAM)
-            worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id, DOWNSTREAM)
-            self.create_topic(worker.source_topic, pipeline.repartition_partitions)
-        else:
-            worker = QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id)
-        internal = [worker.source_topic] if staged else []
+        stages = [QueryWorker(query, self.clients, self.config.service_id, properties, self.instance_id, stage)
+                  for stage in query_stages(query, consumer_group_id(self.config.service_id, query.query_id))]
+        *upstream, worker = stages
+        internal = sorted(worker.stage.internal)
+        for topic in internal:
+            self.create_topic(topic, worker.stage.sources[topic])
         if worker.state is not None:
             for topic, config in worker.state.topic_configs().items():
                 self.create_topic(topic, worker.state.partitions, config)
             internal += worker.state.topics.values()
         self._internal_topics[query.query_id] = internal
         with self._lock:
-            previous = [self._workers.pop(query.query_id, None), self._upstream.pop(query.query_id, None)]
+            previous = [self._workers.pop(query.query_id, None), *self._upstream.pop(query.query_id, [])]
             self._workers[query.query_id] = worker
-            if upstream is not None:
+            if upstream:
                 self._upstream[query.query_id] = upstream
         for replaced in previous:
             if replaced is not None:
                 self._retire(replaced)
         query.state = "RUNNING"
-        worker.start()
-        if upstream is not None:
-            upstream.start()
+        for started in stages:
+            started.start()
         logger.info(
             "query %s started (group %s, %s)",
             query.query_id, worker.group_id, "exactly-once" if worker.exactly_once else "at-least-once",
@@ -308,7 +303,7 @@ class KafkaBackend:
 
     def stop_query(self, query_id: str) -> None:
         with self._lock:
-            workers = [self._upstream.pop(query_id, None), self._workers.pop(query_id, None)]
+            workers = [*self._upstream.pop(query_id, []), self._workers.pop(query_id, None)]
         for worker in workers:
             if worker is not None:
                 self._retire(worker)
@@ -318,29 +313,36 @@ class KafkaBackend:
         self._last_input = max(self._last_input, worker.last_input)
 
     def query_status(self) -> dict[str, QueryStatus]:
-        """Per query; one that goes through a repartition topic counts its input and lag at its source, and is
-        as healthy as its sicker stage."""
+        """Per query; one that runs in stages counts the input, lag and partitions of them all at its sources
+        (not at its repartition topics), and is as healthy as its sickest stage."""
         with self._lock:
             workers = list(self._workers.values())
             upstream = dict(self._upstream)
         statuses = {}
         for worker in workers:
             status = worker.status()
-            first = upstream.get(worker.query_id)
-            if first is not None:
-                before = first.status()
-                status.records_in, status.lag, status.offsets = before.records_in, before.lag, before.offsets
-                status.partitions = before.partitions
-                if before.state != RUNNING:
-                    status.state, status.error = before.state, status.error or before.error
+            for before in upstream.get(worker.query_id, []):
+                earlier = before.status()
+                status.records_in += earlier.records_in
+                status.lag.update(earlier.lag)
+                status.offsets.update(earlier.offsets)
+                status.partitions = sorted({*status.partitions, *earlier.partitions})
+                if earlier.state != RUNNING and status.state == RUNNING:
+                    status.state, status.error = earlier.state, earlier.error
+            internal = worker.stage.internal
+            status.lag = {place: lag for place, lag in status.lag.items() if place[0] not in internal}
+            status.offsets = {place: offset for place, offset in status.offsets.items() if place[0] not in internal}
             statuses[worker.query_id] = status
         return statuses
+
+    def _upstream_workers(self) -> list[QueryWorker]:
+        return [worker for stages in self._upstream.values() for worker in stages]
 
     def idle_since(self) -> float | None:
         """Monotonic time a record was last consumed (or a query joined its group), for --until-idle; None
         while any query is still joining its group or reading its backlog."""
         with self._lock:
-            workers = [*self._workers.values(), *self._upstream.values()]
+            workers = [*self._workers.values(), *self._upstream_workers()]
         times = [worker.idle_since() for worker in workers]
         if None in times:
             return None
@@ -365,7 +367,7 @@ class KafkaBackend:
         if self._watch is not None:
             self._watch.join()
         with self._lock:
-            workers = [*self._upstream.values(), *self._workers.values()]
+            workers = [*self._upstream_workers(), *self._workers.values()]
             self._workers.clear()
             self._upstream.clear()
             tables = list(self._tables.values())

@@ -27,17 +27,26 @@ from itertools import repeat
 from operator import itemgetter
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import ConfigResource
 
 from ksqlpy.backoff import Backoff
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import FAIL_ON_PRODUCTION_PROPERTY, Headers, OutputBatch, Record, RecordBatch
-from ksqlpy.planning.plan import REPARTITION_TOPIC_SUFFIX, query_property
+from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.alignment import DEFAULT_IDLE_LIMIT_S, TimeAligner
 from ksqlpy.runtime.changelog import QueryState
 from ksqlpy.runtime.clients import KafkaClients, PartitionId, describe_error
+from ksqlpy.runtime.stages import Stage, whole_query
 from ksqlpy.state.rocksdb import RocksDBStoreProvider
 
 logger = logging.getLogger(__name__)
@@ -68,9 +77,6 @@ CLIENT_CALL_TIMEOUT = 10.0
 CONFIG_LOOKUP_TIMEOUT = 3.0
 EXACTLY_ONCE = frozenset({"exactly_once", "exactly_once_v2"})
 RUNNING, ERROR, NOT_RUNNING = "RUNNING", "ERROR", "NOT_RUNNING"
-# What part of a query a worker runs: all of it, or the side before or after its repartition topic.
-WHOLE, UPSTREAM, DOWNSTREAM = "whole", "upstream", "downstream"
-UPSTREAM_GROUP_SUFFIX = "-GroupBy"
 PROBE_TIMEOUT = 2.0
 # Commit failures caused by a rebalance: the partitions now belong to another member, which reprocesses
 # the uncommitted records (at-least-once).
@@ -350,30 +356,28 @@ class QueryWorker(threading.Thread):
         service_id: str,
         properties: Mapping[str, Any],
         instance_id: str | None = None,
-        stage: str = WHOLE,
+        stage: Stage | None = None,
     ) -> None:
-        """`stage`: the whole query, or one side of its repartition topic (UPSTREAM writes it, DOWNSTREAM reads
-        it and keeps the state); each stage is a consumer group of its own."""
-        super().__init__(name=f"ksqlpy-{query.query_id}{'' if stage == WHOLE else '-' + stage}", daemon=True)
+        """`stage`: the part of the query this worker runs (ksqlpy.runtime.stages), by default all of it; each
+        stage is a consumer group of its own."""
+        # The main stage, which owns the state, has the query's application id: its changelogs are named after it.
+        application_id = consumer_group_id(service_id, query.query_id)
+        if stage is None:
+            stage = whole_query(query)
+        super().__init__(name=f"ksqlpy-{query.query_id}{'-' + stage.name if stage.name else ''}", daemon=True)
         self.query = query
         self.clients = clients
         self.stage = stage
-        # The downstream stage, which owns the state, has the query's application id: its changelogs are named after it.
-        application_id = consumer_group_id(service_id, query.query_id)
-        self.repartition_topic = f"{application_id}{REPARTITION_TOPIC_SUFFIX}"
         # a join reads several topics (a self-join reads its one topic once)
-        self.source_topics = [self.repartition_topic] if stage == DOWNSTREAM else \
-            list(dict.fromkeys(query.plan.input_topics))
-        self.source_topic = self.source_topics[0]
-        self.sink_topic = self.repartition_topic if stage == UPSTREAM else query.sink.topic
-        self.group_id = application_id + (UPSTREAM_GROUP_SUFFIX if stage == UPSTREAM else "")
-        self.pipeline = query.pipeline.replica() if stage == UPSTREAM else query.pipeline
+        self.source_topics = list(stage.sources)
+        self.sink_topic = stage.sink_topic
+        self.group_id = application_id + ('-' + stage.name if stage.name else '')
+        self.pipeline = stage.pipeline
         self.exactly_once = query_property(properties, "processing.guarantee", "at_least_once") in EXACTLY_ONCE
-        # The repartition topic holds only what the upstream stage wrote for this query: all of it is to be read.
-        self.offset_reset = "earliest" if stage == DOWNSTREAM else query_property(properties, "auto.offset.reset", "latest")
+        self.offset_reset = query_property(properties, "auto.offset.reset", "latest")
         # Each process running the query needs its own transactional id; zombies are fenced through the
         # consumer group generation carried by send_offsets_to_transaction.
-        self.transactional_id = (f"_ksqlpy_{service_id}{query.query_id}{'' if stage == WHOLE else '-' + stage}_"
+        self.transactional_id = (f"_ksqlpy_{service_id}{query.query_id}{'-' + stage.name if stage.name else ''}_"
                                  f"{instance_id or uuid.uuid4().hex[:12]}")
         self.last_input = time.monotonic()
         self._stopping = threading.Event()
@@ -392,7 +396,7 @@ class QueryWorker(threading.Thread):
         self._latest_start = LatestStart(on_end=self._reached_end)
         # A join's inputs are taken in timestamp order, waiting for an input that may have older records.
         idle_ms = int(query_property(properties, "max.task.idle.ms", "0") or 0)
-        self._aligner = TimeAligner(not query.plan.co_partitioned, max(idle_ms / 1000, DEFAULT_IDLE_LIMIT_S)) \
+        self._aligner = TimeAligner(not stage.co_partitioned, max(idle_ms / 1000, DEFAULT_IDLE_LIMIT_S)) \
             if len(self.source_topics) > 1 else None
         # Exactly-once: the batches in the open transaction, where to rewind to and where to commit to.
         self._transaction_opened: float | None = None
@@ -406,7 +410,7 @@ class QueryWorker(threading.Thread):
         # A stateful query whose pipeline leaves state commits to its runner keeps durable state here.
         pipeline = self.pipeline
         self.state: QueryState | None = None
-        if pipeline.state and not pipeline.commits_state and stage != UPSTREAM:
+        if pipeline.state and not pipeline.commits_state and stage.is_main:
             assert isinstance(pipeline.stores, RocksDBStoreProvider)
             self.state = QueryState(clients, query.query_id, self.group_id, pipeline, self.source_topics,
                                     self.exactly_once)
@@ -427,7 +431,7 @@ class QueryWorker(threading.Thread):
                 dict(self._status.lag),
                 self._status.error,
                 list(self._status.partitions),
-                self.pipeline.late_records if self.query.plan.is_stateful and self.stage != UPSTREAM else None,
+                self.pipeline.late_records if self.query.plan.is_stateful and self.stage.is_main else None,
                 dict(self.state.restoring) if self.state is not None else {},
             )
 
@@ -571,19 +575,15 @@ class QueryWorker(threading.Thread):
                 self._unsettled_starts.setdefault(partition, offset)
             self._unsettled_ends.update(ends)
         with self._lock:
-            self._status.records_in += len(batch)
+            if batch.topic not in self.stage.internal:  # counted where it was read first, at its source
+                self._status.records_in += len(batch)
             self._status.records_out += len(outputs)
             if self.exactly_once:
                 self._status.offsets.update(ends)
 
     def _run_stage(self, batch: RecordBatch) -> OutputBatch:
-        """The worker's part of the query over a batch (looked up each time, as the pipeline's methods may be
-        replaced while it runs)."""
-        if self.stage == UPSTREAM:
-            return self.pipeline.process_upstream(batch)
-        if self.stage == DOWNSTREAM:
-            return self.pipeline.process_downstream(batch)
-        return self.pipeline.process(batch)
+        """The worker's part of the query over a batch."""
+        return self.stage.run(self.pipeline, batch)
 
     # -- at-least-once
 
@@ -856,8 +856,14 @@ class QueryWorker(threading.Thread):
         if self.offset_reset == "latest" or self.state is not None:
             committed = self._committed_offsets(consumer, partitions)
             if self.offset_reset == "latest" and committed is not None:
-                # Only partitions without a committed offset start at 'latest'.
-                self._latest_start.pending.update(assigned - committed.keys())
+                # Only partitions without a committed offset start at 'latest', and never a repartition topic's.
+                fresh = assigned - committed.keys()
+                self._latest_start.pending.update(place for place in fresh if place[0] not in self.stage.internal)
+                if any(place[0] in self.stage.internal for place in fresh):
+                    for tp in partitions:
+                        if (tp.topic, tp.partition) in fresh and tp.topic in self.stage.internal:
+                            tp.offset = OFFSET_BEGINNING
+                    consumer.assign(partitions)
             if self.state is not None:
                 if committed is None:
                     raise QueryFailure("cannot restore the query's state without its committed offsets")

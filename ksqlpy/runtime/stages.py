@@ -1,0 +1,92 @@
+"""How a persistent query runs on Kafka as stages joined by repartition topics, each stage a consumer group.
+
+A query whose rows must meet by a key its input is not partitioned by cannot run as one consumer group split
+across processes: a process sees only its partitions' records. Kafka Streams moves such rows through a
+repartition topic keyed by the new key, and so does ksqlpy:
+- a GROUP BY on a non-key expression over a stream: the stage before the aggregate writes
+  `…-Aggregate-GroupBy-repartition`, the stage that aggregates reads it;
+- a join of two sources not on both their keys: each stream side not keyed by the join key is written to
+  `…-Join-left-repartition` / `…-Join-right-repartition` by a stage of its own, and the stage that joins
+  reads those and the keyed side's topic, co-partitioned.
+The query's main stage (the last) has the query's application id, keeps its state and writes its sink; the
+stages before it hold no state. Over a single partition every row is in one partition already: one stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from ksqlpy.engine import PersistentQuery
+from ksqlpy.execution.pipeline import OutputBatch, Pipeline, RecordBatch
+from ksqlpy.planning.plan import REPARTITION_TOPIC_SUFFIX
+
+StageRun = Callable[[Pipeline, RecordBatch], OutputBatch]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """The part of a query one worker runs, and what it reads and writes."""
+
+    name: str  # "" for the query's main stage; else a suffix of the group, thread and transactional ids
+    pipeline: Pipeline
+    # Looked up on the pipeline for every batch, as a pipeline's methods may be replaced while it runs.
+    run: StageRun
+    sources: Mapping[str, int]  # the topics read, with their partition counts
+    sink_topic: str  # a repartition topic, or the query's sink
+    # Repartition topics among the sources: they hold only what this query wrote, all of it to be read.
+    internal: frozenset[str] = field(default_factory=frozenset)
+    co_partitioned: bool = True  # partition p of each source meets only partition p of the others
+
+    @property
+    def is_main(self) -> bool:
+        return not self.name
+
+
+def whole_query(query: PersistentQuery) -> Stage:
+    """All of a query in one stage."""
+    return Stage("", query.pipeline, Pipeline.process, _sources(query), query.sink.topic,
+                 co_partitioned=query.plan.co_partitioned)
+
+
+def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
+    """The stages a query runs in on Kafka, the main stage last."""
+    pipeline = query.pipeline
+    sources = _sources(query)
+    if pipeline.commits_state:
+        return [whole_query(query)]
+    if pipeline.repartitions and pipeline.repartition_partitions > 1:
+        topic = application_id + REPARTITION_TOPIC_SUFFIX
+        return [
+            Stage("GroupBy", pipeline.replica(), Pipeline.process_upstream, sources, topic),
+            Stage("", pipeline, Pipeline.process_downstream, {topic: pipeline.repartition_partitions},
+                  query.sink.topic, frozenset({topic})),
+        ]
+    repartitions = pipeline.join_repartitions
+    if not repartitions:
+        return [whole_query(query)]
+
+    def topic_of(name: str) -> str:
+        return f"{application_id}-{name}-repartition"
+
+    joined = pipeline.staged(topic_of)
+    # A self-join may read its topic on a keyed side too: then the joining stage reads it as well.
+    kept = {topic: sources[topic] for topic in joined.joins.routes if topic in sources} if joined.joins else {}
+    internal = {topic_of(repartition.name): repartition.partitions for repartition in repartitions}
+    stages = [
+        Stage(repartition.name, pipeline.replica(), _rekeying(repartition.name),
+              {repartition.topic: sources[repartition.topic]}, topic_of(repartition.name))
+        for repartition in repartitions
+    ]
+    return [*stages, Stage("", joined, Pipeline.process, {**kept, **internal}, query.sink.topic, frozenset(internal))]
+
+
+def _sources(query: PersistentQuery) -> dict[str, int]:
+    return {step.source.topic: step.source.partitions for step in query.plan.sources}
+
+
+def _rekeying(name: str) -> StageRun:
+    def run(pipeline: Pipeline, batch: RecordBatch) -> OutputBatch:
+        return pipeline.process_rekey(name, batch)
+
+    return run

@@ -1,0 +1,132 @@
+"""Joins not on their inputs' keys, on the embedded broker: a stream side keyed otherwise is re-keyed through a
+`…-Join-left/right-repartition` topic by a stage of its own, so two processes sharing the query (each with
+some of the partitions) still meet every reading with its car, and a re-keying GROUP BY still goes through
+its own repartition topic."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from app_process import KsqlpyRun, write_sql
+
+from ksqlpy.runtime.clients import KafkaClients
+from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.runtime.tools import ConsumedRecord
+from ksqlpy.runtime.worker import consumer_group_id
+
+PARTITIONS = 4
+CARS = 12
+READINGS = 600
+
+
+def enrichment(readings: str, cars: str, sink: str) -> str:
+    """Readings keyed by their own id carry the car's id in a value column; cars are keyed by theirs."""
+    return (
+        "SET 'auto.offset.reset'='earliest';\n"
+        f"CREATE STREAM readings (reading_id STRING KEY, car_id STRING, speed INT) WITH (kafka_topic='{readings}', "
+        f"value_format='JSON', partitions={PARTITIONS});\n"
+        f"CREATE TABLE cars (id STRING PRIMARY KEY, model STRING) WITH (kafka_topic='{cars}', value_format='JSON', "
+        f"partitions={PARTITIONS});\n"
+        f"CREATE STREAM enriched WITH (kafka_topic='{sink}') AS\n"
+        "  SELECT r.car_id, r.reading_id, r.speed, c.model FROM readings r JOIN cars c ON r.car_id = c.id;\n"
+    )
+
+
+def topics_named(broker: str) -> set[str]:
+    return set(KafkaClients(RuntimeConfig(bootstrap_servers=broker)).admin().list_topics(timeout=10).topics)
+
+
+def test_two_processes_share_a_join_on_a_value_column_through_its_repartition_topic(
+    broker: str, tmp_path: Path, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+    consume_all: Callable[..., list[ConsumedRecord]], wait_until: Callable[..., Any],
+) -> None:
+    readings, cars, sink = unique_topic("readings"), unique_topic("cars"), unique_topic("enriched")
+    service_id = f"rekey_{uuid.uuid4().hex[:10]}_"
+    sql = write_sql(tmp_path, "enrich", enrichment(readings, cars, sink))
+    produce_json(broker, cars, [(f"car{i}", {"MODEL": f"model{i}"}, 1_000) for i in range(CARS)],
+                 partitions=PARTITIONS)
+
+    def start(name: str) -> KsqlpyRun:
+        return KsqlpyRun(sql, broker, service_id, "--verbose", "-p", f"ksql.streams.state.dir={tmp_path / name}")
+
+    first, second = start("first"), start("second")
+    try:
+        wait_until(lambda: "assigned partitions [" in first.stderr and "assigned partitions [" in second.stderr,
+                   timeout=40, message=f"both processes to hold partitions\n{first.describe()}\n{second.describe()}")
+        # Each reading's key hashes it to some partition; its car's row is in the partition its car id hashes to.
+        produce_json(broker, readings, [(f"reading{i}", {"CAR_ID": f"car{i % CARS}", "SPEED": i}, 2_000 + i)
+                                        for i in range(READINGS)], partitions=PARTITIONS)
+        output = consume_all(broker, sink, expected_count=READINGS, timeout=60)
+        for run in (first, second):
+            assert run.stop() == 0, run.describe()
+    finally:
+        first.ensure_stopped()
+        second.ensure_stopped()
+    rows = {record.json_value["READING_ID"]: record.json_value["MODEL"] for record in output}
+    assert rows == {f"reading{i}": f"model{i % CARS}" for i in range(READINGS)}
+    # the output is keyed, and so partitioned, by the join key
+    assert {record.key_text for record in output} == {f"car{i}" for i in range(CARS)}
+    application_id = consumer_group_id(service_id, "CSAS_ENRICHED_0")
+    assert f"{application_id}-Join-left-repartition" in topics_named(broker)
+    totals = [run.totals()["CSAS_ENRICHED_0"].records_in for run in (first, second)]
+    assert all(count > 0 for count in totals), totals  # both processes did part of the work
+
+
+def test_a_stream_stream_join_of_two_value_columns_rekeys_both_sides(
+    broker: str, tmp_path: Path, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+    consume_all: Callable[..., list[ConsumedRecord]],
+) -> None:
+    clicks, views, sink = unique_topic("clicks"), unique_topic("views"), unique_topic("paired")
+    service_id = f"rekey_{uuid.uuid4().hex[:10]}_"
+    sql = write_sql(tmp_path, "pair", (
+        "SET 'auto.offset.reset'='earliest';\n"
+        f"CREATE STREAM clicks (click_id STRING KEY, user_id STRING, button STRING) WITH (kafka_topic='{clicks}', "
+        "value_format='JSON', partitions=3);\n"
+        f"CREATE STREAM views (view_id STRING KEY, user_id STRING, page STRING) WITH (kafka_topic='{views}', "
+        "value_format='JSON', partitions=3);\n"
+        f"CREATE STREAM paired WITH (kafka_topic='{sink}') AS\n"
+        "  SELECT v.user_id, v.page, c.button FROM views v JOIN clicks c WITHIN 10 SECONDS\n"
+        "  ON v.user_id = c.user_id;\n"
+    ))
+    users = 9
+    produce_json(broker, views, [(f"view{i}", {"USER_ID": f"user{i}", "PAGE": f"page{i}"}, 1_000)
+                                 for i in range(users)], partitions=3)
+    produce_json(broker, clicks, [(f"click{i}", {"USER_ID": f"user{i}", "BUTTON": f"button{i}"}, 5_000)
+                                  for i in range(users)]
+                 + [(f"late{i}", {"USER_ID": f"user{i}", "BUTTON": "too late"}, 60_000) for i in range(users)],
+                 partitions=3)
+    run = KsqlpyRun(sql, broker, service_id, "--until-idle", "3", "--verbose",
+                    "-p", f"ksql.streams.state.dir={tmp_path / 'state'}")
+    assert run.wait(120) == 0, run.describe()
+    output = consume_all(broker, sink, expected_count=users, timeout=10)
+    assert sorted((r.key_text, r.json_value["PAGE"], r.json_value["BUTTON"]) for r in output) == sorted(
+        (f"user{i}", f"page{i}", f"button{i}") for i in range(users))
+    application_id = consumer_group_id(service_id, "CSAS_PAIRED_0")
+    assert {f"{application_id}-Join-left-repartition", f"{application_id}-Join-right-repartition"} <= \
+        topics_named(broker)
+
+
+def test_a_group_by_a_value_column_goes_through_its_repartition_topic(
+    broker: str, tmp_path: Path, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+    consume_all: Callable[..., list[ConsumedRecord]],
+) -> None:
+    source, sink = unique_topic("readings"), unique_topic("per_car")
+    service_id = f"rekey_{uuid.uuid4().hex[:10]}_"
+    sql = write_sql(tmp_path, "count", (
+        "SET 'auto.offset.reset'='earliest';\n"
+        f"CREATE STREAM readings (reading_id STRING KEY, car_id STRING) WITH (kafka_topic='{source}', "
+        "value_format='JSON', partitions=3);\n"
+        f"CREATE TABLE per_car WITH (kafka_topic='{sink}') AS SELECT car_id, COUNT(*) AS n FROM readings "
+        "GROUP BY car_id;\n"
+    ))
+    produce_json(broker, source, [(f"reading{i}", {"CAR_ID": f"car{i % 5}"}) for i in range(100)], partitions=3)
+    run = KsqlpyRun(sql, broker, service_id, "--until-idle", "3", "--verbose",
+                    "-p", f"ksql.streams.state.dir={tmp_path / 'state'}", "-p", "ksql.streams.cache.max.bytes.buffering=0")
+    assert run.wait(120) == 0, run.describe()
+    output = consume_all(broker, sink, idle=1.0)
+    assert {r.key_text: r.json_value["N"] for r in output} == {f"car{i}": 20 for i in range(5)}
+    assert run.totals()["CTAS_PER_CAR_0"].records_in == 100  # counted once, at the source
+    assert f"{consumer_group_id(service_id, 'CTAS_PER_CAR_0')}-Aggregate-GroupBy-repartition" in topics_named(broker)
