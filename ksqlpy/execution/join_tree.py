@@ -125,6 +125,9 @@ class JoinTree:
         self.operators: list[JoinOperator] = []
         self.routes: dict[str, list[_Route]] = {}
         self.repartitions: list[JoinRepartition] = []  # the re-keyed sides that may go through a topic
+        # Whether some join keeps rows of several input partitions together in process (placed by their join
+        # key's hash, or a foreign-key join's state in one partition): correct only when one process reads them all.
+        self.places_in_process = False
         self._repartitioned = repartitioned
         self._repartition_topic = repartition_topic
         self._add(root, (), decoder_for, stores_for)
@@ -151,15 +154,16 @@ class JoinTree:
         keyed = [_is_key(input_step, key) for input_step, key in sides]
         # A foreign-key join keeps its state in one partition: it needs no co-partitioning.
         rehash_among = None if all(keyed) or step.foreign_key or partitions <= 1 else partitions
+        self.places_in_process |= step.foreign_key and partitions > 1
         # Two sources, the one(s) not keyed by the join key streams: those go through repartition topics.
         through_topics = rehash_among is not None and all(
             isinstance(input_step, SourceStep) and (is_keyed or not input_step.is_table)
             for (input_step, _key), is_keyed in zip(sides, keyed, strict=True))
+        staged = through_topics and self._repartitioned is not None and self._repartition_topic is not None
         for side, (input_step, key) in enumerate(sides):
             compiled = tuple(CompiledExpression(e) for e in key)
-            if through_topics and keyed[side]:
-                climb = _Climb(operator, side, compiled, len(input_step.columns))
-            elif through_topics:
+            width = len(input_step.columns)
+            if through_topics and not keyed[side]:
                 assert isinstance(input_step, SourceStep)
                 other = sides[1 - side][0]
                 source_width = len(input_step.source.schema.columns)
@@ -168,14 +172,16 @@ class JoinTree:
                     input_step.source.topic, partitions, _Route(decoder_for(input_step), source_width, ()),
                     compiled, self.key_serde_for(other) if keyed[1 - side] and isinstance(other, SourceStep) else None)
                 self.repartitions.append(repartition)
-                if self._repartitioned is not None and self._repartition_topic is not None:
+                if staged:
+                    assert self._repartitioned is not None and self._repartition_topic is not None
                     route = _Route(self._repartitioned(repartition), source_width,
-                                   (_Climb(operator, side, compiled, len(input_step.columns)), *above))
+                                   (_Climb(operator, side, compiled, width), *above))
                     self.routes.setdefault(self._repartition_topic(repartition.name), []).append(route)
                     continue
-                climb = _Climb(operator, side, compiled, len(input_step.columns), rehash_among)
-            else:
-                climb = _Climb(operator, side, compiled, len(input_step.columns), rehash_among)
+            # Staged, the rows arrive in the partition their join key hashes to: from the repartition topic,
+            # or in their record's partition (keyed by the join key).
+            climb = _Climb(operator, side, compiled, width, None if staged else rehash_among)
+            self.places_in_process |= climb.rehash_among is not None
             self._add(input_step, (climb, *above), decoder_for, stores_for)
 
     def run(self, batch: RecordBatch) -> list[list[Any]]:

@@ -173,6 +173,8 @@ class KafkaBackend:
         wanted = {name: topic.partitions for name, topic in kept.items()}
         for worker in workers:
             wanted.update(worker.stage.sources)
+            if worker.stage.lease_topic is not None:
+                wanted[worker.stage.lease_topic] = 1
             if worker.stage.is_main:
                 wanted[worker.sink_topic] = worker.query.sink.partitions
         lost = self._missing(wanted)
@@ -194,7 +196,8 @@ class KafkaBackend:
         # Their consumers are stopped once they have rejoined the emptied broker's groups and before their
         # topics exist again (which would make them rejoin): a consumer leaving in the middle of a join stays
         # in the group as a member that never syncs, and on Tansu nobody can join after it.
-        affected = [w for w in workers if set(w.source_topics).intersection(lost) or w.sink_topic in lost]
+        affected = [w for w in workers
+                    if set(w.source_topics).intersection(lost) or {w.sink_topic, w.stage.lease_topic} & set(lost)]
         if affected:
             self._closing.wait(GROUP_JOIN_SETTLE)
         for worker in affected:
@@ -275,6 +278,9 @@ class KafkaBackend:
         internal = sorted(worker.stage.internal)
         for topic in internal:
             self.create_topic(topic, worker.stage.sources[topic])
+        if worker.stage.lease_topic is not None:
+            self.create_topic(worker.stage.lease_topic, 1)
+            internal.append(worker.stage.lease_topic)
         if worker.state is not None:
             for topic, config in worker.state.topic_configs().items():
                 self.create_topic(topic, worker.state.partitions, config)

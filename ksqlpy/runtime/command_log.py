@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicP
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.tools import ensure_topic
 from ksqlpy.secrets import mask_statement, without_secrets
+from ksqlpy.state.rocksdb import SETTING_PROPERTIES, STATE_DIR_PROPERTIES
 from ksqlpy.syntax import ast
 
 if TYPE_CHECKING:
@@ -65,8 +66,15 @@ def is_recorded(statement: ast.Statement) -> bool:
 
 
 def recordable(statement_text: str, properties: dict[str, Any]) -> Command:
-    """The command as the log keeps it: secrets masked in the text and left out of the properties."""
-    return Command(mask_statement(statement_text), without_secrets(properties))
+    """The command as the log keeps it: secrets masked in the text and left out of the properties, and so are
+    the settings of the process that ran it (where it keeps its state): another process running the same
+    file runs the same command, from its own directory."""
+    shared = {name: value for name, value in without_secrets(properties).items() if not is_process_local(name)}
+    return Command(mask_statement(statement_text), shared)
+
+
+def is_process_local(name: str) -> bool:
+    return name in STATE_DIR_PROPERTIES or name in SETTING_PROPERTIES
 
 
 def command_key(statement_text: str, properties: dict[str, Any]) -> str:

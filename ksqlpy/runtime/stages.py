@@ -10,6 +10,12 @@ repartition topic keyed by the new key, and so does ksqlpy:
   reads those and the keyed side's topic, co-partitioned.
 The query's main stage (the last) has the query's application id, keeps its state and writes its sink; the
 stages before it hold no state. Over a single partition every row is in one partition already: one stage.
+
+A join that still keeps rows of several partitions together in process (a foreign-key join, or a join on an
+expression of another join's output) is correct only while one process reads every partition. Its stage is
+leased: the members of its group share a one-partition `…-lease` topic instead of the inputs, and the one
+holding the lease reads all of the inputs' partitions; the others stand by and take over, restoring the state
+from its changelogs, when it leaves.
 """
 
 from __future__ import annotations
@@ -37,16 +43,19 @@ class Stage:
     # Repartition topics among the sources: they hold only what this query wrote, all of it to be read.
     internal: frozenset[str] = field(default_factory=frozenset)
     co_partitioned: bool = True  # partition p of each source meets only partition p of the others
+    lease_topic: str | None = None  # set when one process at a time runs the stage, reading every partition
 
     @property
     def is_main(self) -> bool:
         return not self.name
 
 
-def whole_query(query: PersistentQuery) -> Stage:
-    """All of a query in one stage."""
-    return Stage("", query.pipeline, Pipeline.process, _sources(query), query.sink.topic,
-                 co_partitioned=query.plan.co_partitioned)
+def whole_query(query: PersistentQuery, application_id: str | None = None) -> Stage:
+    """All of a query in one stage (leased, given the application id, when its joins need that)."""
+    sources = _sources(query)
+    return Stage("", query.pipeline, Pipeline.process, sources, query.sink.topic,
+                 co_partitioned=query.plan.co_partitioned,
+                 lease_topic=_lease_topic(query.pipeline, sources, application_id))
 
 
 def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
@@ -54,7 +63,7 @@ def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
     pipeline = query.pipeline
     sources = _sources(query)
     if pipeline.commits_state:
-        return [whole_query(query)]
+        return [whole_query(query, application_id)]
     if pipeline.repartitions and pipeline.repartition_partitions > 1:
         topic = application_id + REPARTITION_TOPIC_SUFFIX
         return [
@@ -64,7 +73,7 @@ def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
         ]
     repartitions = pipeline.join_repartitions
     if not repartitions:
-        return [whole_query(query)]
+        return [whole_query(query, application_id)]
 
     def topic_of(name: str) -> str:
         return f"{application_id}-{name}-repartition"
@@ -78,7 +87,15 @@ def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
               {repartition.topic: sources[repartition.topic]}, topic_of(repartition.name))
         for repartition in repartitions
     ]
-    return [*stages, Stage("", joined, Pipeline.process, {**kept, **internal}, query.sink.topic, frozenset(internal))]
+    reads = {**kept, **internal}
+    return [*stages, Stage("", joined, Pipeline.process, reads, query.sink.topic, frozenset(internal),
+                           lease_topic=_lease_topic(joined, reads, application_id))]
+
+
+def _lease_topic(pipeline: Pipeline, sources: Mapping[str, int], application_id: str | None) -> str | None:
+    if application_id is None or pipeline.joins is None or not pipeline.joins.places_in_process:
+        return None
+    return f"{application_id}-lease" if max(sources.values()) > 1 else None
 
 
 def _sources(query: PersistentQuery) -> dict[str, int]:

@@ -363,7 +363,7 @@ class QueryWorker(threading.Thread):
         # The main stage, which owns the state, has the query's application id: its changelogs are named after it.
         application_id = consumer_group_id(service_id, query.query_id)
         if stage is None:
-            stage = whole_query(query)
+            stage = whole_query(query, application_id)
         super().__init__(name=f"ksqlpy-{query.query_id}{'-' + stage.name if stage.name else ''}", daemon=True)
         self.query = query
         self.clients = clients
@@ -498,7 +498,8 @@ class QueryWorker(threading.Thread):
                 # A join's inputs are co-partitioned: partition p of every topic must go to the same member.
                 settings["partition.assignment.strategy"] = "range"
             consumer = self.clients.consumer(self.group_id, **settings)
-            consumer.subscribe(self.source_topics, on_assign=self._on_assign, on_revoke=self._on_revoke)
+            subscribed = [self.stage.lease_topic] if self.stage.lease_topic else self.source_topics
+            consumer.subscribe(subscribed, on_assign=self._on_assign, on_revoke=self._on_revoke)
             self._consumer = consumer
         if self._producer is None:
             settings = (
@@ -846,6 +847,11 @@ class QueryWorker(threading.Thread):
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.last_input = time.monotonic()  # joining the group counts as activity for --until-idle
+        # A leased stage's member holding the lease reads every partition of its inputs; the others, none.
+        reassign = self.stage.lease_topic is not None
+        if reassign:
+            partitions = [TopicPartition(topic, number) for topic, count in self.stage.sources.items()
+                          for number in range(count)] if partitions else []
         assigned = {(tp.topic, tp.partition) for tp in partitions}
         numbers = sorted({partition for _topic, partition in assigned})
         self._catch_up.assign(assigned)
@@ -853,21 +859,22 @@ class QueryWorker(threading.Thread):
             self._aligner.assign(assigned)
         with self._lock:
             self._status.partitions = sorted({*self._status.partitions, *numbers})
-        if self.offset_reset == "latest" or self.state is not None:
+        if partitions and (self.offset_reset == "latest" or self.state is not None):
             committed = self._committed_offsets(consumer, partitions)
             if self.offset_reset == "latest" and committed is not None:
                 # Only partitions without a committed offset start at 'latest', and never a repartition topic's.
                 fresh = assigned - committed.keys()
                 self._latest_start.pending.update(place for place in fresh if place[0] not in self.stage.internal)
-                if any(place[0] in self.stage.internal for place in fresh):
-                    for tp in partitions:
-                        if (tp.topic, tp.partition) in fresh and tp.topic in self.stage.internal:
-                            tp.offset = OFFSET_BEGINNING
-                    consumer.assign(partitions)
+                for tp in partitions:
+                    if (tp.topic, tp.partition) in fresh and tp.topic in self.stage.internal:
+                        tp.offset = OFFSET_BEGINNING
+                        reassign = True
             if self.state is not None:
                 if committed is None:
                     raise QueryFailure("cannot restore the query's state without its committed offsets")
                 self.state.take_up(set(numbers), committed)
+        if reassign:
+            consumer.assign(partitions)
         logger.info("query %s: assigned partitions %s", self.query_id, numbers)
 
     def _committed_offsets(
@@ -885,7 +892,9 @@ class QueryWorker(threading.Thread):
             return {(tp.topic, tp.partition): tp.offset for tp in committed if tp.offset >= 0}
         return None
 
-    def _on_revoke(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.stage.lease_topic is not None:  # giving up the lease gives up what it was reading
+            partitions = consumer.assignment()
         revoked = {(tp.topic, tp.partition) for tp in partitions}
         if not self.exactly_once:
             try:

@@ -143,3 +143,19 @@ def test_a_join_on_both_keys_needs_no_repartition_topic() -> None:
                             "JOIN cars c ON r.reading_id = c.id;")
     (query,) = made.engine.queries.values()
     assert query.pipeline.join_repartitions == []
+
+
+def test_an_integer_join_key_is_written_as_the_tables_integer_keys_are() -> None:
+    made = driver(
+        "CREATE STREAM trips (trip_id STRING KEY, driver_id BIGINT) WITH (kafka_topic='trips', value_format='JSON', "
+        "partitions=4);",
+        "CREATE TABLE drivers (id BIGINT PRIMARY KEY, name STRING) WITH (kafka_topic='drivers', value_format='JSON', "
+        "partitions=4);",
+        "CREATE STREAM o AS SELECT d.id, d.name FROM trips t JOIN drivers d ON t.driver_id = d.id;")
+    (query,) = made.engine.queries.values()
+    pipeline = Pipeline(query.plan, lambda *_: None, query.sink, stores=InMemoryStoreProvider())
+    batch = RecordBatch.of([Record(b"t", orjson.dumps({"DRIVER_ID": n}), 1, topic="trips") for n in (1, 7, 300)])
+    output = pipeline.process_rekey("Join-left", batch)
+    # a BIGINT key in the KAFKA format is 8 big-endian bytes: the driver's records hash from those
+    assert output.keys == [n.to_bytes(8, "big") for n in (1, 7, 300)]
+    assert output.partitions == [partition_for(n.to_bytes(8, "big"), 4) for n in (1, 7, 300)]

@@ -5,6 +5,7 @@ its own repartition topic."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,7 @@ from ksqlpy.runtime.tools import ConsumedRecord
 from ksqlpy.runtime.worker import consumer_group_id
 
 PARTITIONS = 4
+LEASED = re.compile(r"query CTAS_ORDER_NAMES_0: assigned partitions \[([\d, ]*)\]")
 CARS = 12
 READINGS = 600
 
@@ -130,3 +132,66 @@ def test_a_group_by_a_value_column_goes_through_its_repartition_topic(
     assert {r.key_text: r.json_value["N"] for r in output} == {f"car{i}": 20 for i in range(5)}
     assert run.totals()["CTAS_PER_CAR_0"].records_in == 100  # counted once, at the source
     assert f"{consumer_group_id(service_id, 'CTAS_PER_CAR_0')}-Aggregate-GroupBy-repartition" in topics_named(broker)
+
+
+def test_a_foreign_key_join_runs_in_the_process_holding_its_lease_and_moves_on_when_that_one_dies(
+    broker: str, tmp_path: Path, unique_topic: Callable[..., str], produce_json: Callable[..., None],
+    consume_all: Callable[..., list[ConsumedRecord]], wait_until: Callable[..., Any],
+) -> None:
+    orders, customers, sink = unique_topic("orders"), unique_topic("customers"), unique_topic("order_names")
+    service_id = f"lease_{uuid.uuid4().hex[:10]}_"
+    sql = write_sql(tmp_path, "fk", (
+        "SET 'auto.offset.reset'='earliest';\n"
+        "SET 'processing.guarantee'='exactly_once';\n"
+        f"CREATE TABLE orders (id STRING PRIMARY KEY, customer_id STRING, amount INT) WITH (kafka_topic='{orders}', "
+        f"value_format='JSON', partitions={PARTITIONS});\n"
+        f"CREATE TABLE customers (id STRING PRIMARY KEY, name STRING) WITH (kafka_topic='{customers}', "
+        "value_format='JSON', partitions=3);\n"
+        f"CREATE TABLE order_names WITH (kafka_topic='{sink}') AS\n"
+        "  SELECT o.id, o.amount, c.name FROM orders o JOIN customers c ON o.customer_id = c.id;\n"
+    ))
+    customer_count, order_count = 10, 200
+    produce_json(broker, customers, [(f"c{i}", {"NAME": f"name{i}"}, 1_000) for i in range(customer_count)],
+                 partitions=3)
+    produce_json(broker, orders, [(f"o{i}", {"CUSTOMER_ID": f"c{i % customer_count}", "AMOUNT": i}, 2_000)
+                                  for i in range(order_count)], partitions=PARTITIONS)
+
+    def start(name: str) -> KsqlpyRun:
+        return KsqlpyRun(sql, broker, service_id, "--verbose", "-p", f"ksql.streams.state.dir={tmp_path / name}")
+
+    def latest(records: list[ConsumedRecord]) -> dict[str, str | None]:
+        return {str(r.key_text): None if r.value is None else r.json_value["NAME"] for r in records}
+
+    first = start("first")
+    second: KsqlpyRun | None = None
+    try:
+        wait_until(lambda: len(latest(consume_all(broker, sink, idle=1.0))) == order_count, timeout=60,
+                   message=f"the first process to join every order\n{first.describe()}")
+        second = start("second")
+        runs = (first, second)
+
+        def holder_and_standby() -> tuple[KsqlpyRun, KsqlpyRun] | None:
+            held = [LEASED.findall(run.stderr)[-1:] for run in runs]
+            if held in ([["0, 1, 2, 3"], [""]], [[""], ["0, 1, 2, 3"]]):
+                return (first, second) if held[0] == ["0, 1, 2, 3"] else (second, first)
+            return None
+
+        holder, standby = wait_until(holder_and_standby, timeout=40, message="one process holding the lease, "
+                                     f"the other standing by\n{first.describe()}\n{second.describe()}")
+        # Renaming a customer updates every order pointing at it; half the orders move to another customer.
+        produce_json(broker, customers, [("c1", {"NAME": "renamed"}, 3_000)], partitions=3)
+        produce_json(broker, orders, [(f"o{i}", {"CUSTOMER_ID": "c1", "AMOUNT": i}, 3_000)
+                                      for i in range(0, order_count, 2)], partitions=PARTITIONS)
+        holder.kill()
+        produce_json(broker, customers, [("c3", {"NAME": "late"}, 4_000)], partitions=3)
+        expected = {f"o{i}": "renamed" if i % 2 == 0 or i % customer_count == 1 else
+                    "late" if i % customer_count == 3 else f"name{i % customer_count}" for i in range(order_count)}
+        wait_until(lambda: latest(consume_all(broker, sink, idle=1.0)) == expected, timeout=90,
+                   message=f"every order joined by the survivor\n{standby.describe()}")
+        assert standby.stop() == 0, standby.describe()
+    finally:
+        first.ensure_stopped()
+        if second is not None:
+            second.ensure_stopped()
+    assert LEASED.findall(standby.stderr)[-1] == "0, 1, 2, 3"  # it took over every partition
+    assert f"{consumer_group_id(service_id, 'CTAS_ORDER_NAMES_0')}-lease" in topics_named(broker)

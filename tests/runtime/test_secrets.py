@@ -100,6 +100,14 @@ def test_a_recorded_command_matches_its_statement_whatever_the_secret() -> None:
     )
 
 
+def test_a_recorded_command_matches_its_statement_from_whatever_state_directory() -> None:
+    statement = "CREATE TABLE t (id STRING PRIMARY KEY, a INT) WITH (kafka_topic='t', value_format='JSON');"
+    here = {"ksql.streams.state.dir": "/srv/a", "ksqlpy.state.block.cache.bytes": "1000", "auto.offset.reset": "earliest"}
+    there = {"state.dir": "/srv/b", "auto.offset.reset": "earliest"}
+    assert command_key(statement, here) == command_key(statement, there)
+    assert command_key(statement, here) != command_key(statement, {"auto.offset.reset": "latest"})
+
+
 def test_client_errors_and_logs_hide_secret_values(caplog: pytest.LogCaptureFixture) -> None:
     # librdkafka quotes the rejected value: here that value is also the password.
     clients = KafkaClients(load_config("127.0.0.1:9", overrides=[f"sasl.password={SECRET}",
