@@ -441,6 +441,7 @@ class Pipeline:
         # source key in the aggregate's own state; across a repartition topic the change would have to travel
         # as an old/new pair of records, which nothing produces yet.
         self._repartitioned: tuple[int, AggregateOperator] | None = None
+        self._regrouped_in_process = False  # a re-keying aggregate that moves its rows between partitions itself
         self.state: list[OperatorStores] = []  # every stateful operator's stores
         below, steps = _steps_above_input(plan)
         # A GroupByStep needs no operator of its own: the aggregate above it groups (and partitions) rows by
@@ -468,6 +469,8 @@ class Pipeline:
                 self.stateful.append(operator)
                 if step.rekeyed and not step.input.is_table and isinstance(below, SourceStep):
                     self._repartitioned = (len(self.steps), operator)
+                elif step.rekeyed:
+                    self._regrouped_in_process = True
                 self.state += operator.operator_stores[1:]
                 self.steps.append(("stateful", (operator.process, len(step.columns))))
             elif isinstance(step, SuppressStep) and step.window is not None and step.window.is_session:
@@ -523,6 +526,13 @@ class Pipeline:
         """A replica that reads the re-keyed sides of its joins back from their repartition topics (named by
         `join_topics`), for the stage that runs the joins when others write those topics (process_rekey)."""
         return Pipeline(*self._arguments, join_topics)
+
+    @property
+    def places_in_process(self) -> bool:
+        """Whether the query moves rows between its input's partitions in process (a re-keying aggregate over a
+        table or a join, a foreign-key join, a join on another join's output): then it is correct only while
+        one process reads every partition."""
+        return self._regrouped_in_process or (self.joins is not None and self.joins.places_in_process)
 
     @property
     def join_repartitions(self) -> list[JoinRepartition]:

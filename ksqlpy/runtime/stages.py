@@ -11,8 +11,9 @@ repartition topic keyed by the new key, and so does ksqlpy:
 The query's main stage (the last) has the query's application id, keeps its state and writes its sink; the
 stages before it hold no state. Over a single partition every row is in one partition already: one stage.
 
-A join that still keeps rows of several partitions together in process (a foreign-key join, or a join on an
-expression of another join's output) is correct only while one process reads every partition. Its stage is
+A query that still moves rows between partitions in process (a foreign-key join, a join on an expression
+of another join's output, a GROUP BY re-keying a table or a join) is correct only while one process reads
+every partition. Its stage is
 leased: the members of its group share a one-partition `…-lease` topic instead of the inputs, and the one
 holding the lease reads all of the inputs' partitions; the others stand by and take over, restoring the state
 from its changelogs, when it leaves.
@@ -93,7 +94,7 @@ def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
 
 
 def _lease_topic(pipeline: Pipeline, sources: Mapping[str, int], application_id: str | None) -> str | None:
-    if application_id is None or pipeline.joins is None or not pipeline.joins.places_in_process:
+    if application_id is None or not pipeline.places_in_process:
         return None
     return f"{application_id}-lease" if max(sources.values()) > 1 else None
 
