@@ -23,6 +23,7 @@ USAGE = """usage: ksqlpy <command> [options]
 commands:
   run           run a file of statements against Kafka; persistent queries keep running until Ctrl-C
   shell         an interactive statement prompt against Kafka
+  server        serve ksqlDB's REST API (port 8088) and run the persistent queries, headless
   broker        run the embedded Kafka-compatible broker (in memory) in the foreground
   produce       write JSON lines from stdin to a topic
   consume       print a topic's records as JSON lines
@@ -172,6 +173,38 @@ def _shutdown(app: KsqlpyApp) -> None:
             signal.signal(signum, handler)
 
 
+def _server(argv: list[str]) -> int:
+    from ksqlpy.server.serve import add_server_arguments, run_server, server_config
+
+    parser = argparse.ArgumentParser(prog="ksqlpy server", description="Serve ksqlDB's REST API (HTTP/1.1 and "
+                                     "HTTP/2 on one port) and run the persistent queries until SIGTERM / Ctrl-C.")
+    _add_connection_arguments(parser)
+    add_server_arguments(parser)
+    args = parser.parse_args(argv)
+    from ksqlpy.runtime.app import KsqlpyApp
+    from ksqlpy.server.service import AppService
+
+    _configure_logging(args.verbose)
+    config = _config_from(args)
+    settings = server_config(args, config.properties)
+    with _sigterm_as_interrupt():
+        try:
+            app = KsqlpyApp(config).start()
+        except _user_errors() as error:
+            _error(error)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+    try:
+        run_server(AppService(app), settings)
+        return 0
+    except OSError as error:
+        _error(f"cannot listen on {settings.host}:{settings.port}: {error.strerror or error}")
+        return 1
+    finally:
+        _shutdown(app)
+
+
 def _shell(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ksqlpy shell", description="Interactive statement prompt; reads "
                                      "statements from stdin when it is not a terminal.")
@@ -240,6 +273,7 @@ def _train(argv: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "run": _run,
     "shell": _shell,
+    "server": _server,
     "broker": _broker,
     "produce": _produce,
     "consume": _consume,

@@ -134,6 +134,21 @@ class KafkaBackend:
             name: size for name, size in self._topic_sizes().items() if include_internal or not name.startswith("_")
         }
 
+    def cluster_id(self) -> str:
+        """The Kafka cluster's id, as its metadata gives it ("" if the broker does not say)."""
+        try:
+            return self._admin.list_topics(timeout=ADMIN_TIMEOUT).cluster_id or ""
+        except KafkaException as error:
+            raise KsqlError(f"Could not reach Kafka: {describe_error(error)}") from error
+
+    def is_reachable(self, timeout: float = 2.0) -> bool:
+        """Whether the broker answers a metadata request within `timeout` seconds."""
+        try:
+            self._admin.list_topics(timeout=timeout)
+        except KafkaException:
+            return False
+        return True
+
     def _topic_sizes(self) -> dict[str, int]:
         # Always the full listing: asking the metadata for one named topic auto-creates it on some brokers.
         try:

@@ -1,0 +1,126 @@
+"""What the HTTP layer asks of the engine and its runtime, behind one small interface: run a statement, plan
+and run a transient (pull or push) query, and report the server's identity and its queries' health.
+
+`AppService` serves it from a KsqlpyApp (Kafka: statements recorded in the command topic, push queries read
+from the broker). Every call that touches the engine's catalog holds one lock: the engine is not thread-safe,
+and HTTP requests arrive on many threads. A push query is planned under the lock and then streams without it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.syntax import ast
+
+if TYPE_CHECKING:
+    from ksqlpy.runtime.app import KsqlpyApp
+    from ksqlpy.runtime.worker import QueryStatus
+
+
+@dataclass
+class TransientQuery:
+    """A planned SELECT: pull (answered once from a table's rows) or push (EMIT CHANGES, streamed)."""
+
+    query_id: str
+    plan: QueryPlan
+    is_pull: bool
+
+
+class KsqlService(Protocol):
+    """The engine and runtime as the server sees them."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def service_id(self) -> str: ...
+
+    @property
+    def kafka_cluster_id(self) -> str: ...
+
+    def execute(self, statement: ast.Statement, properties: Mapping[str, Any]) -> StatementResult:
+        """Run one statement (not a SELECT) with request-scoped property overrides."""
+        ...
+
+    def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery: ...
+
+    def pull(self, query: TransientQuery) -> list[list[Any]]: ...
+
+    def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
+             ready: threading.Event | None = None) -> Iterator[list[Any]]:
+        """The push query's rows as they arrive, until its LIMIT or `cancel`; the iterator's close() frees it."""
+        ...
+
+    def query_status(self) -> Mapping[str, QueryStatus]: ...
+
+    def is_healthy(self) -> bool: ...
+
+
+class AppService:
+    """KsqlService over a started KsqlpyApp."""
+
+    def __init__(self, app: KsqlpyApp) -> None:
+        self.app = app
+        self.lock = threading.RLock()
+        self._transient_ids = itertools.count()
+
+    @property
+    def engine(self) -> Engine:
+        return self.app.engine
+
+    @property
+    def service_id(self) -> str:
+        return self.app.config.service_id
+
+    @property
+    def kafka_cluster_id(self) -> str:
+        return self.app.backend.cluster_id()
+
+    @contextmanager
+    def _overrides(self, properties: Mapping[str, Any]) -> Iterator[None]:
+        """The request's streamsProperties over the server's, for the statements of that request only."""
+        engine = self.engine
+        saved = dict(engine.properties)
+        engine.properties.update(properties)
+        try:
+            yield
+        finally:
+            engine.properties.clear()
+            engine.properties.update(saved)
+
+    def execute(self, statement: ast.Statement, properties: Mapping[str, Any]) -> StatementResult:
+        with self.lock, self._overrides(properties):
+            return self.app.execute_statement(statement)
+
+    def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
+        with self.lock, self._overrides(properties):
+            plan = self.engine.plan_transient(statement)
+        return TransientQuery(f"transient_{next(self._transient_ids)}", plan, statement.query.emit is None)
+
+    def pull(self, query: TransientQuery) -> list[list[Any]]:
+        with self.lock:
+            return self.engine.pull_rows(query.plan, query.query_id)
+
+    def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
+             ready: threading.Event | None = None) -> Iterator[list[Any]]:
+        with self.lock:
+            pipeline = self.engine.transient_pipeline(query.plan, query.query_id)
+            merged = {**self.engine.properties, **properties}
+        try:
+            yield from self.app.backend.push_query(query.plan, pipeline, merged, query.plan.limit, cancel, ready)
+        finally:
+            with self.lock:
+                self.engine.transient_state.drop_query(query.query_id)
+
+    def query_status(self) -> Mapping[str, QueryStatus]:
+        return self.app.backend.query_status()
+
+    def is_healthy(self) -> bool:
+        return self.app.backend.is_reachable()

@@ -1,0 +1,75 @@
+"""`POST /ksql`: run a request's statements in order and answer with one entity per statement.
+
+The body is `{"ksql": "...;", "streamsProperties": {...}}`. A statement that fails stops the request: the
+answer is a `statement_error` naming that statement and carrying the entities of those before it, which
+took effect. SELECT and PRINT belong to `/query` (40002); RUN SCRIPT would read a file on the server's
+disk, so it is refused over REST.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from ksqlpy.errors import KsqlError, ParseError
+from ksqlpy.server.app import ServerState, json_response, read_json
+from ksqlpy.server.entities import Entity, entity_for, statement_text
+from ksqlpy.server.errors import BAD_REQUEST, BAD_STATEMENT, QUERY_ENDPOINT, ServerError
+from ksqlpy.syntax import ast
+from ksqlpy.syntax.parser import parse
+
+QUERY_ENDPOINT_MESSAGE = ("The following statement types should be issued to the websocket endpoint '/query':\n"
+                          "\t* PRINT\n\t* SELECT")
+
+
+def request_properties(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's property overrides (`streamsProperties`, or `properties` as /query-stream names them)."""
+    properties = body.get("streamsProperties", body.get("properties")) or {}
+    if not isinstance(properties, dict):
+        raise ServerError(BAD_REQUEST, "streamsProperties must be a JSON object")
+    return properties
+
+
+def parse_request_statements(text: Any) -> list[ast.Statement]:
+    if not isinstance(text, str) or not text.strip():
+        raise ServerError(BAD_REQUEST, "The request has no statements: send {\"ksql\": \"...;\"}")
+    try:
+        return parse(text)
+    except ParseError as error:
+        raise ServerError(BAD_STATEMENT, str(error), text) from error
+
+
+def run_statements(state: ServerState, statements: list[ast.Statement], properties: Mapping[str, Any]) -> list[Entity]:
+    """Execute each statement in turn; the first that fails raises a statement error with the entities so far."""
+    entities: list[Entity] = []
+    for statement in statements:
+        text = statement_text(statement)
+        if isinstance(statement, ast.SelectStatement | ast.Print):
+            raise ServerError(QUERY_ENDPOINT, QUERY_ENDPOINT_MESSAGE, text, entities)
+        if isinstance(statement, ast.RunScript):
+            raise ServerError(BAD_STATEMENT, "RUN SCRIPT cannot be used over the REST API: it reads a file on the "
+                              "server. Send the script's statements instead.", text, entities)
+        try:
+            result = state.service.execute(statement, properties)
+        except KsqlError as error:
+            raise ServerError(BAD_STATEMENT, str(error), text, entities) from error
+        entities.append(entity_for(statement, result, state.service, state.next_command()))
+    return entities
+
+
+def routes(state: ServerState) -> list[BaseRoute]:
+    async def ksql(request: Request) -> Response:
+        body = await read_json(request, state.config.max_request_bytes)
+        if not isinstance(body, dict):
+            raise ServerError(BAD_REQUEST, "The request body must be a JSON object")
+        statements = parse_request_statements(body.get("ksql"))
+        properties = request_properties(body)
+        entities = await run_in_threadpool(run_statements, state, statements, properties)
+        return json_response(request, entities)
+
+    return [Route("/ksql", ksql, methods=["POST"])]
