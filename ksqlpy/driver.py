@@ -76,16 +76,25 @@ class InMemoryDriver:
         while progressed:
             progressed = False
             for query_id, query in list(self._queries.items()):
-                for run in self._new_input(query_id, dict.fromkeys(query.plan.input_topics)):
+                for run in self.new_input(query_id, list(dict.fromkeys(query.plan.input_topics))):
                     progressed = True
                     output = query.pipeline.process(RecordBatch.of(run))
                     self.write(query.sink.topic, output.records())
                     if output.dead_letters:
                         self.write(query.pipeline.dead_letter_topic, output.dead_letters)
 
-    def _new_input(self, query_id: str, topics: Mapping[str, None]) -> list[list[Record]]:
-        """The records a query has not read yet from its input topics, in write order, in runs of one topic."""
-        positions = self._positions[query_id]
+    def follow(self, reader: str, topics: Sequence[str], from_start: bool) -> None:
+        """Start reading `topics` for a transient (push) query: from their first record, or from now on."""
+        self._positions[reader] = {} if from_start else \
+            {name: len(self._topics[name].records) for name in topics if name in self._topics}
+
+    def unfollow(self, reader: str) -> None:
+        self._positions.pop(reader, None)
+
+    def new_input(self, reader: str, topics: Sequence[str]) -> list[list[Record]]:
+        """The records a reader (a query, or a push query that follows its topics) has not read yet from
+        `topics`, in write order, in runs of one topic."""
+        positions = self._positions[reader]
         pending: list[list[tuple[int, Record]]] = []
         for name in topics:
             topic = self._topics.get(name)

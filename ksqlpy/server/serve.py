@@ -8,8 +8,11 @@ import argparse
 import asyncio
 import logging
 import signal
+import socket
 import sys
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
@@ -58,6 +61,60 @@ async def _wait_until_listening(config: ServerConfig, task: asyncio.Task[None]) 
         writer.close()
         return
     task.result()  # it ended before listening: raise why
+
+
+@dataclass
+class BackgroundServer:
+    """A server serving from a thread of its own (tests, conformance): its URL and how to stop it."""
+
+    url: str
+    config: ServerConfig
+    stop: Callable[[], None]
+
+
+def start_in_background(service: KsqlService, config: ServerConfig, timeout: float = 30.0) -> BackgroundServer:
+    """Serve in a new thread with an event loop of its own; returns once the port is bound."""
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    listening = threading.Event()
+    failure: list[BaseException] = []
+
+    async def main() -> None:
+        started = asyncio.Event()
+        serving = asyncio.create_task(serve_until_stopped(create_app(service, config), config, stop, started))
+        await asyncio.wait({serving, asyncio.create_task(started.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        listening.set()
+        await serving
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(main())
+        except BaseException as error:  # handed to the thread that started the server
+            failure.append(error)
+        finally:
+            listening.set()
+            loop.close()
+
+    thread = threading.Thread(target=run, name=f"ksqlpy-server-{config.port}", daemon=True)
+    thread.start()
+    if not listening.wait(timeout):
+        raise RuntimeError(f"the server did not start listening on {config.host}:{config.port} in {timeout:g} s")
+    if failure:
+        raise failure[0]
+
+    def stop_server() -> None:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+        thread.join(15)
+
+    return BackgroundServer(config.url, config, stop_server)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (for servers of tests and conformance runs)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 def run_server(service: KsqlService, config: ServerConfig, extra_routes: Iterable[BaseRoute] = ()) -> None:

@@ -8,9 +8,6 @@ by hypercorn on a free port in a thread of its own.
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -21,15 +18,9 @@ import pytest
 
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
-from ksqlpy.server.app import ServerConfig, create_app
-from ksqlpy.server.serve import serve_until_stopped
+from ksqlpy.server.app import ServerConfig
+from ksqlpy.server.serve import free_port, start_in_background
 from ksqlpy.server.service import AppService
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -42,39 +33,6 @@ class RunningServer:
     stop: Callable[[], None]
 
 
-def start_server(app: KsqlpyApp, config: ServerConfig) -> RunningServer:
-    loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-    started = threading.Event()
-    failure: list[BaseException] = []
-
-    async def main() -> None:
-        ready = asyncio.Event()
-        serving = asyncio.create_task(serve_until_stopped(create_app(AppService(app), config), config, stop, ready))
-        await asyncio.wait({serving, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-        started.set()
-        await serving
-
-    def run() -> None:
-        try:
-            loop.run_until_complete(main())
-        except BaseException as error:
-            failure.append(error)
-            started.set()
-
-    thread = threading.Thread(target=run, name="ksqlpy-test-server", daemon=True)
-    thread.start()
-    assert started.wait(30), "the server did not start listening"
-    if failure:
-        raise failure[0]
-
-    def stop_server() -> None:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(15)
-
-    return RunningServer(config.url, app, config, stop_server)
-
-
 @pytest.fixture
 def server_factory(broker: str, tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     """Starts servers on the session's broker, each with its own service id unless given; stops them after."""
@@ -84,7 +42,9 @@ def server_factory(broker: str, tmp_path: Path) -> Iterator[Callable[..., Runnin
         config = RuntimeConfig(bootstrap_servers=broker, service_id=service_id or f"srv_{uuid.uuid4().hex[:8]}_",
                                properties={"ksql.streams.state.dir": str(tmp_path / f"state{len(running)}")})
         app = KsqlpyApp(config).start()
-        server = start_server(app, replace(ServerConfig(port=free_port()), **settings))
+        server_config = replace(ServerConfig(port=free_port()), **settings)
+        background = start_in_background(AppService(app), server_config)
+        server = RunningServer(background.url, app, server_config, background.stop)
         running.append(server)
         return server
 

@@ -1,0 +1,117 @@
+"""The server's KsqlService over the in-memory driver, so REST-flavour conformance cases run through a real
+HTTP server without Kafka: statements run on the driver's engine, persistent queries are driven to the end
+of their input after each, and a push query follows its topics in the driver, taking each record written
+after it started (or every record, from 'earliest')."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from ksqlpy.driver import InMemoryDriver
+from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.execution.pipeline import RecordBatch
+from ksqlpy.planning.plan import query_property
+from ksqlpy.runtime.push import DELETED
+from ksqlpy.runtime.worker import RUNNING, QueryStatus
+from ksqlpy.server.service import TransientQuery
+from ksqlpy.syntax import ast
+
+POLL_INTERVAL_S = 0.02
+
+
+class InMemoryService:
+    """KsqlService over an InMemoryDriver (see the module docstring). `active_push_queries` counts the push
+    queries following their topics, for a caller that must write records only once one is running."""
+
+    def __init__(self, driver: InMemoryDriver, service_id: str = "ksqlpy_in_memory_") -> None:
+        self.driver = driver
+        self.lock = threading.RLock()
+        self.active_push_queries = 0
+        self._service_id = service_id
+        self._transient_ids = itertools.count()
+
+    @property
+    def engine(self) -> Engine:
+        return self.driver.engine
+
+    @property
+    def service_id(self) -> str:
+        return self._service_id
+
+    @property
+    def kafka_cluster_id(self) -> str:
+        return "in-memory"
+
+    @contextmanager
+    def _overrides(self, properties: Mapping[str, Any]) -> Iterator[None]:
+        saved = dict(self.engine.properties)
+        self.engine.properties.update(properties)
+        try:
+            yield
+        finally:
+            self.engine.properties.clear()
+            self.engine.properties.update(saved)
+
+    def execute(self, statement: ast.Statement, properties: Mapping[str, Any]) -> StatementResult:
+        with self.lock, self._overrides(properties):
+            result = self.engine.execute_statement(statement)
+            self.driver.process()
+            return result
+
+    def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
+        with self.lock, self._overrides(properties):
+            plan = self.engine.plan_transient(statement)
+        return TransientQuery(f"transient_{next(self._transient_ids)}", plan, statement.query.emit is None)
+
+    def pull(self, query: TransientQuery) -> list[list[Any]]:
+        with self.lock:
+            return self.engine.pull_rows(query.plan, query.query_id)
+
+    def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
+             ready: threading.Event | None = None) -> Iterator[list[Any]]:
+        plan = query.plan
+        topics = list(dict.fromkeys(plan.input_topics))
+        key_width = len(plan.output.key)
+        deleted = [DELETED] * (len(plan.output.columns) - key_width)
+        remaining = plan.limit
+        with self.lock:
+            pipeline = self.engine.transient_pipeline(plan, query.query_id)
+            merged = {**self.engine.properties, **properties}
+            self.driver.follow(query.query_id, topics, query_property(merged, "auto.offset.reset", "latest") == "earliest")
+            self.active_push_queries += 1
+        if ready is not None:
+            ready.set()
+        try:
+            while remaining != 0 and not cancel.is_set():
+                with self.lock:
+                    runs = self.driver.new_input(query.query_id, topics)
+                    rows: list[list[Any]] = []
+                    for run in runs:
+                        columns, tombstones = pipeline.rows(RecordBatch.of(run))
+                        rows += [[*row[:key_width], *deleted] if tombstone else list(row)
+                                 for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True)]
+                if not rows:
+                    time.sleep(POLL_INTERVAL_S)
+                    continue
+                for row in rows:
+                    yield row
+                    if remaining is not None:
+                        remaining -= 1
+                        if remaining == 0:
+                            return
+        finally:
+            with self.lock:
+                self.active_push_queries -= 1
+                self.driver.unfollow(query.query_id)
+                self.engine.transient_state.drop_query(query.query_id)
+
+    def query_status(self) -> Mapping[str, QueryStatus]:
+        return {query_id: QueryStatus(RUNNING) for query_id in self.engine.queries}
+
+    def is_healthy(self) -> bool:
+        return True
