@@ -46,6 +46,7 @@ class ExpectedError:
     message: str  # the run's error message must contain this ('' when the file gives none)
     category: str  # 'parse', 'statement', 'runtime' or 'unspecified'
     type: str = ""
+    status: int | None = None  # REST-flavour cases: the HTTP status of the failing statement's answer
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ class Case:
     features: tuple[str, ...] = ()
     functions: tuple[str, ...] = ()
     tier: int | None = None
+    # REST-flavour cases: what the server answers each statement ({"admin": entity} or {"query": [...]}),
+    # whether inputs wait for a running push query, and whether query rows must come in order.
+    responses: tuple[Any, ...] | None = None
+    wait_for_push_query: bool = False
+    ordered_rows: bool = False
 
     def property_flag(self, name: str, default: bool) -> bool:
         """A boolean property, accepting the JSON booleans and the 'true'/'false' strings files use."""
@@ -144,6 +150,7 @@ def _parse_expected_error(raw: Any, where: str) -> ExpectedError | None:
         message=str(raw.get("message") or ""),
         category=str(raw.get("category") or "unspecified"),
         type=str(raw.get("type") or ""),
+        status=raw["status"] if isinstance(raw.get("status"), int) else None,
     )
 
 
@@ -170,6 +177,9 @@ def case_from_json(raw: Any, where: str) -> Case:
         features=tuple(str(f) for f in raw.get("features") or ()),
         functions=tuple(str(f) for f in raw.get("functions") or ()),
         tier=tier if isinstance(tier, int) else None,
+        responses=tuple(responses) if isinstance(responses := raw.get("responses"), list) else None,
+        wait_for_push_query=bool((raw.get("input_conditions") or {}).get("waitForActivePushQuery")),
+        ordered_rows=bool((raw.get("output_conditions") or {}).get("verifyOrder")),
     )
 
 

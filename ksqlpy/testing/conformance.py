@@ -49,10 +49,19 @@ def run_cases(cases: Iterable[Case], time_limit_s: float | None,
     is known."""
     results = []
     for case in cases:
-        result = runner.run_case(case, in_memory_driver_with_test_functions, time_limit_s)
+        result = run_one(case, time_limit_s)
         on_result(result)
         results.append(result)
     return results
+
+
+def run_one(case: Case, time_limit_s: float | None) -> CaseResult:
+    """A topic-in/topic-out case through the in-memory engine; a REST-flavour one through a real server."""
+    if case.suite != "rqtt":
+        return runner.run_case(case, in_memory_driver_with_test_functions, time_limit_s)
+    from ksqlpy.testing.rest_runner import run_rest_case
+
+    return runner.guarded(case, time_limit_s, lambda: run_rest_case(case, in_memory_driver_with_test_functions))
 
 
 def result_line(result: CaseResult) -> str:

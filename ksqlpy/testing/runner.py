@@ -89,6 +89,7 @@ class CaseResult:
     outputs: list[ActualRecord] = field(default_factory=list)  # produced records on the checked topics
     error_raised: bool = False  # for expected-error cases: did the run fail at all (the lenient count)
     seconds: float = 0.0
+    responses: list[Any] | None = None  # REST-flavour cases: what the server answered each statement
 
     @property
     def passed(self) -> bool:
@@ -171,7 +172,7 @@ def _encode(serde: Serde, logical: Any) -> bytes | None:
     return None if logical is None else serde.from_logical(logical)
 
 
-def _produce(driver: Driver, record: RecordSpec) -> None:
+def produce_input(driver: Driver, record: RecordSpec) -> None:
     serdes = driver.serdes_for_topic(record.topic)
     if serdes is None:
         # No source reads this topic, so nothing could consume the record.
@@ -235,7 +236,7 @@ def _execute(case: Case, driver_factory: DriverFactory) -> _Execution:
             driver.execute("\n" * lines_before + statement)
             lines_before += statement.count("\n") + 1
         for record in case.inputs:
-            _produce(driver, record)
+            produce_input(driver, record)
         driver.process()
     except KsqlError as error:
         failure = _failure_message(error)
@@ -265,10 +266,21 @@ def run_case(case: Case, driver_factory: DriverFactory = in_memory_driver,
     reason = skip_reason(case)
     if reason:
         return CaseResult(case, SKIP, reason=reason)
+
+    def execute_and_judge() -> CaseResult:
+        started = time.perf_counter()
+        execution = _execute(case, driver_factory)
+        return _judge(case, execution, time.perf_counter() - started)
+
+    return guarded(case, time_limit_s, execute_and_judge)
+
+
+def guarded(case: Case, time_limit_s: float | None, run: Callable[[], CaseResult]) -> CaseResult:
+    """`run`'s result for the case, within the time limit; engine crashes and time-outs become status ERROR."""
     started = time.perf_counter()
     try:
         with time_limit(time_limit_s):
-            execution = _execute(case, driver_factory)
+            return run()
     except CaseTimeout as timeout:
         return CaseResult(case, ERROR, reason=str(timeout), error=str(timeout),
                           seconds=time.perf_counter() - started)
@@ -276,7 +288,6 @@ def run_case(case: Case, driver_factory: DriverFactory = in_memory_driver,
         message = f"{type(error).__name__}: {error}"
         return CaseResult(case, ERROR, reason=f"internal error: {message}", error=message,
                           seconds=time.perf_counter() - started)
-    return _judge(case, execution, time.perf_counter() - started)
 
 
 def result_to_json(result: CaseResult) -> dict[str, Any]:
@@ -295,5 +306,6 @@ def result_to_json(result: CaseResult) -> dict[str, Any]:
             "value_format": record.value_format,
         } for record in result.outputs],
         "error": result.error,
+        **({} if result.responses is None else {"responses": result.responses}),
     }
 

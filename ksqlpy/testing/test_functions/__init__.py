@@ -14,7 +14,7 @@ from ksqlpy.functions.loader import UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
 
 if TYPE_CHECKING:
-    from ksqlpy.testing.runner import Driver
+    from ksqlpy.driver import InMemoryDriver
 
 DIRECTORY = Path(__file__).parent
 
@@ -32,7 +32,7 @@ def registry_with_test_functions() -> FunctionRegistry:
     return registry
 
 
-def in_memory_driver_with_test_functions(properties: dict[str, object]) -> Driver:
+def in_memory_driver_with_test_functions(properties: dict[str, object]) -> InMemoryDriver:
     from ksqlpy.driver import InMemoryDriver
 
     return InMemoryDriver(properties, registry_with_test_functions())
