@@ -61,6 +61,7 @@ class ServerState:
     config: ServerConfig
     commands: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     push_queries: dict[str, threading.Event] = field(default_factory=dict)
+    command_statuses: dict[str, dict[str, Any]] = field(default_factory=dict)  # by command id, for GET /status
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_command(self) -> int:
@@ -140,6 +141,7 @@ def _healthcheck(state: ServerState) -> Callable[[Request], Any]:
 def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
     """The server's ASGI app over `service`."""
     from ksqlpy.server import statements
+    from ksqlpy.server import status as status_routes
 
     state = ServerState(service, config)
     routes: list[BaseRoute] = [
@@ -147,6 +149,7 @@ def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterabl
         Route("/info", _info(state), methods=["GET"]),
         Route("/healthcheck", _healthcheck(state), methods=["GET"]),
         *statements.routes(state),
+        *status_routes.routes(state),
         *extra_routes,
     ]
 

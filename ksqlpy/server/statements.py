@@ -3,13 +3,17 @@
 The body is `{"ksql": "...;", "streamsProperties": {...}}`. A statement that fails stops the request: the
 answer is a `statement_error` naming that statement and carrying the entities of those before it, which
 took effect. SELECT and PRINT belong to `/query` (40002); RUN SCRIPT would read a file on the server's
-disk, so it is refused over REST.
+disk, so it is refused over REST. SET and UNSET change the properties of the rest of the request only and
+answer no entity, as in ksqlDB. `commandSequenceNumber` asks ksqlDB to wait for earlier commands; here every
+command has finished by the time its request is answered, so it is only checked to be a number.
+Each command's status is kept for `GET /status`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -18,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from ksqlpy.errors import KsqlError, ParseError
 from ksqlpy.server.app import ServerState, json_response, read_json
-from ksqlpy.server.entities import Entity, entity_for, statement_text
+from ksqlpy.server.entities import Entity, EntityContext, entity_for, statement_text
 from ksqlpy.server.errors import BAD_REQUEST, BAD_STATEMENT, QUERY_ENDPOINT, ServerError
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
@@ -44,9 +48,18 @@ def parse_request_statements(text: Any) -> list[ast.Statement]:
         raise ServerError(BAD_STATEMENT, str(error), text) from error
 
 
+def command_sequence_number(body: Mapping[str, Any]) -> int | None:
+    number = body.get("commandSequenceNumber")
+    if number is not None and (not isinstance(number, int) or isinstance(number, bool)):
+        raise ServerError(BAD_REQUEST, "commandSequenceNumber must be a number")
+    return number
+
+
 def run_statements(state: ServerState, statements: list[ast.Statement], properties: Mapping[str, Any]) -> list[Entity]:
     """Execute each statement in turn; the first that fails raises a statement error with the entities so far."""
     entities: list[Entity] = []
+    scoped = dict(properties)
+    context = EntityContext(state.service, urlsplit(state.config.url).netloc, scoped, state.next_command)
     for statement in statements:
         text = statement_text(statement)
         if isinstance(statement, ast.SelectStatement | ast.Print):
@@ -54,11 +67,23 @@ def run_statements(state: ServerState, statements: list[ast.Statement], properti
         if isinstance(statement, ast.RunScript):
             raise ServerError(BAD_STATEMENT, "RUN SCRIPT cannot be used over the REST API: it reads a file on the "
                               "server. Send the script's statements instead.", text, entities)
+        if isinstance(statement, ast.SetProperty):
+            scoped[statement.name] = statement.value
+            continue
+        if isinstance(statement, ast.UnsetProperty):
+            scoped.pop(statement.name, None)
+            continue
         try:
-            result = state.service.execute(statement, properties)
+            result = state.service.execute(statement, scoped)
+            entity = entity_for(statement, result, context)
         except KsqlError as error:
             raise ServerError(BAD_STATEMENT, str(error), text, entities) from error
-        entities.append(entity_for(statement, result, state.service, state.next_command()))
+        if entity is None:
+            continue
+        if entity["@type"] == "currentStatus":
+            with state.lock:
+                state.command_statuses[entity["commandId"]] = entity["commandStatus"]
+        entities.append(entity)
     return entities
 
 
@@ -69,6 +94,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
             raise ServerError(BAD_REQUEST, "The request body must be a JSON object")
         statements = parse_request_statements(body.get("ksql"))
         properties = request_properties(body)
+        command_sequence_number(body)
         entities = await run_in_threadpool(run_statements, state, statements, properties)
         return json_response(request, entities)
 
