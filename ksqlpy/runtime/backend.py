@@ -334,8 +334,9 @@ class KafkaBackend:
         self._last_input = max(self._last_input, worker.last_input)
 
     def query_status(self) -> dict[str, QueryStatus]:
-        """Per query; one that runs in stages counts the input, lag and partitions of them all at its sources
-        (not at its repartition topics), and is as healthy as its sickest stage."""
+        """Per query; one that runs in stages counts the input and lag of them all at its sources (not at its
+        repartition topics), its partitions are those its main stage (which keeps the state) holds, and it is
+        as healthy as its sickest stage."""
         with self._lock:
             workers = list(self._workers.values())
             upstream = dict(self._upstream)
@@ -345,9 +346,9 @@ class KafkaBackend:
             for before in upstream.get(worker.query_id, []):
                 earlier = before.status()
                 status.records_in += earlier.records_in
+                status.batch_seconds.add(earlier.batch_seconds)
                 status.lag.update(earlier.lag)
                 status.offsets.update(earlier.offsets)
-                status.partitions = sorted({*status.partitions, *earlier.partitions})
                 if earlier.state != RUNNING and status.state == RUNNING:
                     status.state, status.error = earlier.state, earlier.error
             internal = worker.stage.internal

@@ -11,20 +11,25 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ksqlpy import __version__
 from ksqlpy.errors import KsqlError
+from ksqlpy.server.cluster import Cluster
 from ksqlpy.server.errors import BAD_STATEMENT, NOT_FOUND, SERVER_ERROR, ServerError
+from ksqlpy.server.security import BasicAuthentication, load_credentials
 from ksqlpy.server.service import KsqlService
 
 logger = logging.getLogger(__name__)
@@ -62,6 +67,7 @@ class ServerState:
     commands: Iterator[int] = field(default_factory=lambda: itertools.count(1))
     push_queries: dict[str, threading.Event] = field(default_factory=dict)
     command_statuses: dict[str, dict[str, Any]] = field(default_factory=dict)  # by command id, for GET /status
+    cluster: Cluster | None = None  # the other servers of the service id, while serving
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def next_command(self) -> int:
@@ -140,7 +146,8 @@ def _healthcheck(state: ServerState) -> Callable[[Request], Any]:
 
 def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
     """The server's ASGI app over `service`."""
-    from ksqlpy.server import statements
+    from ksqlpy.server import metrics
+    from ksqlpy.server import queries, statements
     from ksqlpy.server import status as status_routes
 
     state = ServerState(service, config)
@@ -149,6 +156,8 @@ def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterabl
         Route("/info", _info(state), methods=["GET"]),
         Route("/healthcheck", _healthcheck(state), methods=["GET"]),
         *statements.routes(state),
+        *metrics.routes(service),
+        *queries.routes(state),
         *status_routes.routes(state),
         *extra_routes,
     ]
@@ -158,7 +167,21 @@ def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterabl
 
     # ServerError, KsqlError and HTTPException are answered where they are raised; whatever else escapes is
     # answered by starlette's outermost middleware, which then lets it go on to be logged.
-    app = Starlette(routes=routes, exception_handlers={
+    middleware = [] if config.credentials_file is None else \
+        [Middleware(BasicAuthentication, users=load_credentials(config.credentials_file))]
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        from ksqlpy.server.status import host_status
+
+        # Servers of one service id find each other (for /clusterStatus and routing pull queries) while serving.
+        state.cluster = await run_in_threadpool(service.join_cluster, config.url, lambda: host_status(state))
+        try:
+            yield
+        finally:
+            if state.cluster is not None:
+                await run_in_threadpool(state.cluster.stop)
+
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={
         ServerError: on_error, KsqlError: on_error, HTTPException: on_error, Exception: on_error})
     app.state.ksql = state
     return app

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ksqlpy.engine import Engine, StatementResult
 from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.server.cluster import Cluster, HostStatus
 from ksqlpy.syntax import ast
 
 if TYPE_CHECKING:
@@ -61,6 +62,10 @@ class KsqlService(Protocol):
     def query_status(self) -> Mapping[str, QueryStatus]: ...
 
     def is_healthy(self) -> bool: ...
+
+    def join_cluster(self, url: str, describe_self: Callable[[], HostStatus]) -> Cluster | None:
+        """Membership of the service's cluster, started (None where servers cannot share a service id)."""
+        ...
 
 
 class AppService:
@@ -124,3 +129,6 @@ class AppService:
 
     def is_healthy(self) -> bool:
         return self.app.backend.is_reachable()
+
+    def join_cluster(self, url: str, describe_self: Callable[[], HostStatus]) -> Cluster | None:
+        return Cluster(self.app.clients, self.service_id, url, describe_self).start()

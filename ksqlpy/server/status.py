@@ -23,8 +23,12 @@ def command_statuses(state: ServerState) -> dict[str, Any]:
 
 
 def command_status(state: ServerState, command_id: str) -> dict[str, Any]:
+    """One command's status; its id may also be given without the backticks around the name, as ksqlDB's
+    documentation writes it (`stream/PAGEVIEWS/create`)."""
     with state.lock:
-        status = state.command_statuses.get(command_id)
+        status = state.command_statuses.get(command_id) or next(
+            (status for known, status in state.command_statuses.items() if known.replace("`", "") == command_id),
+            None)
     if status is None:
         raise ServerError(NOT_FOUND, f"Command not found: {command_id}")
     return status
@@ -47,7 +51,9 @@ def host_status(state: ServerState) -> dict[str, Any]:
 
 
 def cluster_status(state: ServerState) -> dict[str, Any]:
-    return {"clusterStatus": {urlsplit(state.config.url).netloc: host_status(state)}}
+    """Every server of the service id this one knows of (itself alone when it shares the id with none)."""
+    members = state.cluster.members() if state.cluster is not None else {state.config.url: host_status(state)}
+    return {"clusterStatus": {urlsplit(url).netloc: status for url, status in members.items()}}
 
 
 def routes(state: ServerState) -> list[BaseRoute]:

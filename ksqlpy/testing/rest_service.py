@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +18,7 @@ from ksqlpy.execution.pipeline import RecordBatch
 from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.push import DELETED
 from ksqlpy.runtime.worker import RUNNING, QueryStatus
+from ksqlpy.server.cluster import HostStatus
 from ksqlpy.server.service import TransientQuery
 from ksqlpy.syntax import ast
 
@@ -115,3 +116,6 @@ class InMemoryService:
 
     def is_healthy(self) -> bool:
         return True
+
+    def join_cluster(self, url: str, describe_self: Callable[[], HostStatus]) -> None:
+        return None  # one in-memory engine per server: nothing to share
