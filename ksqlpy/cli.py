@@ -22,7 +22,8 @@ USAGE = """usage: ksqlpy <command> [options]
 
 commands:
   run           run a file of statements against Kafka; persistent queries keep running until Ctrl-C
-  shell         an interactive statement prompt against Kafka
+                (with --server URL: submit them to a running server, where they keep running)
+  shell         an interactive statement prompt against Kafka (with --server URL: a client of a server)
   server        serve ksqlDB's REST API (port 8088) and run the persistent queries, headless
   broker        run the embedded Kafka-compatible broker (in memory) in the foreground
   produce       write JSON lines from stdin to a topic
@@ -123,6 +124,13 @@ def _run(argv: list[str]) -> int:
     parser.add_argument("--until-idle", type=float, metavar="SECONDS",
                         help="return once every query holds its partitions and has read its backlog, and no "
                              "input record has arrived for SECONDS since")
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve Prometheus metrics on http://HOST:PORT/metrics while the statements run")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="the address the metrics are served on (default: %(default)s, this machine only)")
+    from ksqlpy.shell.remote import add_remote_arguments, run_remote, run_remote_file
+
+    add_remote_arguments(parser)
     args = parser.parse_args(argv)
     try:
         with open(args.file, encoding="utf-8") as handle:
@@ -130,6 +138,9 @@ def _run(argv: list[str]) -> int:
     except OSError as error:
         _error(f"cannot read {args.file}: {error.strerror}")
         return 2
+    if args.server:
+        with _sigterm_as_interrupt():
+            return run_remote(args, lambda client: run_remote_file(client, text))
     from ksqlpy.runtime.app import KsqlpyApp
     from ksqlpy.shell.render import StreamingTable, print_result
 
@@ -142,7 +153,12 @@ def _run(argv: list[str]) -> int:
             return 1
         except KeyboardInterrupt:
             return 130
+        stop_metrics: Callable[[], None] | None = None
         try:
+            if args.metrics_port is not None:
+                from ksqlpy.runtime.metrics import serve_metrics
+
+                stop_metrics = serve_metrics(app, args.metrics_port, args.metrics_host)
             for result in app.execute_iter(text, StreamingTable(sys.stdout)):
                 print_result(result, sys.stdout)
             if app.engine.queries:
@@ -156,7 +172,12 @@ def _run(argv: list[str]) -> int:
             return 1
         except KeyboardInterrupt:
             return 130
+        except OSError as error:  # the metrics port is taken, or the host is not this machine's
+            _error(f"cannot serve metrics on {args.metrics_host}:{args.metrics_port}: {error.strerror or error}")
+            return 1
         finally:
+            if stop_metrics is not None:
+                stop_metrics()
             _shutdown(app)
 
 
@@ -209,7 +230,13 @@ def _shell(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="ksqlpy shell", description="Interactive statement prompt; reads "
                                      "statements from stdin when it is not a terminal.")
     _add_connection_arguments(parser)
+    from ksqlpy.shell.remote import add_remote_arguments, run_remote, run_remote_shell
+
+    add_remote_arguments(parser)
     args = parser.parse_args(argv)
+    if args.server:
+        with _sigterm_as_interrupt():
+            return run_remote(args, run_remote_shell)
     from ksqlpy.shell.repl import run_shell
 
     _configure_logging(args.verbose)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory
 
+from ksqlpy.engine import StatementResult
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
@@ -33,9 +34,13 @@ class MaskedHistory(FileHistory):
         super().store_string(mask_statement(string))
 
 
-def statement_complete(text: str) -> bool:
-    """True when `text` ends with a ';' that is outside quotes, backticks and comments."""
-    last_significant = ""
+def scan_statements(text: str) -> tuple[list[str], bool]:
+    """Split `text` at each ';' outside quotes, backticks and -- comments: its statements (each with its ';', a
+    trailing one without; empty ones dropped), and whether `text` ends with a ';' (then spaces and comments)."""
+    statements: list[str] = []
+    start = 0
+    significant = False  # something other than spaces and comments since `start`
+    ended = False
     quote: str | None = None
     index = 0
     while index < len(text):
@@ -43,18 +48,27 @@ def statement_complete(text: str) -> bool:
         if quote is not None:
             if char == quote:
                 quote = None
-            last_significant = char
-        elif char in "'`\"":
-            quote = char
-            last_significant = char
         elif text.startswith("--", index):
             newline = text.find("\n", index)
             index = len(text) if newline < 0 else newline
             continue
+        elif char == ";":
+            if significant:
+                statements.append(text[start:index + 1].strip())
+            start, significant, ended = index + 1, False, True
         elif not char.isspace():
-            last_significant = char
+            significant, ended = True, False
+            if char in "'`\"":
+                quote = char
         index += 1
-    return quote is None and last_significant == ";"
+    if significant:
+        statements.append(text[start:].strip())
+    return statements, ended
+
+
+def statement_complete(text: str) -> bool:
+    """True when `text` ends with a ';' that is outside quotes, backticks and comments."""
+    return scan_statements(text)[1]
 
 
 def chunk_statements(lines: Iterable[str]) -> Iterator[str]:
@@ -75,8 +89,13 @@ def chunk_statements(lines: Iterable[str]) -> Iterator[str]:
 
 def run_statements(app: KsqlpyApp, text: str, out: TextIO, err: TextIO) -> bool:
     """Execute and print; False when a statement failed (its error is printed, the shell carries on)."""
+    return print_results(app.execute_iter(text, StreamingTable(out)), out, err)
+
+
+def print_results(results: Iterator[StatementResult], out: TextIO, err: TextIO) -> bool:
+    """Print each result as it comes; False when one failed (its error is printed, the rest is not run)."""
     try:
-        for result in app.execute_iter(text, StreamingTable(out)):
+        for result in results:
             print_result(result, out)
     except KsqlError as error:
         err.write(f"Error: {error}\n")
@@ -98,11 +117,16 @@ def run_shell(config: RuntimeConfig, stdin: TextIO | None = None, out: TextIO | 
 
 
 def interactive(app: KsqlpyApp, out: TextIO, session: PromptSession[str] | None = None) -> int:
-    """The prompt loop: statements may span lines until a ';'; Ctrl-C drops the typed statement or cancels
-    a running query, Ctrl-D / exit / quit leave."""
+    """The prompt over `app`, completing its catalog's names."""
     if session is None:
         session = PromptSession(history=MaskedHistory(str(HISTORY_FILE)), completer=StatementCompleter(app.engine),
                                 complete_while_typing=False)
+    return prompt_loop(session, out, lambda text: run_statements(app, text, out, sys.stderr))
+
+
+def prompt_loop(session: PromptSession[str], out: TextIO, run: Callable[[str], object]) -> int:
+    """The prompt loop: statements may span lines until a ';' and are then `run`; Ctrl-C drops the typed
+    statement or cancels a running query, Ctrl-D / exit / quit leave."""
     out.write(BANNER + "\n")
     buffer: list[str] = []
     while True:
@@ -121,6 +145,6 @@ def interactive(app: KsqlpyApp, out: TextIO, session: PromptSession[str] | None 
             continue
         buffer = []
         try:
-            run_statements(app, text, out, sys.stderr)
+            run(text)
         except KeyboardInterrupt:
             out.write("\nCancelled.\n")

@@ -1,0 +1,97 @@
+"""`ksqlpy run --server` and `ksqlpy shell --server`: clients of a running server over its REST API. A submitted
+file's persistent query keeps running in the server after the command exits; the remote shell prints listings,
+errors and a push query's rows as the embedded shell does, and sends the properties SET in it with each request."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+from conftest import RunningServer
+
+
+def ksqlpy(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ksqlpy.cli", *args], input=stdin, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def ksql(server: RunningServer, statements: str) -> list[dict[str, Any]]:
+    answer = httpx.post(f"{server.url}/ksql", json={"ksql": statements, "streamsProperties": {}}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    entities: list[dict[str, Any]] = answer.json()
+    return entities
+
+
+def test_run_submits_a_file_whose_persistent_query_keeps_running_in_the_server(
+    server: RunningServer, tmp_path: Path, unique_topic: Callable[..., str], broker: str,
+    consume_all: Callable[..., list[Any]],
+) -> None:
+    source, sink = unique_topic("remote_in"), unique_topic("remote_out")
+    script = tmp_path / "pipeline.sql"
+    script.write_text(
+        "SET 'auto.offset.reset'='earliest';\n"  # kept by the client and sent with the statements after it
+        f"CREATE STREAM readings (id STRING KEY, v INT) WITH (kafka_topic='{source}', value_format='JSON', "
+        "partitions=1);\n"
+        f"CREATE STREAM doubled WITH (kafka_topic='{sink}') AS SELECT id, v * 2 AS twice FROM readings;\n"
+    )
+    done = ksqlpy("run", str(script), "--server", server.url)
+    assert done.returncode == 0, done.stderr
+    assert "Stream created" in done.stdout
+    assert "Traceback" not in done.stderr
+    (listing,) = ksql(server, "SHOW QUERIES;")
+    (query,) = [q for q in listing["queries"] if q["sinks"] == ["DOUBLED"]]
+    assert query["state"] == "RUNNING"
+    ksql(server, "INSERT INTO readings (id, v) VALUES ('a', 21);")
+    (record,) = consume_all(broker, sink, expected_count=1)
+    assert record.value == b'{"TWICE":42}'
+
+
+def test_the_remote_shell_prints_listings_errors_and_a_push_querys_rows(
+    server: RunningServer, unique_topic: Callable[..., str]
+) -> None:
+    topic = unique_topic("remote_shell")
+    script = (
+        "SET 'auto.offset.reset'='earliest';\n"
+        f"CREATE STREAM s (k STRING KEY, v INT) WITH (kafka_topic='{topic}', value_format='JSON', partitions=1);\n"
+        "INSERT INTO s (k, v) VALUES ('a', 1);\n"
+        "INSERT INTO s (k, v) VALUES ('b', 2);\n"
+        "SHOW STREAMS; DESCRIBE s;\n"
+        "CREATE STREAM oops WITH;\n"
+        "SELECT k, v * 10 AS tenfold FROM s\n  EMIT CHANGES LIMIT 2;\n"
+    )
+    done = ksqlpy("shell", "--server", server.url, stdin=script)
+    assert done.returncode == 1, done.stderr  # the bad statement failed, the shell carried on
+    assert re.search(rf"\| S +\| {topic} +\| KAFKA +\| JSON +\| false +\|", done.stdout)
+    assert re.search(r"\| S +\| K +\| STRING \(key\) +\|", done.stdout)
+    assert re.search(r"^Error: .*line 1", done.stderr, re.MULTILINE) and "Traceback" not in done.stderr
+    assert "| a            | 10           |" in done.stdout
+    assert "| b            | 20           |" in done.stdout
+    assert "Limit Reached" in done.stdout
+
+
+def test_properties_set_in_the_remote_shell_travel_with_each_request_until_unset(server: RunningServer) -> None:
+    script = (
+        "SET 'ksql.remote.test.marker'='it''s here';\n"
+        "SHOW PROPERTIES;\n"
+        "UNSET 'ksql.remote.test.marker';\n"
+        "SHOW PROPERTIES;\n"
+    )
+    done = ksqlpy("shell", "--server", server.url, stdin=script)
+    assert done.returncode == 0, done.stderr
+    assert "Successfully changed local property 'ksql.remote.test.marker'." in done.stdout
+    assert "Successfully unset local property 'ksql.remote.test.marker'." in done.stdout
+    shown, unset = done.stdout.split("Successfully unset local property 'ksql.remote.test.marker'.")
+    assert re.search(r"\| ksql\.remote\.test\.marker +\| it's here +\|", shown)
+    assert "| ksql.streams.state.dir" in unset and "ksql.remote.test.marker" not in unset
+    assert "ksql.remote.test.marker" not in server.app.engine.properties  # never the server's own setting
+
+
+def test_an_unreachable_server_is_one_error_line(tmp_path: Path) -> None:
+    done = ksqlpy("shell", "--server", "http://127.0.0.1:9", stdin="SHOW STREAMS;\n")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: cannot reach http://127.0.0.1:9") and "Traceback" not in done.stderr
