@@ -6,11 +6,13 @@ took effect. SELECT and PRINT belong to `/query` (40002); RUN SCRIPT would read 
 disk, so it is refused over REST. SET and UNSET change the properties of the rest of the request only and
 answer no entity, as in ksqlDB. `commandSequenceNumber` asks ksqlDB to wait for earlier commands; here every
 command has finished by the time its request is answered, so it is only checked to be a number.
+`sessionVariables` are substituted for their `${name}` references before the text is parsed.
 Each command's status is kept for `GET /status`.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,6 +39,28 @@ def request_properties(body: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(properties, dict):
         raise ServerError(BAD_REQUEST, "streamsProperties must be a JSON object")
     return properties
+
+
+VARIABLE_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def substitute_variables(text: Any, body: Mapping[str, Any]) -> Any:
+    """The request's text with each `${name}` of its sessionVariables (names in any case) replaced by the value;
+    a reference to an unknown variable is left for the parser to refuse."""
+    variables = body.get("sessionVariables") or {}
+    if not isinstance(variables, dict):
+        raise ServerError(BAD_REQUEST, "sessionVariables must be a JSON object")
+    if not isinstance(text, str) or not variables:
+        return text
+    by_name = {str(name).upper(): value for name, value in variables.items()}
+
+    def value_of(reference: re.Match[str]) -> str:
+        value = by_name.get(reference.group(1).upper())
+        if value is None:
+            return reference.group(0)
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    return VARIABLE_REFERENCE.sub(value_of, text)
 
 
 def parse_request_statements(text: Any) -> list[ast.Statement]:
@@ -92,7 +116,7 @@ def routes(state: ServerState) -> list[BaseRoute]:
         body = await read_json(request, state.config.max_request_bytes)
         if not isinstance(body, dict):
             raise ServerError(BAD_REQUEST, "The request body must be a JSON object")
-        statements = parse_request_statements(body.get("ksql"))
+        statements = parse_request_statements(substitute_variables(body.get("ksql"), body))
         properties = request_properties(body)
         command_sequence_number(body)
         entities = await run_in_threadpool(run_statements, state, statements, properties)

@@ -152,6 +152,8 @@ def test_status_routes_report_commands_and_this_server(server: RunningServer,
     one = httpx.get(f"{server.url}/status/{quote('stream/`BIG`/create')}", timeout=10)
     assert one.status_code == 200
     assert one.json() == created["commandStatus"]
+    unquoted = httpx.get(f"{server.url}/status/stream/ORDERS/create", timeout=10).json()
+    assert unquoted == {"status": "SUCCESS", "message": "Stream created", "queryId": None}
     missing = httpx.get(f"{server.url}/status/stream/`NOPE`/create", timeout=10)
     assert missing.status_code == 404 and missing.json()["error_code"] == 40400
 
@@ -163,8 +165,10 @@ def test_status_routes_report_commands_and_this_server(server: RunningServer,
     assert set(cluster[host]["hostStoreLags"]) == {"stateStoreLags", "updateTimeMs"}
 
 
-def test_command_sequence_number_is_accepted_and_checked(server: RunningServer) -> None:
+def test_command_sequence_number_is_accepted_and_session_variables_are_substituted(server: RunningServer) -> None:
     (listing,) = ok(server, "SHOW STREAMS;", commandSequenceNumber=5)
     assert listing["@type"] == "streams"
+    (tables,) = ok(server, "SHOW ${what};", sessionVariables={"WHAT": "TABLES"})
+    assert tables["@type"] == "tables"
     refused = ksql(server, "SHOW STREAMS;", commandSequenceNumber="five")
     assert refused.status_code == 400 and refused.json()["error_code"] == 40000
