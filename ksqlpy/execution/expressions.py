@@ -13,7 +13,8 @@ included, is a failure of that row (see is_udf_failure), and whatever it returns
 SQL type a column at a time (ksqlpy.execution.udf_results). When the call is the whole expression its
 output column is checked, and fixed in place if need be; a call inside a larger expression has its
 results gathered into a column as the loop runs, checked once after it, and a batch where one does not
-fit is re-run row by row.
+fit is re-run row by row. Each user function's rows, failures and time are counted once per batch in its
+Overload.stats, and a model function's numeric results in its model version's score distribution.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from itertools import chain, compress
+from time import perf_counter
 from typing import Any
 
 from ksqlpy.errors import StatementError, UdfError
@@ -121,6 +123,7 @@ def _guarded(on_error: ErrorHandler, row: int, function: Callable[..., Any], *ar
 
 
 def udf_error(overload: Overload, error: BaseException) -> UdfError:
+    overload.stats.failed()  # every failing row of a user function comes through here, once
     # A result of the wrong type is ksqlpy's finding, not something the UDF raised: its frames are ksqlpy's own.
     trace = "" if isinstance(error, UdfResultTypeError) else "".join(traceback.format_exception(error, chain=False))
     try:
@@ -137,6 +140,18 @@ def _fitted(result: ResultType, overload: Overload, column: list[Any], on_error:
         on_error(index if rows is None else rows[index], udf_error(overload, error))
 
     return result.column(column, wrong)
+
+
+def _scores_results(sql_type: SqlType) -> bool:
+    """Whether a function's results of this type, when a model stands behind it, form a score distribution."""
+    return sql_type in (DOUBLE, INTEGER, BIGINT) or isinstance(sql_type, DecimalType)
+
+
+def _observe_scores(overload: Overload, results: Sequence[Any]) -> None:
+    """A batch of a model function's results, counted towards its model version's score distribution."""
+    model = overload.model
+    if model is not None:
+        overload.stats.scored((model.name, model.version), results)
 
 
 def _guarded_udf(on_error: ErrorHandler, row: int, overload: Overload, result: ResultType,
@@ -177,6 +192,7 @@ class VectorizedCall:
         self.args = [CompiledExpression(_left_to_numpy(arg)) for arg in call.args] if hoisted else []
         self.arg_dtypes = [_NUMPY_DTYPES.get(arg.type) for arg in call.args]
         self.result = ResultType(call.type)
+        self.scores = _scores_results(call.type)
         # The last batch's input and result: expressions of one step that share this call share its result.
         self._last: tuple[Sequence[Column], list[Any]] | None = None
 
@@ -199,12 +215,14 @@ class VectorizedCall:
             values = [list(compress(column, complete)) for column in values]
         if not rows:
             return [None] * size
+        started = perf_counter()
         try:
             results = self._call(function, values, len(rows))
         except BaseException as error:
             if not is_udf_failure(error):
                 raise
             results = [self._call_one(function, values, index, row, on_error) for index, row in enumerate(rows)]
+        self.overload.stats.called(len(rows), perf_counter() - started)
         results = _fitted(self.result, self.overload, results, on_error, rows)
         if len(rows) == size:
             return results
@@ -218,7 +236,7 @@ class VectorizedCall:
             values[i] if dtype is None else self.numpy.asarray(values[i], dtype=dtype)
             for i, dtype in enumerate(self.arg_dtypes)
         ]
-        result = function(*arrays)
+        result = returned = function(*arrays)
         if isinstance(result, self.numpy.ndarray):
             if result.ndim != 1:
                 raise ValueError(f"returned an array of shape {result.shape}; expected one value per row")
@@ -229,6 +247,8 @@ class VectorizedCall:
             result = list(result)
         if len(result) != count:
             raise ValueError(f"returned {len(result)} values for {count} rows")
+        if self.scores:  # as returned: a numpy array is counted without a conversion
+            _observe_scores(self.overload, returned)
         return result
 
     def call_row(self, *args: Any) -> Any:
@@ -264,6 +284,13 @@ class TableCall:
     def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[list[Any]]:
         function = self.builtin or self.overload.impl
         values = [arg.evaluate(columns, size, on_error) for arg in self.args]
+        started = perf_counter()
+        results = self._call(function, values, size, on_error)
+        self.overload.stats.called(size, perf_counter() - started)
+        return results
+
+    def _call(self, function: Callable[..., Any], values: list[list[Any]], size: int,
+              on_error: ErrorHandler) -> list[list[Any]]:
         results: list[list[Any]] = []
         for row, args in enumerate(zip(*values, strict=True) if values else [()] * size):
             if self.overload.null_on_null and None in args:
@@ -377,6 +404,10 @@ class _CodeGen:
         self._chain_value = ""
         # The whole expression: when it is a user function's call, its output column is the one to check.
         self.root: TypedExpr | None = None
+        # user functions called row by row in the loop (by id), whose calls are counted per batch
+        self.row_calls: dict[int, Overload] = {}
+        # the user function the whole expression is a call of, when its results are a model's scores
+        self.scored_root: Overload | None = None
 
     def constant(self, value: Any) -> str:
         name = f"k{len(self.namespace)}"
@@ -592,6 +623,9 @@ class _CodeGen:
             return self._strict_call(e, lambda names: f"{impl}({', '.join(names)})")
         holder = self.constant(overload)
         result = self.constant(ResultType(e.type))
+        self.row_calls[id(overload)] = overload
+        if e is self.root and _scores_results(e.type):
+            self.scored_root = overload
         if overload.vectorized:
             impl = self.constant(VectorizedCall(e, hoisted=False).call_row)  # inside a lambda: one row per call
         else:
@@ -661,9 +695,22 @@ class CompiledExpression:
             raise StatementError(f"Expression too complex to compile: {type(error).__name__}: {error}") from error
         exec(code, gen.namespace)  # generated from typed trees only, never from raw user text
         self._evaluate: BatchEvaluator = gen.namespace["evaluate"]
+        self._row_calls = list(gen.row_calls.values())
+        self._scored = gen.scored_root
 
     def evaluate(self, columns: Sequence[Column], size: int, on_error: ErrorHandler) -> list[Any]:
-        return self._evaluate(columns, size, on_error)
+        if not self._row_calls:
+            return self._evaluate(columns, size, on_error)
+        # A row function's time is its expression's: the calls are inlined in the loop, and a clock read
+        # around each would cost more than many a function does.
+        started = perf_counter()
+        out = self._evaluate(columns, size, on_error)
+        elapsed = perf_counter() - started
+        for overload in self._row_calls:
+            overload.stats.called(size, elapsed)
+        if self._scored is not None:
+            _observe_scores(self._scored, out)
+        return out
 
 
 def _batch_function_source(body: str, recovery_body: str, inputs: list[tuple[str, str]], bindings: dict[str, str],

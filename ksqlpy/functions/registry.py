@@ -12,9 +12,10 @@ from __future__ import annotations
 import importlib
 import pkgutil
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ksqlpy.counters import FunctionStats
 from ksqlpy.errors import StatementError
 from ksqlpy.types import (
     BIGINT,
@@ -134,6 +135,8 @@ class Overload:
     declared_name: str = ""
     # How many trailing parameters take literal constants only (TOPK's k); an aggregate receives their values.
     literals: int = 0
+    # Its calls, failures and time (and a model's scores), for the metrics; a reload keeps the running overload's.
+    stats: FunctionStats = field(default_factory=FunctionStats, compare=False, repr=False)
 
     @property
     def shown_name(self) -> str:

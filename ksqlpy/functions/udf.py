@@ -89,6 +89,11 @@ class Model(Generic[M]):
     def loaded(self) -> bool:
         return self._loaded is not None
 
+    @property
+    def version(self) -> str:
+        """The artifact's file or directory name (models/anomaly/v1 is version v1), which a new version changes."""
+        return self.path.name
+
     def get(self) -> M:
         """The loaded model (loading it now if nothing has yet); a failed load raises each time it is asked."""
         loaded = self._loaded

@@ -279,6 +279,10 @@ class KafkaBackend:
     def processing_logger(self, query_id: str, topic: str) -> ProcessingLogger:
         return self._processing_log.logger(query_id, topic)
 
+    def processing_log_counts(self) -> dict[tuple[str, str], int]:
+        """Processing log entries written so far, per query id and level."""
+        return self._processing_log.counts()
+
     # -- queries
 
     def start_query(self, query: PersistentQuery, from_beginning: bool = False) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import orjson
@@ -72,6 +73,7 @@ class ProcessingLog:
         self._create_topic = create_topic
         self._topic_ready = False
         self._lock = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()  # entries written, per query id and level
 
     def logger(self, query_id: str, topic: str) -> ProcessingLogger:
         def log(record: Record | None, reason: str, level: str = "ERROR") -> None:
@@ -79,7 +81,13 @@ class ProcessingLog:
 
         return log
 
+    def counts(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
     def write(self, entry: dict[str, object]) -> None:
+        with self._lock:
+            self._counts[(str(entry["query_id"]), str(entry.get("level", "ERROR")))] += 1
         # DEBUG entries (records expectedly dropped, such as late ones) stay off the console by default
         logger.log(
             logging.DEBUG if entry.get("level") == "DEBUG" else logging.WARNING,

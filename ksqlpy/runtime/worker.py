@@ -39,6 +39,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import ConfigResource
 
 from ksqlpy.backoff import Backoff
+from ksqlpy.counters import LATENCY_BOUNDS, Histogram
 from ksqlpy.engine import PersistentQuery
 from ksqlpy.errors import KsqlError
 from ksqlpy.execution.pipeline import FAIL_ON_PRODUCTION_PROPERTY, Headers, OutputBatch, Record, RecordBatch
@@ -116,6 +117,7 @@ class QueryStatus:
     partitions: list[int] = field(default_factory=list)  # source partitions this process is assigned
     late_records: int | None = None  # dropped as their window had closed; None for a query without aggregation
     restoring: dict[int, int] = field(default_factory=dict)  # partition -> changelog records restored so far
+    batch_seconds: Histogram = field(default_factory=lambda: Histogram(LATENCY_BOUNDS))  # per batch processed
 
     @property
     def total_lag(self) -> int:
@@ -383,6 +385,7 @@ class QueryWorker(threading.Thread):
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._status = QueryStatus(RUNNING)
+        self._batch_seconds = Histogram(LATENCY_BOUNDS)
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self._transactions_ready = False
@@ -433,6 +436,7 @@ class QueryWorker(threading.Thread):
                 list(self._status.partitions),
                 self.pipeline.late_records if self.query.plan.is_stateful and self.stage.is_main else None,
                 dict(self.state.restoring) if self.state is not None else {},
+                self._batch_seconds.copy(),
             )
 
     def idle_since(self) -> float | None:
@@ -565,6 +569,7 @@ class QueryWorker(threading.Thread):
         logger.info("query %s: broker reachable again", self.query_id)
 
     def _process(self, batch: RecordBatch) -> None:
+        started = time.perf_counter()
         self.last_input = time.monotonic()
         starts, ends = offset_ranges(batch)
         outputs = self._run_stage(batch)
@@ -581,6 +586,7 @@ class QueryWorker(threading.Thread):
             self._status.records_out += len(outputs)
             if self.exactly_once:
                 self._status.offsets.update(ends)
+            self._batch_seconds.observe(time.perf_counter() - started)
 
     def _run_stage(self, batch: RecordBatch) -> OutputBatch:
         """The worker's part of the query over a batch."""

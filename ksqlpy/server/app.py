@@ -146,8 +146,7 @@ def _healthcheck(state: ServerState) -> Callable[[Request], Any]:
 
 def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
     """The server's ASGI app over `service`."""
-    from ksqlpy.server import metrics
-    from ksqlpy.server import queries, statements
+    from ksqlpy.server import metrics, queries, statements
     from ksqlpy.server import status as status_routes
 
     state = ServerState(service, config)
