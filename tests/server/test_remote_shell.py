@@ -4,15 +4,27 @@ errors and a push query's rows as the embedded shell does, and sends the propert
 
 from __future__ import annotations
 
+import io
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+import trustme
 from conftest import RunningServer
+from prompt_toolkit import PromptSession
+from prompt_toolkit.history import InMemoryHistory
+from prompt_toolkit.input import create_pipe_input
+from prompt_toolkit.output import DummyOutput
+
+from ksqlpy.shell.remote import KsqlClient, run_remote_statements
+from ksqlpy.shell.repl import prompt_loop
 
 
 def ksqlpy(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -89,6 +101,68 @@ def test_properties_set_in_the_remote_shell_travel_with_each_request_until_unset
     assert re.search(r"\| ksql\.remote\.test\.marker +\| it's here +\|", shown)
     assert "| ksql.streams.state.dir" in unset and "ksql.remote.test.marker" not in unset
     assert "ksql.remote.test.marker" not in server.app.engine.properties  # never the server's own setting
+
+
+def press_ctrl_c_when_shown(out: io.StringIO, text: str) -> threading.Thread:
+    """A real SIGINT to the main thread (blocked reading the server's response) once `text` is in `out`."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while text not in out.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    return watcher
+
+
+def test_ctrl_c_closes_a_push_query_in_the_server_and_the_prompt_goes_on(
+    server_factory: Callable[..., RunningServer], unique_topic: Callable[..., str],
+    wait_until: Callable[..., Any],
+) -> None:
+    server = server_factory(max_push_queries=1)
+    topic = unique_topic("remote_cancel")
+    client = KsqlClient(server.url)
+    out = io.StringIO()
+    assert run_remote_statements(client, "SET 'auto.offset.reset'='earliest';"
+                                 f"CREATE STREAM s (v INT) WITH (kafka_topic='{topic}', value_format='JSON', "
+                                 "partitions=1); INSERT INTO s (v) VALUES (7);", out, sys.stderr)
+    watcher = press_ctrl_c_when_shown(out, "| 7            |\n")
+    with create_pipe_input() as keys:
+        keys.send_text("SELECT v FROM s EMIT CHANGES;\rSHOW STREAMS;\rquit\r")
+        session: PromptSession[str] = PromptSession(input=keys, output=DummyOutput(), history=InMemoryHistory())
+        assert prompt_loop(session, out, lambda text: run_remote_statements(client, text, out, sys.stderr)) == 0
+    watcher.join()
+    client.close()
+    assert "| 7            |\n\nQuery terminated\n" in out.getvalue()
+    assert f"| S           | {topic} |" in out.getvalue()  # the next statement ran
+    # The server let go of the query: its only push-query slot takes another one.
+    wait_until(lambda: httpx.post(f"{server.url}/query", timeout=30, json={
+        "ksql": "SELECT v FROM s EMIT CHANGES LIMIT 1;", "streamsProperties": {"auto.offset.reset": "earliest"}},
+    ).status_code == 200, 10, "the cancelled push query's slot to be free")
+
+
+def test_tls_and_basic_authentication(server_factory: Callable[..., RunningServer], tmp_path: Path) -> None:
+    authority = trustme.CA()
+    certificate = authority.issue_cert("127.0.0.1")
+    cert_file, key_file, ca_file = tmp_path / "server.pem", tmp_path / "server.key", tmp_path / "ca.pem"
+    certificate.private_key_pem.write_to_path(str(key_file))
+    certificate.cert_chain_pems[0].write_to_path(str(cert_file))
+    authority.cert_pem.write_to_path(str(ca_file))
+    users = tmp_path / "users.properties"
+    users.write_text("alice: s3cret\n", encoding="utf-8")
+    server = server_factory(tls_certificate=str(cert_file), tls_key=str(key_file), credentials_file=str(users))
+    trusted = ksqlpy("shell", "--server", server.url, "--user", "alice:s3cret", "--ca-file", str(ca_file),
+                     stdin="SHOW STREAMS;\n")
+    assert trusted.returncode == 0, trusted.stderr
+    assert "| Stream Name |" in trusted.stdout
+    untrusted = ksqlpy("shell", "--server", server.url, "--user", "alice:s3cret", stdin="SHOW STREAMS;\n")
+    assert untrusted.returncode == 1
+    assert "certificate verify failed" in untrusted.stderr.lower() and "Traceback" not in untrusted.stderr
+    wrong = ksqlpy("shell", "--server", server.url, "--user", "alice:guess", "--insecure", stdin="SHOW STREAMS;\n")
+    assert wrong.returncode == 1
+    assert wrong.stderr.startswith("Error: ") and "Traceback" not in wrong.stderr and "guess" not in wrong.stderr
 
 
 def test_an_unreachable_server_is_one_error_line(tmp_path: Path) -> None:
