@@ -12,6 +12,7 @@ import logging
 import shutil
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -24,7 +25,7 @@ from ksqlpy.errors import KsqlError
 from ksqlpy.functions.loader import LoadResult, UdfLoader
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.plan import FilterStep
-from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, CommandLog, command_key, is_recorded
+from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, Command, CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.secrets import mask_statement
@@ -44,6 +45,7 @@ MB = 1024 * 1024
 T = TypeVar("T")
 
 PROGRESS_INTERVAL_S = 1.0
+FOLLOW_POLL_S = 0.5
 
 
 class StreamSink(Protocol):
@@ -97,6 +99,8 @@ class KsqlpyApp:
         self._unmatched_replayed: Counter[str] = Counter()
         self._transient_ids = itertools.count()
         self._closed = False
+        self._follower: threading.Thread | None = None  # runs other processes' statements (follow_commands)
+        self._stop_following = threading.Event()
 
     # -- lifecycle
 
@@ -164,19 +168,7 @@ class KsqlpyApp:
         engine's counter, so each query gets the id (and consumer group) it had before and resumes from
         its committed offsets."""
         commands = self.command_log.replay()
-        session = dict(self.engine.properties)
-        failures = 0
-        for command in commands:
-            self.engine.properties = dict(command.properties)
-            try:
-                for statement in parse(command.statement):
-                    self.engine.execute_statement(statement)
-            except KsqlError as error:
-                # A log can hold a statement twice (two processes racing); the copy fails like it did then.
-                failures += 1
-                log.info("command log: %r did not re-apply: %s", command.statement, error)
-            self._unmatched_replayed[command_key(command.statement, command.properties)] += 1
-        self.engine.properties = session
+        failures = sum(not self._apply(command) for command in commands)
         if commands:
             self.status.write(
                 f"ksqlpy: recovered {len(commands)} statement(s) from {self.command_log.topic}; "
@@ -185,11 +177,52 @@ class KsqlpyApp:
             )
             self.status.flush()
 
+    def _apply(self, command: Command) -> bool:
+        """Run a command of the log (replayed, or appended by another process) with the properties it ran
+        with; False when it fails, as a copy of a statement two processes raced to run does."""
+        session = dict(self.engine.properties)
+        self.engine.properties = dict(command.properties)
+        try:
+            for statement in parse(command.statement):
+                self.engine.execute_statement(statement)
+        except KsqlError as error:
+            log.info("command log: %r did not re-apply: %s", command.statement, error)
+            return False
+        finally:
+            self.engine.properties = session
+            self._unmatched_replayed[command_key(command.statement, command.properties)] += 1
+        return True
+
+    def follow_commands(self, lock: threading.RLock) -> None:
+        """Keep running, from now on, the statements other processes of the service id run (as ksqlDB servers
+        share their command topic), each while holding `lock`, the lock around this process's own statements."""
+        follower = self.command_log.follow()
+
+        def follow() -> None:
+            try:
+                while not self._stop_following.is_set():
+                    records = follower.new_records(FOLLOW_POLL_S)
+                    if not records:
+                        continue
+                    with lock:
+                        for offset, value in records:
+                            command = self.command_log.learn(offset, value)
+                            if command is not None:
+                                self._apply(command)
+            finally:
+                follower.close()
+
+        self._follower = threading.Thread(target=follow, name="ksqlpy-command-follower", daemon=True)
+        self._follower.start()
+
     def close(self) -> None:
         """Stop every query cleanly (finish the batch, commit, close), then the embedded broker; idempotent."""
         if self._closed:
             return
         self._closed = True
+        self._stop_following.set()
+        if self._follower is not None:
+            self._follower.join(10)
         try:
             if self.udf_loader is not None:
                 self.udf_loader.stop()

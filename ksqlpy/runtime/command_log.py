@@ -25,7 +25,7 @@ from ksqlpy.state.rocksdb import SETTING_PROPERTIES, STATE_DIR_PROPERTIES
 from ksqlpy.syntax import ast
 
 if TYPE_CHECKING:
-    from confluent_kafka import Producer
+    from confluent_kafka import Consumer, Producer
 
     from ksqlpy.runtime.clients import KafkaClients
 
@@ -93,6 +93,7 @@ class CommandLog:
         self._next_sequence = 0
         self._topic_ready = False
         self._recorded: list[Command] = []  # what this process has read from or written to the log
+        self._written_here: set[int] = set()  # offsets of the commands this process appended
 
     def ensure_topic(self) -> None:
         """Create the single-partition command topic unless it exists; keep its records forever."""
@@ -140,9 +141,11 @@ class CommandLog:
             self._producer = self.clients.producer(**{"enable.idempotence": True, "acks": "all"})
         failures: list[str] = []
 
-        def on_delivery(error: KafkaError | None, _message: Any) -> None:
+        def on_delivery(error: KafkaError | None, message: Any) -> None:
             if error is not None:
                 failures.append(error.str())
+            else:
+                self._written_here.add(message.offset())
 
         value = orjson.dumps({"statement": command.statement, "properties": command.properties}, default=str)
         try:
@@ -157,6 +160,25 @@ class CommandLog:
             raise KsqlError(f"Cannot record statement in {self.topic}: {failures[0]}")
         self._next_sequence += 1
         self._recorded.append(command)
+
+    def learn(self, offset: int, value: bytes | None) -> Command | None:
+        """The command a follower read at `offset`, unless this process appended it (and so ran it already).
+        Call it while no statement of this process is being run and appended."""
+        self._next_sequence = max(self._next_sequence, offset + 1)
+        if offset in self._written_here:
+            return None
+        command = _decode(value)
+        if command is None:
+            log.warning("skipping unreadable record at offset %d of %s", offset, self.topic)
+            return None
+        self._recorded.append(command)
+        return command
+
+    def follow(self) -> CommandFollower:
+        """A reader of the commands other processes append from now on (after what replay read)."""
+        consumer = self.clients.consumer(f"_ksqlpy_follow_{uuid.uuid4().hex}")
+        consumer.assign([TopicPartition(self.topic, 0, self._next_sequence)])
+        return CommandFollower(self, consumer)
 
     def rewrite(self) -> None:
         """Write every command this process knows into a command topic the broker has lost (and that has
@@ -173,6 +195,29 @@ class CommandLog:
         if self._producer is not None:
             self._producer.flush(FLUSH_TIMEOUT_S)
             self._producer = None
+
+
+class CommandFollower:
+    """Reads the commands appended to the log after a replay: with `CommandLog.learn`, what other processes
+    sharing the service id ran since."""
+
+    def __init__(self, log: CommandLog, consumer: Consumer) -> None:
+        self.log = log
+        self.consumer = consumer
+
+    def new_records(self, timeout: float) -> list[tuple[int, bytes | None]]:
+        """(offset, value) of the records appended since the last call, waiting up to `timeout` for one."""
+        records = []
+        for message in self.consumer.consume(100, timeout):
+            error = message.error()
+            if error is None:
+                records.append((message.offset() or 0, message.value()))
+            elif error.code() != KafkaError._PARTITION_EOF:
+                log.warning("reading %s: %s", self.log.topic, error.str())
+        return records
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
 def _decode(value: bytes | None) -> Command | None:

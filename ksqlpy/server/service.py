@@ -75,6 +75,8 @@ class AppService:
         self.app = app
         self.lock = threading.RLock()
         self._transient_ids = itertools.count()
+        # A statement sent to any server of the service id takes effect in every one.
+        app.follow_commands(self.lock)
 
     @property
     def engine(self) -> Engine:
