@@ -321,7 +321,9 @@ def _describe_sources(descriptions: list[dict[str, Any]], text: str) -> Statemen
         if source.get("extended"):
             lines.append(f"Written by: {', '.join(sorted(q.get('id', '') for q in source.get('writeQueries', [])))}")
             lines.append(f"Read by: {', '.join(sorted(q.get('id', '') for q in source.get('readQueries', [])))}")
-            lines.extend(filter(None, [source.get("statistics"), source.get("errorStats")]))
+            statistics = "\n".join(filter(None, [source.get("statistics"), source.get("errorStats")]))
+            if statistics:
+                lines.append(f"\nLocal runtime statistics\n------------------------\n{statistics}")
         messages.append("\n".join(lines))
     return StatementResult(text, "\n".join(messages), columns=["Source", "Field", "Type"], rows=rows)
 
@@ -335,9 +337,17 @@ def _source_descriptions(entity: dict[str, Any]) -> StatementResult:
 
 
 def _query_description(entity: dict[str, Any]) -> StatementResult:
-    description = entity.get("queryDescription") or {}
-    parts = [description.get("statementText"), description.get("executionPlan")]
-    return StatementResult(_text(entity), "\n\n".join(str(part) for part in parts if part))
+    return StatementResult(_text(entity), _explained(entity.get("queryDescription") or {}))
+
+
+def _query_descriptions(entity: dict[str, Any]) -> StatementResult:
+    return StatementResult(_text(entity), "\n\n".join(map(_explained, entity.get("queryDescriptions") or [])))
+
+
+def _explained(description: dict[str, Any]) -> str:
+    """A query's text and plan; EXPLAIN of a statement (a query that does not run, so has no id) the plan only."""
+    parts = [description.get("statementText") if description.get("id") else None, description.get("executionPlan")]
+    return "\n\n".join(str(part) for part in parts if part)
 
 
 def _warning(entity: dict[str, Any]) -> StatementResult:
@@ -367,6 +377,7 @@ _RENDERERS: dict[str, Callable[[dict[str, Any]], StatementResult]] = {
     "sourceDescription": _source_description,
     "source_descriptions": _source_descriptions,
     "queryDescription": _query_description,
+    "query_descriptions": _query_descriptions,
     "warning_entity": _warning,
     "generic_listing": _generic_listing,
 }

@@ -24,6 +24,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from ksqlpy.shell.remote import KsqlClient, run_remote_statements
+from ksqlpy.shell.render import print_result
 from ksqlpy.shell.repl import prompt_loop
 
 
@@ -84,6 +85,29 @@ def test_the_remote_shell_prints_listings_errors_and_a_push_querys_rows(
     assert "| a            | 10           |" in done.stdout
     assert "| b            | 20           |" in done.stdout
     assert "Limit Reached" in done.stdout
+
+
+def test_listings_and_descriptions_print_as_the_embedded_shell_prints_them(
+    server: RunningServer, unique_topic: Callable[..., str]
+) -> None:
+    topic = unique_topic("remote_same")
+    client = KsqlClient(server.url)
+    created = io.StringIO()
+    assert run_remote_statements(
+        client, "CREATE TYPE point AS STRUCT<x DOUBLE, y DOUBLE>;"
+        f"CREATE STREAM moves (id STRING KEY, at point, tags ARRAY<STRING>, amount DECIMAL(6, 2)) WITH "
+        f"(kafka_topic='{topic}', value_format='JSON', partitions=1);"
+        "CREATE TABLE counts AS SELECT id, COUNT(*) AS n FROM moves WINDOW TUMBLING (SIZE 1 MINUTE) GROUP BY id;",
+        created, sys.stderr)
+    (query_id,) = server.app.engine.queries
+    for statement in ("SHOW STREAMS;", "SHOW TABLES;", "SHOW TYPES;", "DESCRIBE moves;", "DESCRIBE counts;",
+                      "DESCRIBE FUNCTION ABS;", f"EXPLAIN {query_id};"):
+        remote, embedded = io.StringIO(), io.StringIO()
+        assert run_remote_statements(client, statement, remote, sys.stderr)
+        for result in server.app.execute(statement):
+            print_result(result, embedded)
+        assert remote.getvalue().count("\n") > 3 and remote.getvalue() == embedded.getvalue(), statement
+    client.close()
 
 
 def test_properties_set_in_the_remote_shell_travel_with_each_request_until_unset(server: RunningServer) -> None:
