@@ -32,7 +32,8 @@ def test_the_stack_feeds_mqtt_bridges_it_runs_the_queries_and_shows_the_alerts()
     commands = [" ".join(command) for command in ksqlpy_services().values()]
     assert any(c.startswith("simulate ") and "--mqtt-host mosquitto" in c for c in commands)
     assert any(c.startswith("mqtt-bridge ") and "--mqtt-host mosquitto" in c for c in commands)
-    assert "run queries/anomaly_detection.sql" in commands
+    assert "server --host 0.0.0.0 --port 8088" in commands
+    assert "run queries/anomaly_detection.sql --server http://ksqlpy:8088" in commands
     assert "consume car-anomalies --from-beginning" in commands
 
 
@@ -60,6 +61,13 @@ def test_each_service_runs_a_ksqlpy_command_with_options_it_has(
             assert f"{argument} " in usage, f"{service}: ksqlpy {command} has no option {argument}"
         elif argument.endswith(".sql"):
             assert (ROOT / argument).is_file()
+
+
+def test_the_server_publishes_port_8088_and_the_queries_wait_until_it_is_healthy() -> None:
+    services = compose()["services"]
+    assert "8088:8088" in services["ksqlpy"]["ports"]
+    assert "/healthcheck" in " ".join(services["ksqlpy"]["healthcheck"]["test"])
+    assert services["queries"]["depends_on"] == {"ksqlpy": {"condition": "service_healthy"}}
 
 
 def test_mosquitto_gets_the_bridge_settings_the_readme_recommends() -> None:
