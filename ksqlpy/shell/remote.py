@@ -10,11 +10,15 @@ every request, as ksqlDB's CLI does. Persistent queries run in the server and ou
 from __future__ import annotations
 
 import argparse
+import base64
+import datetime
 import getpass
+import itertools
 import json
 import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any, TextIO
 
 import httpx
@@ -24,7 +28,7 @@ from prompt_toolkit.completion import WordCompleter
 from ksqlpy.engine import StatementResult
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.push import DELETED
-from ksqlpy.shell.render import StreamingTable
+from ksqlpy.shell.render import StreamingTable, cell_text
 from ksqlpy.shell.repl import (
     HISTORY_FILE,
     MaskedHistory,
@@ -33,9 +37,21 @@ from ksqlpy.shell.repl import (
     prompt_loop,
     scan_statements,
 )
-from ksqlpy.syntax.parser import keywords
-from ksqlpy.text import double_to_text
-from ksqlpy.types import STRING
+from ksqlpy.syntax.ast import NamedType
+from ksqlpy.syntax.parser import keywords, parse_type
+from ksqlpy.types import (
+    BYTES,
+    DATE,
+    DOUBLE,
+    STRING,
+    TIME,
+    TIMESTAMP,
+    ArrayType,
+    DecimalType,
+    MapType,
+    SqlType,
+    StructType,
+)
 
 KSQL_JSON = "application/vnd.ksql.v1+json"
 # Statements wait for the server as long as it takes (a CREATE ... AS SELECT starts a query); connecting does not.
@@ -44,6 +60,8 @@ TIMEOUT = httpx.Timeout(None, connect=10.0)
 _LEADING_COMMENTS = re.compile(r"(\s|--[^\n]*(\n|$))*")
 _SET = re.compile(r"SET\s+'((?:[^']|'')*)'\s*=\s*'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
 _UNSET = re.compile(r"UNSET\s+'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
+_EPOCH_DATE = datetime.date(1970, 1, 1)
+PULL_QUERY_DONE = "Query Completed"
 # Everything between the items of /query's JSON array: its brackets, commas and keep-alive newlines.
 _FRAMING = "[],\r\n\t "
 
@@ -125,7 +143,7 @@ class KsqlClient:
 def query_items(chunks: Iterable[str]) -> Iterator[dict[str, Any]]:
     """The items of /query's chunked JSON array as each arrives whole: `[`, items separated by commas, newlines
     as keep-alives anywhere between them, `]`."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_float=Decimal)  # a DECIMAL keeps its digits; a DOUBLE is read back to float
     buffer = ""
     for chunk in chunks:
         buffer += chunk
@@ -146,26 +164,30 @@ def query_items(chunks: Iterable[str]) -> Iterator[dict[str, Any]]:
 
 
 def _stream_rows(items: Iterator[dict[str, Any]], sink: StreamingTable) -> str:
+    types: list[SqlType | None] = []
     for item in items:
         if "header" in item:
             columns = schema_columns(item["header"].get("schema", ""))
-            sink.header(columns, [STRING] * len(columns))  # cells arrive as JSON and are turned into text here
+            types = [sql_type for _name, sql_type in columns]
+            sink.header([name for name, _type in columns], [STRING] * len(columns))  # cells come as text, below
         elif "row" in item:
             row = item["row"]
             deleted = bool(row.get("tombstone"))
-            sink.row([str(DELETED) if deleted and value is None else json_cell_text(value)
-                      for value in row.get("columns", [])])
+            sink.row([str(DELETED) if deleted and value is None else cell_from_json(value, sql_type)
+                      for value, sql_type in zip(row.get("columns", []), types or itertools.repeat(None), strict=False)])
         elif "errorMessage" in item:
             error = item["errorMessage"]
             raise RemoteError(error.get("message", str(error)) if isinstance(error, dict) else str(error))
         elif "finalMessage" in item:
-            return str(item["finalMessage"])
+            final = str(item["finalMessage"])
+            return "" if final == PULL_QUERY_DONE else final  # the embedded shell ends a pull query silently
     return ""
 
 
-def schema_columns(schema: str) -> list[str]:
-    """The column names of a /query header's schema, e.g. "`K` STRING KEY, `V` STRUCT<`A` INTEGER>"."""
-    names: list[str] = []
+def schema_columns(schema: str) -> list[tuple[str, SqlType | None]]:
+    """The columns of a /query header's schema, e.g. "`K` STRING KEY, `V` STRUCT<`A` INTEGER>": each name with
+    its type, or None for a type this client does not know."""
+    columns: list[tuple[str, SqlType | None]] = []
     depth = 0
     start = 0
     quoted = False
@@ -179,28 +201,63 @@ def schema_columns(schema: str) -> list[str]:
         elif char in ">)":
             depth -= 1
         elif char == "," and depth == 0:
-            names.append(_column_name(schema[start:index].strip()))
+            if schema[start:index].strip():
+                columns.append(_column(schema[start:index].strip()))
             start = index + 1
-    return [name for name in names if name]
+    return columns
 
 
-def _column_name(definition: str) -> str:
+def _column(definition: str) -> tuple[str, SqlType | None]:
     if definition.startswith("`"):
-        return definition[1:].split("`", 1)[0]
-    return definition.split(" ", 1)[0]
+        name, _, type_text = definition[1:].partition("`")
+    else:
+        name, _, type_text = definition.partition(" ")
+    type_text = re.sub(r"\s+KEY$", "", type_text.strip(), flags=re.IGNORECASE)
+    try:
+        sql_type = parse_type(type_text)
+    except KsqlError:
+        return name, None
+    return name, None if isinstance(sql_type, NamedType) else sql_type
 
 
-def json_cell_text(value: Any) -> str:
-    """A value from a /query row as ksqlDB's CLI shows it: JSON text for structured values."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return double_to_text(value)
+def cell_from_json(value: Any, sql_type: SqlType | None) -> str:
+    """A /query cell as the embedded shell shows the value: read back into the engine's form for its type; as
+    JSON text when the type is unknown or the value does not fit it."""
+    if sql_type is not None:
+        try:
+            return cell_text(from_json(value, sql_type), sql_type)
+        except (ValueError, TypeError, AttributeError, ArithmeticError):
+            pass
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return cell_text(value)
+
+
+def from_json(value: Any, sql_type: SqlType) -> Any:
+    """A value as ksqlDB's REST JSON writes it (times as text, bytes as base64), in the engine's form."""
+    if value is None:
+        return None
+    if sql_type == DOUBLE:
+        return float(value)
+    if isinstance(sql_type, DecimalType):
+        return Decimal(str(value))
+    if sql_type == TIMESTAMP:
+        moment = datetime.datetime.fromisoformat(value).replace(tzinfo=datetime.UTC)
+        return round(moment.timestamp() * 1000)
+    if sql_type == DATE:
+        return (datetime.date.fromisoformat(value) - _EPOCH_DATE).days
+    if sql_type == TIME:
+        clock = datetime.time.fromisoformat(value)
+        return ((clock.hour * 60 + clock.minute) * 60 + clock.second) * 1000 + clock.microsecond // 1000
+    if sql_type == BYTES:
+        return base64.b64decode(value)
+    if isinstance(sql_type, ArrayType):
+        return [from_json(item, sql_type.element) for item in value]
+    if isinstance(sql_type, MapType):
+        return {key: from_json(item, sql_type.value) for key, item in value.items()}
+    if isinstance(sql_type, StructType):
+        return {name: from_json(value.get(name), field_type) for name, field_type in sql_type.fields}
+    return value
 
 
 # -- entities as the embedded shell shows the same statements' results

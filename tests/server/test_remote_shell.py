@@ -24,7 +24,7 @@ from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
 from ksqlpy.shell.remote import KsqlClient, run_remote_statements
-from ksqlpy.shell.render import print_result
+from ksqlpy.shell.render import StreamingTable, print_result
 from ksqlpy.shell.repl import prompt_loop
 
 
@@ -108,6 +108,35 @@ def test_listings_and_descriptions_print_as_the_embedded_shell_prints_them(
             print_result(result, embedded)
         assert remote.getvalue().count("\n") > 3 and remote.getvalue() == embedded.getvalue(), statement
     client.close()
+
+
+def test_query_rows_print_as_the_embedded_shell_prints_them(
+    server: RunningServer, unique_topic: Callable[..., str], wait_until: Callable[..., Any]
+) -> None:
+    topic = unique_topic("remote_rows")
+    client = KsqlClient(server.url)
+    assert run_remote_statements(
+        client, f"CREATE STREAM typed (id STRING KEY, d DOUBLE, amount DECIMAL(6, 2), at TIMESTAMP, day DATE, "
+        "clock TIME, raw BYTES, ok BOOLEAN, scores ARRAY<DOUBLE>, prices MAP<STRING, DECIMAL(4, 1)>, "
+        f"nested STRUCT<seen TIMESTAMP, n BIGINT>) WITH (kafka_topic='{topic}', value_format='JSON', partitions=1);"
+        "INSERT INTO typed VALUES ('a', 0.1, 1.50, FROM_UNIXTIME(1577836800123), FROM_DAYS(18262), "
+        "PARSE_TIME('10:11:12', 'HH:mm:ss'), TO_BYTES('AQI=', 'base64'), true, ARRAY[1.0, 2.5E-7], "
+        "MAP('x' := 2.5), STRUCT(seen := FROM_UNIXTIME(0), n := CAST(3 AS BIGINT)));", io.StringIO(), sys.stderr)
+    query = "SELECT * FROM typed;"
+    embedded = io.StringIO()
+
+    def embedded_rows() -> bool:
+        embedded.seek(0)
+        embedded.truncate()
+        for result in server.app.execute(query, StreamingTable(embedded, total_width=None)):
+            print_result(result, embedded)
+        return "| a " in embedded.getvalue()
+
+    wait_until(embedded_rows, 10, "the inserted row")
+    remote = io.StringIO()
+    assert run_remote_statements(client, query, remote, sys.stderr)
+    client.close()
+    assert remote.getvalue() == embedded.getvalue()
 
 
 def test_properties_set_in_the_remote_shell_travel_with_each_request_until_unset(server: RunningServer) -> None:
