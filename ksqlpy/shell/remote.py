@@ -23,11 +23,11 @@ from typing import Any, TextIO
 
 import httpx
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import WordCompleter
 
 from ksqlpy.engine import StatementResult
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.push import DELETED
+from ksqlpy.shell.complete import StatementCompleter
 from ksqlpy.shell.render import StreamingTable, cell_text
 from ksqlpy.shell.repl import (
     HISTORY_FILE,
@@ -43,6 +43,7 @@ from ksqlpy.types import (
     BYTES,
     DATE,
     DOUBLE,
+    PRIMITIVES_BY_NAME,
     STRING,
     TIME,
     TIMESTAMP,
@@ -440,6 +441,30 @@ _RENDERERS: dict[str, Callable[[dict[str, Any]], StatementResult]] = {
 }
 
 
+class RemoteCompleter(StatementCompleter):
+    """Tab completion from the server: its streams, tables and functions (asked for at each completion, so they
+    follow CREATE and DROP), then the grammar's keywords and type names."""
+
+    def __init__(self, client: KsqlClient) -> None:
+        self.client = client
+        self.keywords = keywords()
+
+    def candidates(self) -> Iterable[tuple[str, str]]:
+        try:
+            entities = self.client.execute("SHOW STREAMS; SHOW TABLES; SHOW FUNCTIONS;")
+        except RemoteError:
+            entities = []  # completion goes on with what the client knows by itself
+        for entity in entities:
+            for source in entity.get("streams", []) + entity.get("tables", []):
+                yield str(source.get("name")), str(source.get("type", "")).lower()
+            for function in entity.get("functions", []):
+                yield str(function.get("name")), "function"
+        for name in self.keywords:
+            yield name, "keyword"
+        for name in PRIMITIVES_BY_NAME:
+            yield name, "type"
+
+
 # -- running statements
 
 
@@ -479,7 +504,7 @@ def run_remote_shell(client: KsqlClient, stdin: TextIO | None = None, out: TextI
         target.write(f"Server: {client.url} (version {info.get('version', 'unknown')}, "
                      f"service id {info.get('ksqlServiceId', 'unknown')})\n")
         session: PromptSession[str] = PromptSession(
-            history=MaskedHistory(str(HISTORY_FILE)), completer=WordCompleter(keywords(), ignore_case=True),
+            history=MaskedHistory(str(HISTORY_FILE)), completer=RemoteCompleter(client),
             complete_while_typing=False)
         return prompt_loop(session, target, lambda text: run_remote_statements(client, text, target, sys.stderr))
     ok = True

@@ -19,11 +19,13 @@ import httpx
 import trustme
 from conftest import RunningServer
 from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from ksqlpy.shell.remote import KsqlClient, run_remote_statements
+from ksqlpy.shell.remote import KsqlClient, RemoteCompleter, run_remote_statements
 from ksqlpy.shell.render import StreamingTable, print_result
 from ksqlpy.shell.repl import prompt_loop
 
@@ -87,7 +89,7 @@ def test_the_remote_shell_prints_listings_errors_and_a_push_querys_rows(
     assert "Limit Reached" in done.stdout
 
 
-def test_listings_and_descriptions_print_as_the_embedded_shell_prints_them(
+def test_listings_and_descriptions_print_as_embedded_and_the_servers_names_complete(
     server: RunningServer, unique_topic: Callable[..., str]
 ) -> None:
     topic = unique_topic("remote_same")
@@ -107,6 +109,11 @@ def test_listings_and_descriptions_print_as_the_embedded_shell_prints_them(
         for result in server.app.execute(statement):
             print_result(result, embedded)
         assert remote.getvalue().count("\n") > 3 and remote.getvalue() == embedded.getvalue(), statement
+    completer = RemoteCompleter(client)
+    for typed, expected in (("SELECT * FROM mo", ("MOVES", "stream")), ("DESCRIBE COU", ("COUNTS", "table")),
+                            ("SELECT lca", ("LCASE", "function"))):
+        completions = completer.get_completions(Document(typed), CompleteEvent())
+        assert expected in [(c.text, c.display_meta_text) for c in completions], typed
     client.close()
 
 
