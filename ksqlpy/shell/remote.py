@@ -3,8 +3,8 @@ REST API, printing its answers as the embedded shell prints its own results.
 
 Statements go one at a time to `POST /ksql` and its entities become the embedded shell's tables and messages;
 SELECT and PRINT stream from `POST /query` into the streaming table as rows arrive (Ctrl-C closes the response,
-which ends the query in the server). SET and UNSET stay in the client, which sends the properties set with
-every request, as ksqlDB's CLI does. Persistent queries run in the server and outlive the client.
+which ends the query in the server). As ksqlDB's CLI does, SET and UNSET stay in the client, which sends
+the properties set with every request, and RUN SCRIPT reads its file here and sends the file's statements. Persistent queries run in the server and outlive the client.
 """
 
 from __future__ import annotations
@@ -19,12 +19,13 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 from prompt_toolkit import PromptSession
 
-from ksqlpy.engine import StatementResult
+from ksqlpy.engine import MAX_SCRIPT_NESTING, StatementResult
 from ksqlpy.errors import KsqlError
 from ksqlpy.runtime.push import DELETED
 from ksqlpy.shell.complete import StatementCompleter
@@ -60,6 +61,7 @@ TIMEOUT = httpx.Timeout(None, connect=10.0)
 
 _LEADING_COMMENTS = re.compile(r"(\s|--[^\n]*(\n|$))*")
 _SET = re.compile(r"SET\s+'((?:[^']|'')*)'\s*=\s*'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
+_RUN_SCRIPT = re.compile(r"RUN\s+SCRIPT\s+'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
 _UNSET = re.compile(r"UNSET\s+'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
 _EPOCH_DATE = datetime.date(1970, 1, 1)
 PULL_QUERY_DONE = "Query Completed"
@@ -474,25 +476,45 @@ def run_remote_statements(client: KsqlClient, text: str, out: TextIO, err: TextI
     return print_results(_results(client, text, out), out, err)
 
 
-def _results(client: KsqlClient, text: str, out: TextIO) -> Iterator[StatementResult]:
+def _results(client: KsqlClient, text: str, out: TextIO, scripts: tuple[str, ...] = ()) -> Iterator[StatementResult]:
+    """Each statement's results as it runs; `scripts` are the RUN SCRIPT files `text` is read from, outermost first."""
     for statement in scan_statements(text)[0]:
-        yield from _run_statement(client, statement, out)
+        yield from _run_statement(client, statement, out, scripts)
 
 
-def _run_statement(client: KsqlClient, statement: str, out: TextIO) -> list[StatementResult]:
+def _run_statement(client: KsqlClient, statement: str, out: TextIO,
+                   scripts: tuple[str, ...]) -> Iterator[StatementResult]:
     word = first_word(statement)
-    body = statement[_LEADING_COMMENTS.match(statement).end():]  # type: ignore[union-attr]
-    if word == "SET" and (setting := _SET.fullmatch(body.strip())):
-        name, value = (part.replace("''", "'") for part in setting.groups())
+    body = statement[_LEADING_COMMENTS.match(statement).end():].strip()  # type: ignore[union-attr]
+    if word == "SET" and (setting := _SET.fullmatch(body)):
+        name, value = (_unquote(part) for part in setting.groups())
         client.properties[name] = value
-        return [StatementResult(statement, f"Successfully changed local property '{name}'.")]
-    if word == "UNSET" and (unsetting := _UNSET.fullmatch(body.strip())):
-        name = unsetting.group(1).replace("''", "'")
+        yield StatementResult(statement, f"Successfully changed local property '{name}'.")
+    elif word == "UNSET" and (unsetting := _UNSET.fullmatch(body)):
+        name = _unquote(unsetting.group(1))
         client.properties.pop(name, None)
-        return [StatementResult(statement, f"Successfully unset local property '{name}'.")]
-    if word in ("SELECT", "PRINT"):
-        return [StatementResult(statement, client.query(statement, StreamingTable(out)))]
-    return [entity_result(entity) for entity in client.execute(statement)]
+        yield StatementResult(statement, f"Successfully unset local property '{name}'.")
+    elif word == "RUN" and (script := _RUN_SCRIPT.fullmatch(body)):
+        # As ksqlDB's CLI: the file is read here and its statements sent, since the server cannot read it.
+        yield from _results(client, _script_text(_unquote(script.group(1)), scripts), out,
+                            (*scripts, _unquote(script.group(1))))
+    elif word in ("SELECT", "PRINT"):
+        yield StatementResult(statement, client.query(statement, StreamingTable(out)))
+    else:
+        yield from map(entity_result, client.execute(statement))
+
+
+def _unquote(text: str) -> str:
+    return text.replace("''", "'")
+
+
+def _script_text(path: str, scripts: tuple[str, ...]) -> str:
+    if len(scripts) >= MAX_SCRIPT_NESTING:
+        raise RemoteError(f"RUN SCRIPT {path}: scripts may run inside one another at most {MAX_SCRIPT_NESTING} deep")
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, ValueError) as error:
+        raise RemoteError(f"Cannot read script {path}: {getattr(error, 'strerror', None) or error}") from error
 
 
 def run_remote_shell(client: KsqlClient, stdin: TextIO | None = None, out: TextIO | None = None) -> int:

@@ -47,11 +47,13 @@ def test_run_submits_a_file_whose_persistent_query_keeps_running_in_the_server(
     consume_all: Callable[..., list[Any]],
 ) -> None:
     source, sink = unique_topic("remote_in"), unique_topic("remote_out")
+    sources = tmp_path / "sources.sql"
+    sources.write_text(f"CREATE STREAM readings (id STRING KEY, v INT) WITH (kafka_topic='{source}', "
+                       "value_format='JSON', partitions=1);\n")
     script = tmp_path / "pipeline.sql"
     script.write_text(
         "SET 'auto.offset.reset'='earliest';\n"  # kept by the client and sent with the statements after it
-        f"CREATE STREAM readings (id STRING KEY, v INT) WITH (kafka_topic='{source}', value_format='JSON', "
-        "partitions=1);\n"
+        f"RUN SCRIPT '{sources}';\n"  # read by the client: the server never sees the file
         f"CREATE STREAM doubled WITH (kafka_topic='{sink}') AS SELECT id, v * 2 AS twice FROM readings;\n"
     )
     done = ksqlpy("run", str(script), "--server", server.url)
@@ -225,7 +227,15 @@ def test_tls_and_basic_authentication(server_factory: Callable[..., RunningServe
     assert wrong.stderr.startswith("Error: ") and "Traceback" not in wrong.stderr and "guess" not in wrong.stderr
 
 
-def test_an_unreachable_server_is_one_error_line(tmp_path: Path) -> None:
+def test_a_script_that_runs_itself_is_an_error_not_endless(tmp_path: Path) -> None:
+    looping = tmp_path / "loop.sql"
+    looping.write_text(f"RUN SCRIPT '{looping}';\n")
+    err = io.StringIO()
+    assert not run_remote_statements(KsqlClient("http://127.0.0.1:9"), f"RUN SCRIPT '{looping}';", io.StringIO(), err)
+    assert err.getvalue().startswith("Error: RUN SCRIPT") and "at most 16 deep" in err.getvalue()
+
+
+def test_an_unreachable_server_is_one_error_line() -> None:
     done = ksqlpy("shell", "--server", "http://127.0.0.1:9", stdin="SHOW STREAMS;\n")
     assert done.returncode == 1
     assert done.stderr.startswith("Error: cannot reach http://127.0.0.1:9") and "Traceback" not in done.stderr
