@@ -4,7 +4,8 @@ REST API, printing its answers as the embedded shell prints its own results.
 Statements go one at a time to `POST /ksql` and its entities become the embedded shell's tables and messages;
 SELECT and PRINT stream from `POST /query` into the streaming table as rows arrive (Ctrl-C closes the response,
 which ends the query in the server). As ksqlDB's CLI does, SET and UNSET stay in the client, which sends
-the properties set with every request, and RUN SCRIPT reads its file here and sends the file's statements. Persistent queries run in the server and outlive the client.
+the properties set with every request, and RUN SCRIPT reads its file here and sends the file's statements.
+Persistent queries run in the server and outlive the client.
 """
 
 from __future__ import annotations
