@@ -65,7 +65,7 @@ _SET = re.compile(r"SET\s+'((?:[^']|'')*)'\s*=\s*'((?:[^']|'')*)'\s*;?", re.IGNO
 _RUN_SCRIPT = re.compile(r"RUN\s+SCRIPT\s+'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
 _UNSET = re.compile(r"UNSET\s+'((?:[^']|'')*)'\s*;?", re.IGNORECASE)
 _EPOCH_DATE = datetime.date(1970, 1, 1)
-PULL_QUERY_DONE = "Query Completed"
+_PULL_QUERY_DONE = "Query Completed"
 # Everything between the items of /query's JSON array: its brackets, commas and keep-alive newlines.
 _FRAMING = "[],\r\n\t "
 
@@ -74,9 +74,14 @@ class RemoteError(KsqlError):
     """What the server refused, or why it could not be reached, in one line."""
 
 
+def statement_body(statement: str) -> str:
+    """The statement without the comments before it."""
+    return _LEADING_COMMENTS.sub("", statement, count=1).strip()
+
+
 def first_word(statement: str) -> str:
-    text = statement[_LEADING_COMMENTS.match(statement).end():]  # type: ignore[union-attr]
-    return text.split(None, 1)[0].upper().rstrip(";") if text.strip() else ""
+    body = statement_body(statement)
+    return body.split(None, 1)[0].upper().rstrip(";") if body else ""
 
 
 class KsqlClient:
@@ -106,7 +111,7 @@ class KsqlClient:
         """Stream a SELECT or PRINT from POST /query into `sink` until the server ends it (its final message is
         returned) or Ctrl-C closes the response ("Query terminated")."""
         try:
-            with self._send(lambda: self.http.stream("POST", "/query", json=self._body(statement))) as response:
+            with self.http.stream("POST", "/query", json=self._body(statement)) as response:
                 if response.is_error:
                     response.read()
                     self._answer(response)
@@ -120,7 +125,7 @@ class KsqlClient:
             sink.cancelled()
             return "Query terminated"
         except httpx.TransportError as error:
-            raise RemoteError(f"the connection to {self.url} broke: {error}") from error
+            raise RemoteError(f"the query's connection to {self.url} failed: {error}") from error
 
     def _body(self, statement: str) -> dict[str, Any]:
         return {"ksql": statement, "streamsProperties": dict(self.properties)}
@@ -177,14 +182,15 @@ def _stream_rows(items: Iterator[dict[str, Any]], sink: StreamingTable) -> str:
         elif "row" in item:
             row = item["row"]
             deleted = bool(row.get("tombstone"))
+            cells = zip(row.get("columns", []), types or itertools.repeat(None), strict=False)
             sink.row([str(DELETED) if deleted and value is None else cell_from_json(value, sql_type)
-                      for value, sql_type in zip(row.get("columns", []), types or itertools.repeat(None), strict=False)])
+                      for value, sql_type in cells])
         elif "errorMessage" in item:
             error = item["errorMessage"]
             raise RemoteError(error.get("message", str(error)) if isinstance(error, dict) else str(error))
         elif "finalMessage" in item:
             final = str(item["finalMessage"])
-            return "" if final == PULL_QUERY_DONE else final  # the embedded shell ends a pull query silently
+            return "" if final == _PULL_QUERY_DONE else final  # the embedded shell ends a pull query silently
     return ""
 
 
@@ -486,7 +492,7 @@ def _results(client: KsqlClient, text: str, out: TextIO, scripts: tuple[str, ...
 def _run_statement(client: KsqlClient, statement: str, out: TextIO,
                    scripts: tuple[str, ...]) -> Iterator[StatementResult]:
     word = first_word(statement)
-    body = statement[_LEADING_COMMENTS.match(statement).end():].strip()  # type: ignore[union-attr]
+    body = statement_body(statement)
     if word == "SET" and (setting := _SET.fullmatch(body)):
         name, value = (_unquote(part) for part in setting.groups())
         client.properties[name] = value
