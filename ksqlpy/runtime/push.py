@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
 
 from ksqlpy.execution.pipeline import Pipeline
+from ksqlpy.planning.catalog import WINDOW_BOUND_COLUMNS
 from ksqlpy.planning.plan import QueryPlan, query_property
 from ksqlpy.runtime.alignment import TimeAligner
 from ksqlpy.runtime.clients import KafkaClients
@@ -25,6 +26,7 @@ from ksqlpy.runtime.worker import (
     batches_of,
     take_fetched,
 )
+from ksqlpy.schema import Namespace
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +43,27 @@ class Deleted:
 
 
 DELETED = Deleted()
+
+
+def push_rows(plan: QueryPlan) -> Callable[[list[list[Any]], list[bool]], list[list[Any]]]:
+    """How a push query's rows come from a batch's output columns and tombstone flags: over a table a deleted
+    row is its key (with its window bounds) and DELETED in every other column; over a stream a record
+    without a value is no row, as in ksqlDB."""
+    kept = {i for i, column in enumerate(plan.output.columns) if column.namespace is Namespace.KEY}
+    if plan.root.window is not None:
+        kept |= {i for i, column in enumerate(plan.output.columns) if column.name in WINDOW_BOUND_COLUMNS}
+    over_table = plan.root.is_table
+
+    def rows(columns: list[list[Any]], tombstones: list[bool]) -> list[list[Any]]:
+        made = []
+        for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True):
+            if not tombstone:
+                made.append(list(row))
+            elif over_table:
+                made.append([value if i in kept else DELETED for i, value in enumerate(row)])
+        return made
+
+    return rows
 
 
 def run_push_query(
@@ -62,8 +85,7 @@ def run_push_query(
     """
     topics = list(dict.fromkeys(plan.input_topics))  # a join reads several (a self-join its one topic once)
     remaining = limit if limit is not None else plan.limit
-    key_width = len(plan.output.key)
-    deleted_values = [DELETED] * (len(plan.output.columns) - key_width)
+    rows_of = push_rows(plan)
     from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
     # A join takes its inputs in time order (see TimeAligner), which the end-of-partition events help with.
     aligner = TimeAligner(not plan.co_partitioned) if len(topics) > 1 else None
@@ -90,9 +112,8 @@ def run_push_query(
             if not messages:
                 continue
             for batch in batches_of(messages, topics):
-                columns, tombstones = pipeline.rows(batch)
-                for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True):
-                    yield [*row[:key_width], *deleted_values] if tombstone else list(row)
+                for row in rows_of(*pipeline.rows(batch)):
+                    yield row
                     if remaining is not None:
                         remaining -= 1
                         if remaining == 0:

@@ -8,15 +8,15 @@ and HTTP requests arrive on many threads. A push query is planned under the lock
 
 from __future__ import annotations
 
-import itertools
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ksqlpy.engine import Engine, StatementResult
-from ksqlpy.planning.plan import QueryPlan
+from ksqlpy.planning.plan import QueryPlan, query_property
 from ksqlpy.server.cluster import Cluster, HostStatus
 from ksqlpy.syntax import ast
 
@@ -32,6 +32,18 @@ class TransientQuery:
     query_id: str
     plan: QueryPlan
     is_pull: bool
+
+    @classmethod
+    def of(cls, statement: ast.SelectStatement, plan: QueryPlan, properties: Mapping[str, Any]) -> TransientQuery:
+        """The query with an id as ksqlDB names it: a push query that only follows, from now on, what a
+        persistent query writes is a scalable push query (`SCALABLE_PUSH_QUERY_…`); the others are
+        `transient_<SOURCE>_…`."""
+        is_pull = statement.query.emit is None
+        source = plan.source.source
+        scalable = not is_pull and bool(source.writers) and not plan.is_stateful and len(plan.sources) == 1 \
+            and query_property(properties, "auto.offset.reset", "latest") == "latest"
+        suffix = uuid.uuid4().int % 10**18
+        return cls(f"SCALABLE_PUSH_QUERY_{suffix}" if scalable else f"transient_{source.name}_{suffix}", plan, is_pull)
 
 
 class KsqlService(Protocol):
@@ -74,7 +86,6 @@ class AppService:
     def __init__(self, app: KsqlpyApp) -> None:
         self.app = app
         self.lock = threading.RLock()
-        self._transient_ids = itertools.count()
         # A statement sent to any server of the service id takes effect in every one.
         app.follow_commands(self.lock)
 
@@ -109,7 +120,7 @@ class AppService:
     def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
         with self.lock, self._overrides(properties):
             plan = self.engine.plan_transient(statement)
-        return TransientQuery(f"transient_{next(self._transient_ids)}", plan, statement.query.emit is None)
+            return TransientQuery.of(statement, plan, self.engine.properties)
 
     def pull(self, query: TransientQuery) -> list[list[Any]]:
         with self.lock:

@@ -5,7 +5,6 @@ after it started (or every record, from 'earliest')."""
 
 from __future__ import annotations
 
-import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -16,7 +15,7 @@ from ksqlpy.driver import InMemoryDriver
 from ksqlpy.engine import Engine, StatementResult
 from ksqlpy.execution.pipeline import RecordBatch
 from ksqlpy.planning.plan import query_property
-from ksqlpy.runtime.push import DELETED
+from ksqlpy.runtime.push import push_rows
 from ksqlpy.runtime.worker import RUNNING, QueryStatus
 from ksqlpy.server.cluster import HostStatus
 from ksqlpy.server.service import TransientQuery
@@ -34,7 +33,6 @@ class InMemoryService:
         self.lock = threading.RLock()
         self.active_push_queries = 0
         self._service_id = service_id
-        self._transient_ids = itertools.count()
 
     @property
     def engine(self) -> Engine:
@@ -67,7 +65,7 @@ class InMemoryService:
     def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
         with self.lock, self._overrides(properties):
             plan = self.engine.plan_transient(statement)
-        return TransientQuery(f"transient_{next(self._transient_ids)}", plan, statement.query.emit is None)
+            return TransientQuery.of(statement, plan, self.engine.properties)
 
     def pull(self, query: TransientQuery) -> list[list[Any]]:
         with self.lock:
@@ -77,8 +75,7 @@ class InMemoryService:
              ready: threading.Event | None = None) -> Iterator[list[Any]]:
         plan = query.plan
         topics = list(dict.fromkeys(plan.input_topics))
-        key_width = len(plan.output.key)
-        deleted = [DELETED] * (len(plan.output.columns) - key_width)
+        rows_of = push_rows(plan)
         remaining = plan.limit
         with self.lock:
             pipeline = self.engine.transient_pipeline(plan, query.query_id)
@@ -93,9 +90,7 @@ class InMemoryService:
                     runs = self.driver.new_input(query.query_id, topics)
                     rows: list[list[Any]] = []
                     for run in runs:
-                        columns, tombstones = pipeline.rows(RecordBatch.of(run))
-                        rows += [[*row[:key_width], *deleted] if tombstone else list(row)
-                                 for row, tombstone in zip(zip(*columns, strict=True), tombstones, strict=True)]
+                        rows += rows_of(*pipeline.rows(RecordBatch.of(run)))
                 if not rows:
                     time.sleep(POLL_INTERVAL_S)
                     continue
