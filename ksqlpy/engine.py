@@ -287,15 +287,25 @@ class Engine:
 
     # -- INSERT VALUES
 
-    def _execute_InsertValues(self, statement: ast.InsertValues) -> StatementResult:
-        target = self.catalog.find(statement.target)
+    def insert_target(self, name: str) -> DataSource:
+        """The stream or table `name` that rows may be inserted into (INSERT VALUES, the REST /inserts-stream)."""
+        target = self.catalog.find(name)
         if target is None:
-            raise StatementError(
-                f"Cannot insert values into an unknown stream/table: `{statement.target}`"
-                + self._case_hint(statement.target)
-            )
+            raise StatementError(f"Cannot insert values into an unknown stream/table: `{name}`" + self._case_hint(name))
         if target.is_source:
             raise StatementError(f"Cannot insert values into read-only {target.kind_word}: {target.name}")
+        return target
+
+    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
+        """Write one row (values by column name; ROWTIME, when given, its timestamp) to `target`'s topic, in its
+        key and value formats."""
+        key = key_serde(target).serialize([values.get(c.name) for c in target.schema.key]) if target.schema.key else None
+        value = value_serde(target).serialize([values.get(c.name) for c in target.schema.value])
+        timestamp = int(values.get("ROWTIME") or 0)
+        self.backend.write(target.topic, [Record(key, value, timestamp)])
+
+    def _execute_InsertValues(self, statement: ast.InsertValues) -> StatementResult:
+        target = self.insert_target(statement.target)
         writable = [c for c in target.schema.columns if c.namespace is not Namespace.HEADERS]
         names = list(statement.columns) if statement.columns is not None else [c.name for c in writable]
         header_names = {c.name for c in target.schema.headers}
@@ -319,10 +329,7 @@ class Engine:
                 raise StatementError(f"Expected type {column_type} for field {name} but got {typed.type}")
             compiled = CompiledExpression(cast_to(typed, column_type))
             values[name] = compiled.evaluate([], 1, _raise_evaluation_error)[0]
-        key = key_serde(target).serialize([values.get(c.name) for c in target.schema.key]) if target.schema.key else None
-        value = value_serde(target).serialize([values.get(c.name) for c in target.schema.value])
-        timestamp = int(values.get("ROWTIME") or 0)
-        self.backend.write(target.topic, [Record(key, value, timestamp)])
+        self.insert_row(target, values)
         return StatementResult(statement.text, "")
 
     def _execute_AlterSource(self, statement: ast.AlterSource) -> StatementResult:

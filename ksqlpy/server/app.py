@@ -146,7 +146,7 @@ def _healthcheck(state: ServerState) -> Callable[[Request], Any]:
 
 def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterable[BaseRoute] = ()) -> Starlette:
     """The server's ASGI app over `service`."""
-    from ksqlpy.server import metrics, queries, statements
+    from ksqlpy.server import inserts, metrics, queries, statements
     from ksqlpy.server import status as status_routes
 
     state = ServerState(service, config)
@@ -157,6 +157,7 @@ def create_app(service: KsqlService, config: ServerConfig, extra_routes: Iterabl
         *statements.routes(state),
         *metrics.routes(service),
         *queries.routes(state),
+        *inserts.routes(state),
         *status_routes.routes(state),
         *extra_routes,
     ]

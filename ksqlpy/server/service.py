@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.plan import QueryPlan, query_property
 from ksqlpy.server.cluster import Cluster, HostStatus
 from ksqlpy.syntax import ast
@@ -69,6 +70,14 @@ class KsqlService(Protocol):
     def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
              ready: threading.Event | None = None) -> Iterator[list[Any]]:
         """The push query's rows as they arrive, until its LIMIT or `cancel`; the iterator's close() frees it."""
+        ...
+
+    def insert_target(self, name: str) -> DataSource:
+        """The stream or table rows may be inserted into, as INSERT VALUES finds it."""
+        ...
+
+    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
+        """Write one row (values by column name) to the target, as INSERT VALUES does."""
         ...
 
     def query_status(self) -> Mapping[str, QueryStatus]: ...
@@ -136,6 +145,14 @@ class AppService:
         finally:
             with self.lock:
                 self.engine.transient_state.drop_query(query.query_id)
+
+    def insert_target(self, name: str) -> DataSource:
+        with self.lock:
+            return self.engine.insert_target(name)
+
+    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.engine.insert_row(target, values)
 
     def query_status(self) -> Mapping[str, QueryStatus]:
         return self.app.backend.query_status()

@@ -14,6 +14,7 @@ from typing import Any
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.engine import Engine, StatementResult
 from ksqlpy.execution.pipeline import RecordBatch
+from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.push import push_rows
 from ksqlpy.runtime.worker import RUNNING, QueryStatus
@@ -105,6 +106,15 @@ class InMemoryService:
                 self.active_push_queries -= 1
                 self.driver.unfollow(query.query_id)
                 self.engine.transient_state.drop_query(query.query_id)
+
+    def insert_target(self, name: str) -> DataSource:
+        with self.lock:
+            return self.engine.insert_target(name)
+
+    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.engine.insert_row(target, values)
+            self.driver.process()
 
     def query_status(self) -> Mapping[str, QueryStatus]:
         return {query_id: QueryStatus(RUNNING) for query_id in self.engine.queries}

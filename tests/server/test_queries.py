@@ -248,3 +248,48 @@ def test_query_stream_push_rows_come_as_arrays_until_the_limit(server: RunningSe
     lines = [json.loads(line) for line in answer.text.splitlines()]
     assert lines[0]["columnNames"] == ["USER", "N"]
     assert lines[1:] == [["u1", 1], ["u2", 2]]
+
+
+# ---- /inserts-stream ----------------------------------------------------------------------------------------
+
+
+def test_inserts_stream_over_http2_acknowledges_each_row_and_writes_it(server: RunningServer, clicks: str) -> None:
+    rows = [{"user": "u1", "page": "home", "n": 1}, {"USER": "u2", "PAGE": "cart", "N": "2"}, {"n": "not a number"}]
+    body = "\n".join(json.dumps(item) for item in [{"target": "clicks"}, *rows]) + "\n"
+    with client_for(http2=True) as client:
+        answer = client.post(f"{server.url}/inserts-stream", content=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    acks = [json.loads(line) for line in answer.text.splitlines()]
+    assert acks[:2] == [{"status": "ok", "seq": 0}, {"status": "ok", "seq": 1}]
+    assert acks[2]["status"] == "error" and acks[2]["seq"] == 2 and acks[2]["error_code"] == 40000
+    assert "N" in acks[2]["message"]
+    objects = wait_for_rows(server, "SELECT * FROM clicks;", 2)
+    assert [o["row"]["columns"] for o in objects if "row" in o] == [["u1", "home", 1], ["u2", "cart", 2]]
+
+
+def test_inserts_stream_acknowledges_rows_while_the_request_is_still_open(server: RunningServer,
+                                                                          clicks: str) -> None:
+    rows: list[bytes] = [b'{"target": "CLICKS"}\n', b'{"USER": "u1", "N": 1}\n']
+    sent_second = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        yield rows[0]
+        yield rows[1]
+        sent_second.wait(10)  # the request stays open until the first row's ack has been read
+        yield b'{"USER": "u2", "N": 2}'  # ksql-python-ng ends the last row without a newline
+
+    with client_for(http2=True) as client, client.stream("POST", f"{server.url}/inserts-stream", content=body(),
+                                                         timeout=30) as response:
+        lines = response.iter_lines()
+        assert json.loads(next(lines)) == {"status": "ok", "seq": 0}
+        sent_second.set()
+        assert [json.loads(line) for line in lines if line] == [{"status": "ok", "seq": 1}]
+
+
+def test_inserts_stream_needs_http2_and_a_known_target(server: RunningServer, clicks: str) -> None:
+    over_http1 = httpx.post(f"{server.url}/inserts-stream", content=b'{"target": "CLICKS"}\n', timeout=10)
+    assert over_http1.status_code == 400 and over_http1.json()["error_code"] == 40004
+    with client_for(http2=True) as client:
+        unknown = client.post(f"{server.url}/inserts-stream", content=b'{"target": "NOPE"}\n{"N": 1}\n', timeout=10)
+    assert unknown.status_code == 400 and unknown.json()["error_code"] == 40001
+    assert "NOPE" in unknown.json()["message"]
