@@ -18,17 +18,23 @@ from ksqlpy.errors import KsqlError, StatementError
 from ksqlpy.execution.expressions import CompiledExpression
 from ksqlpy.execution.pipeline import Pipeline, ProcessingLogger, Record, key_serde, value_serde
 from ksqlpy.execution.pull import (
+    PULL_LIMIT_DISABLED,
+    PULL_LIMIT_PROPERTY,
+    RANGE_SCAN_PROPERTY,
     TABLE_SCAN_PROPERTY,
     KeyLookup,
+    check_key_values,
+    check_like_columns,
     check_pull_query,
     check_table_scan,
     check_window_bounds,
+    is_key_range_scan,
     key_lookup,
     pull_rows,
 )
 from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.catalog import Catalog, DataSource, SerdeSpec
-from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to, castable
+from ksqlpy.planning.expressions import ExpressionTyper, Scope, cast_to, castable, render
 from ksqlpy.planning.plan import QueryPlan
 from ksqlpy.planning.planner import (
     OUTPUT_TOPIC_PREFIX_PROPERTY,
@@ -50,7 +56,7 @@ from ksqlpy.state.base import StoreProvider
 from ksqlpy.state.memory import InMemoryStoreProvider
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
-from ksqlpy.types import BIGINT, STRING, SqlType, widens_to
+from ksqlpy.types import BIGINT, STRING, SqlType, StructType, widens_to
 
 # How many RUN SCRIPTs may run inside one another (each script a different file: none may run itself).
 MAX_SCRIPT_NESTING = 16
@@ -185,6 +191,8 @@ class Engine:
         already = self._name_taken(statement)
         if already is not None:
             return already
+        if statement.query.limit is not None:
+            raise StatementError(f"CREATE {statement.kind} AS SELECT statements don't support LIMIT clause.")
         plan = self._planner().plan(statement.query, statement.name, statement.properties, statement.kind)
         input_source = plan.source.source
         check_result_kind(statement.kind, plan)
@@ -312,6 +320,9 @@ class Engine:
         for name in names:
             if name in header_names:
                 raise StatementError(f"Cannot insert into HEADER columns: {name}")
+        if statement.columns is not None and len(names) != len(statement.values):
+            raise StatementError("Failed to prepare statement: Expected number columns and values to match: "
+                                 f"{len(names)}, {len(statement.values)}")
         if len(names) != len(statement.values):
             raise StatementError(
                 f"Failed to prepare statement: Expected a value for each column. Expected Columns: {names}. "
@@ -320,12 +331,14 @@ class Engine:
         typer = ExpressionTyper(Scope([]), self.registry, "INSERT")
         values: dict[str, Any] = {}
         for name, expr in zip(names, statement.values, strict=True):
+            if name in ("ROWPARTITION", "ROWOFFSET"):  # where a record lands is the broker's to say
+                raise StatementError(f"Inserting into column `{name}` is not allowed.")
             column = target.schema.find(name)
             column_type = column.type if column is not None else (BIGINT if name == "ROWTIME" else None)
             if column_type is None:
                 raise StatementError(f"Column name {name} does not exist.")
             typed = typer.type(expr)
-            if not widens_to(typed.type, column_type) and not (typed.type == STRING and castable(STRING, column_type)):
+            if not _inserts_as(typed.type, column_type) and not (typed.type == STRING and castable(STRING, column_type)):
                 raise StatementError(f"Expected type {column_type} for field {name} but got {typed.type}")
             compiled = CompiledExpression(cast_to(typed, column_type))
             values[name] = compiled.evaluate([], 1, _raise_evaluation_error)[0]
@@ -557,17 +570,38 @@ class Engine:
         """Plan a push query (EMIT CHANGES / FINAL), whose rows the backend delivers as they come, or a pull
         query (no EMIT), answered once by pull_rows: over a table from its current rows, over a stream
         from every record its topic holds now."""
-        pull = statement.query.emit is None
-        if pull:
-            check_pull_query(statement.query)
-        plan = self._planner().plan(statement.query)
-        if pull and plan.source.source.kind == "TABLE":
+        query = statement.query
+        pull = query.emit is None
+        if not pull:
+            return self._planner().plan(query)
+        check_pull_query(query)
+        if query.limit is not None and not self._enabled(PULL_LIMIT_PROPERTY):
+            raise StatementError(PULL_LIMIT_DISABLED)
+        named = self.catalog.find(query.from_.name) if isinstance(query.from_, ast.SourceRef) else None
+        if named is not None:
+            check_like_columns(query.where, named.schema)
+        try:
+            plan = self._planner().plan(query)
+        except StatementError as error:
+            if query.where is None or "Error in WHERE expression: " not in str(error):
+                raise
+            raise StatementError(f"{error}\nStatement: {render(query.where)}") from error
+        source = plan.source.source
+        if source.kind == "TABLE":
+            check_key_values(query.where, source.schema)
             lookup = key_lookup(plan)
-            if plan.source.source.window is not None:
-                check_window_bounds(statement.query.where, lookup)
-            scans = str(self.properties.get(TABLE_SCAN_PROPERTY, "true")).strip().lower() != "false"
-            check_table_scan(plan.source.source, lookup, scans)
+            if source.window is not None:
+                check_window_bounds(query.where, lookup)
+            scans = self._enabled(TABLE_SCAN_PROPERTY)
+            if not scans and query.where is not None:
+                # a range of keys is read by a scan, which range scans allow
+                scans = is_key_range_scan(query.where, source.schema, self._enabled(RANGE_SCAN_PROPERTY))
+            check_table_scan(source, lookup, scans)
         return plan
+
+    def _enabled(self, flag: str) -> bool:
+        """Whether a boolean property that defaults to true is on."""
+        return str(self.properties.get(flag, "true")).strip().lower() != "false"
 
     def pull_rows(self, plan: QueryPlan, query_id: str) -> list[list[Any]]:
         """A planned pull query's rows, once. Any table can be asked, a plain CREATE TABLE too (which ksqlDB
@@ -622,6 +656,15 @@ def check_result_kind(kind: str, plan: QueryPlan) -> None:
                              f"{produces} AS SELECT statement instead.")
     if plan.source.source.window is not None and plan.source.source.kind == "TABLE":
         raise StatementError("KSQL does not support persistent queries on windowed tables.")
+
+
+def _inserts_as(value: SqlType, column: SqlType) -> bool:
+    """Whether INSERT VALUES takes a value of type `value` into a column of type `column`: as an implicit
+    widening would, and a struct whose fields each do so into a field of the column's (the rest null)."""
+    if isinstance(value, StructType) and isinstance(column, StructType):
+        return all((target := column.field(name)) is not None and _inserts_as(ftype, target)
+                   for name, ftype in value.fields)
+    return widens_to(value, column)
 
 
 def _raise_evaluation_error(_row: int, error: BaseException) -> None:

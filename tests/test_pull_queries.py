@@ -203,15 +203,93 @@ def test_with_table_scans_disabled_only_key_lookups_are_answered(users: InMemory
     users.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
     assert pull(users, "SELECT id FROM users WHERE id = 'a';") == [["a"]]
     with pytest.raises(StatementError) as refused:
-        pull(users, "SELECT id FROM users WHERE age > 1;")
+        pull(users, "SELECT id FROM users;")
     assert str(refused.value) == ("Query requires table scan to be enabled. Table scans can be enabled by setting "
                                   "ksql.query.pull.table.scan.enabled=true")
 
 
+def test_with_table_scans_disabled_a_range_on_the_key_is_a_range_scan(users: InMemoryDriver) -> None:
+    users.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
+    assert pull(users, "SELECT id FROM users WHERE id < 'b';") == [["a"]]
+    assert pull(users, "SELECT id FROM users WHERE 'a' < id AND age > 1;") == [["b"]]
+    users.execute("SET 'ksql.query.pull.range.scan.enabled'='false';")
+    with pytest.raises(StatementError, match="Query requires table scan to be enabled"):
+        pull(users, "SELECT id FROM users WHERE id < 'b';")
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("age > 1", "WHERE clause missing key column for disjunct: (AGE > 1)"),
+    ("id = 'a' OR age > 1", "WHERE clause missing key column for disjunct: (AGE > 1)"),
+    ("'a' < id AND id < 'c'", "A comparison condition on the key column cannot be combined with other comparisons "
+                              "such as an IN predicate"),
+    ("id = 'a' AND id IN ('a', 'b')", "A comparison condition on the key column cannot be combined"),
+    ("id = name", "A comparison must be between a key column and a resolvable expression."),
+    ("id IN ('a', name)", "A comparison must be between a key column and a resolvable expression."),
+    ("id <> 'a'", "Bound on key columns '[`ID` STRING KEY]' must currently be '='. "),
+    ("'x' LIKE 'x'", "Like condition must be between strings"),
+    ("id < 'b' OR id > 'c'", "Query requires table scan to be enabled"),
+])
+def test_with_table_scans_disabled_the_where_clause_is_refused_as_ksqldb_does(
+    users: InMemoryDriver, where: str, message: str
+) -> None:
+    users.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
+    with pytest.raises(StatementError) as refused:
+        pull(users, f"SELECT id FROM users WHERE {where};")
+    assert str(refused.value).startswith(message)
+
+
+def test_with_table_scans_disabled_a_multi_column_key_must_be_pinned_whole() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE TABLE pairs (a STRING PRIMARY KEY, b INT PRIMARY KEY, n INT) "
+                   "WITH (kafka_topic='pairs', format='JSON', partitions=1);")
+    driver.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
+    assert pull(driver, "SELECT * FROM pairs WHERE a = 'x' AND b = 1;") == []
+    for where in ("a = 'x'", "a <= 'x' OR b >= 1"):
+        with pytest.raises(StatementError, match="Multi-column sources must specify every key in the WHERE clause"):
+            pull(driver, f"SELECT * FROM pairs WHERE {where};")
+    with pytest.raises(StatementError, match="Query requires table scan to be enabled"):
+        pull(driver, "SELECT * FROM pairs WHERE a <= 'x' AND b >= 1;")
+
+
+def test_key_values_and_like_operands_are_checked_against_the_column_types() -> None:
+    driver = InMemoryDriver()
+    driver.execute("CREATE TABLE counts (id INT PRIMARY KEY, n INT) "
+                   "WITH (kafka_topic='counts', format='JSON', partitions=1);")
+    with pytest.raises(StatementError) as refused:
+        pull(driver, "SELECT * FROM counts WHERE id IN ('10', 8);")
+    assert str(refused.value) == "'10' can not be converted to the type of the key column: ID INTEGER KEY"
+    with pytest.raises(StatementError) as refused:
+        pull(driver, "SELECT * FROM counts WHERE id LIKE 12;")
+    assert str(refused.value) == "The column type for Like condition must be VARCHAR. The column type is INTEGER"
+
+
+@pytest.mark.parametrize(("where", "message"), [
+    ("id = 10", "Error in WHERE expression: Cannot compare ID (STRING) to 10 (INTEGER) with EQUAL.\n"
+                "Statement: (ID = 10)"),
+    ("id = NULL", "Error in WHERE expression: Comparison with NULL not supported: STRING = NULL\n"
+                  "Use 'IS NULL' or 'IS NOT NULL' instead.\nStatement: (ID = null)"),
+])
+def test_a_where_clause_type_error_names_the_where_clause(users: InMemoryDriver, where: str, message: str) -> None:
+    with pytest.raises(StatementError) as refused:
+        pull(users, f"SELECT * FROM users WHERE {where};")
+    assert str(refused.value).endswith(message)
+
+
+def test_a_pull_query_selects_rowtime_and_limit_can_be_disabled(users: InMemoryDriver) -> None:
+    assert pull(users, "SELECT id, ROWTIME FROM users WHERE id = 'a';") == [["a", 4]]
+    users.execute("SET 'ksql.query.pull.limit.clause.enabled'='false';")
+    with pytest.raises(StatementError) as refused:
+        pull(users, "SELECT * FROM users LIMIT 1;")
+    assert str(refused.value) == (
+        "LIMIT clause in pull queries is currently disabled. You can enable them by setting "
+        "ksql.query.pull.limit.clause.enabled=true. See https://cnfl.io/queries for more info.\n"
+        "Add EMIT CHANGES if you intended to issue a push query.")
+
+
 @pytest.mark.parametrize(("query", "clause", "columns"), [
-    ("SELECT id, ROWOFFSET FROM users;", "SELECT", "ROWOFFSET"),
-    ("SELECT ROWPARTITION, ROWOFFSET + 1 FROM users;", "SELECT", "ROWPARTITION, ROWOFFSET"),
-    ("SELECT id FROM users WHERE ROWPARTITION = 0;", "WHERE", "ROWPARTITION"),
+    ("SELECT id, ROWOFFSET FROM users;", "SELECT", "`ROWOFFSET`"),
+    ("SELECT ROWPARTITION, ROWOFFSET + 1 FROM users;", "SELECT", "`ROWPARTITION`, `ROWOFFSET`"),
+    ("SELECT id FROM users WHERE ROWPARTITION = 0;", "WHERE", "`ROWPARTITION`"),
 ])
 def test_where_a_row_sits_in_the_topic_is_refused_in_pull_queries(
     users: InMemoryDriver, query: str, clause: str, columns: str

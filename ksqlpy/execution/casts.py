@@ -84,10 +84,15 @@ def parse_partial_timestamp(text: str) -> int:
         offset = dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
         if zone[0] == "-":
             offset = -offset
-    moment = dt.datetime(
-        int(year), int(month or 1), int(day or 1), int(hour or 0), int(minute or 0), int(second or 0),
-        int((millis or "0").ljust(3, "0")) * 1000, tzinfo=dt.timezone(offset),
-    )
+    if int(hour or 0) > 24 or int(minute or 0) > 59 or int(second or 0) > 59:
+        raise EvaluationError(f"Cannot parse '{text}' as a timestamp: time of day out of range")
+    try:
+        day_start = dt.datetime(int(year), int(month or 1), int(day or 1), tzinfo=dt.timezone(offset))
+    except ValueError as error:
+        raise EvaluationError(f"Cannot parse '{text}' as a timestamp: {error}") from error
+    # the time of day is added rather than set: ISO-8601's (and Java's) 'T24' is the next day's midnight
+    moment = day_start + dt.timedelta(hours=int(hour or 0), minutes=int(minute or 0), seconds=int(second or 0),
+                                      milliseconds=int((millis or "0").ljust(3, "0")))
     delta = moment - _EPOCH
     return delta.days * MS_PER_DAY + delta.seconds * 1000 + delta.microseconds // 1000
 

@@ -21,9 +21,10 @@ from ksqlpy.execution.pipeline import Pipeline, Record, RecordBatch, key_serde
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.expressions import Const, InputRef, Op, TypedExpr, cast_to, render
 from ksqlpy.planning.plan import FilterStep, QueryPlan
-from ksqlpy.schema import Namespace
+from ksqlpy.schema import Column, LogicalSchema, Namespace
 from ksqlpy.state.base import StoreProvider
 from ksqlpy.syntax import ast
+from ksqlpy.types import STRING
 
 # What ksqlDB adds to each refusal: where pull and push queries are explained, and how to ask for a push query.
 PULL_QUERY_HELP = " See https://cnfl.io/queries for more info.\nAdd EMIT CHANGES if you intended to issue a push query."
@@ -74,7 +75,92 @@ def check_pull_query(query: ast.Query) -> None:
 def _disallowed_columns(expressions: Iterable[ast.Expr]) -> list[str]:
     named = (node.name.upper() for expr in expressions for node in ast.subexpressions(expr)
              if isinstance(node, ast.ColumnRef))
-    return list(dict.fromkeys(name for name in named if name in DISALLOWED_COLUMNS))
+    return list(dict.fromkeys(f"`{name}`" for name in named if name in DISALLOWED_COLUMNS))
+
+
+RANGE_SCAN_PROPERTY = "ksql.query.pull.range.scan.enabled"
+PULL_LIMIT_PROPERTY = "ksql.query.pull.limit.clause.enabled"
+PULL_LIMIT_DISABLED = ("LIMIT clause in pull queries is currently disabled. You can enable them by setting "
+                       f"{PULL_LIMIT_PROPERTY}=true.{PULL_QUERY_HELP}")
+KEY_COMPARED_TWICE = ("A comparison condition on the key column cannot be combined with other comparisons such as an "
+                      "IN predicate")
+KEY_NOT_RESOLVABLE = "A comparison must be between a key column and a resolvable expression."
+KEY_RANGES = ("<", "<=", ">", ">=")
+
+
+def check_like_columns(where: ast.Expr | None, schema: LogicalSchema) -> None:
+    """Refuse, with ksqlDB's pull-query message, LIKE on a column that is not a string."""
+    for node in ast.subexpressions(where) if where is not None else ():
+        if isinstance(node, ast.Like) and isinstance(node.operand, ast.ColumnRef):
+            column = schema.find(node.operand.name)
+            if column is not None and column.type != STRING:
+                raise StatementError(f"The column type for Like condition must be VARCHAR. The column type is "
+                                     f"{column.type}")
+
+
+def check_key_values(where: ast.Expr | None, schema: LogicalSchema) -> None:
+    """Refuse, as ksqlDB does, a string literal in an IN list on a key column that is not a string: a key
+    lookup reads each value as the key's type, and ksqlDB will not read text as a number."""
+    for node in ast.subexpressions(where) if where is not None else ():
+        if isinstance(node, ast.InList) and isinstance(node.operand, ast.ColumnRef):
+            column = schema.find(node.operand.name)
+            if column is None or column.namespace is not Namespace.KEY or column.type == STRING:
+                continue
+            for item in node.items:
+                if isinstance(item, ast.Literal) and item.type == STRING:
+                    raise StatementError(f"{render(item)} can not be converted to the type of the key column: "
+                                         f"{column.name} {column.type} KEY")
+
+
+def is_key_range_scan(where: ast.Expr, schema: LogicalSchema, ranges_enabled: bool) -> bool:
+    """Whether a pull query's WHERE, on a table whose scans are off, is answerable: each OR'ed disjunct must
+    pin every key column once (`=` or `IN`), or its single key column with one range bound when range scans
+    are on (answered by a scan that stops at the bound's side). Refuses, with ksqlDB's messages, what
+    ksqlDB refuses instead of asking for table scans; False when the query needs a table scan after all."""
+    keys = schema.key
+    disjuncts = list(_ast_operands(where, "OR"))
+    ranged = False
+    for disjunct in disjuncts:
+        compared: dict[str, str] = {}
+        for conjunct in _ast_operands(disjunct, "AND"):
+            found = _key_condition(conjunct, keys)
+            if found is None:
+                if isinstance(conjunct, ast.Like) and not isinstance(conjunct.operand, ast.ColumnRef):
+                    raise StatementError("Like condition must be between strings")
+                continue
+            column, comparison = found
+            if column in compared:
+                raise StatementError(KEY_COMPARED_TWICE)
+            compared[column] = comparison
+        if not compared:
+            raise StatementError(f"WHERE clause missing key column for disjunct: {render(disjunct)}")
+        if len(keys) > 1 and not compared.keys() >= {c.name for c in keys}:
+            raise StatementError("Multi-column sources must specify every key in the WHERE clause.")
+        for comparison in compared.values():
+            if comparison in ("=", "IN"):
+                continue
+            if comparison not in KEY_RANGES:
+                raise _invalid_where(f"Bound on key columns '[{', '.join(map(str, keys))}]' must currently be '='")
+            ranged = True
+    return not ranged or (ranges_enabled and len(keys) == 1 and len(disjuncts) == 1)
+
+
+def _key_condition(conjunct: ast.Expr, keys: Sequence[Column]) -> tuple[str, str] | None:
+    """(key column, comparison) for a comparison or IN list on a key column, else None; refuses one whose
+    other side reads a column."""
+    key_names = {column.name for column in keys}
+    if isinstance(conjunct, ast.InList) and not conjunct.negated:
+        sides = [(conjunct.operand, conjunct.items, "IN")]
+    elif isinstance(conjunct, ast.BinaryOp) and conjunct.op in COMPARISON_NAMES:
+        sides = [(conjunct.left, (conjunct.right,), conjunct.op), (conjunct.right, (conjunct.left,), _flipped(conjunct.op))]
+    else:
+        return None
+    for column, others, comparison in sides:
+        if isinstance(column, ast.ColumnRef) and column.name in key_names:
+            if any(isinstance(node, ast.ColumnRef) for other in others for node in ast.subexpressions(other)):
+                raise StatementError(KEY_NOT_RESOLVABLE)
+            return column.name, comparison
+    return None
 
 
 @dataclass(frozen=True)
@@ -136,7 +222,7 @@ def check_window_bounds(where: ast.Expr | None, lookup: KeyLookup | None) -> Non
     if lookup is None:  # ksqlDB reads the bounds of key lookups only
         return
     seen: set[tuple[str, str]] = set()
-    for conjunct in _ast_conjuncts(where):
+    for conjunct in _ast_operands(where, "AND"):
         for column, comparison, text in _bounds_in(conjunct):
             kind = "EQUAL" if comparison == "=" else "LESS_THAN" if comparison.startswith("<") else "GREATER_THAN"
             duplicate = (column, kind) in seen
@@ -177,10 +263,11 @@ def _bounds_in(conjunct: ast.Expr) -> list[tuple[str, str, str]]:
     return [] if bound is None else [(*bound, render(conjunct))]
 
 
-def _ast_conjuncts(where: ast.Expr) -> Iterator[ast.Expr]:
-    if isinstance(where, ast.Chain) and set(where.operators) == {"AND"}:
+def _ast_operands(where: ast.Expr, operator: str) -> Iterator[ast.Expr]:
+    """The operands of a run of `operator` (AND, OR), flattened; `where` itself when it is no such run."""
+    if isinstance(where, ast.Chain) and set(where.operators) == {operator}:
         for operand in where.operands:
-            yield from _ast_conjuncts(operand)
+            yield from _ast_operands(operand, operator)
     else:
         yield where
 

@@ -200,8 +200,8 @@ class AggregationPlanner:
             if _unqualified(node) in seen:
                 raise StatementError(f"Duplicate GROUP BY expression: {render(node, self.source_name)}")
             seen.append(_unqualified(node))
-        if query.where is not None:
-            for inner in ast.subexpressions(query.where):
+        for clause in (query.where, query.having):
+            for inner in ast.subexpressions(clause) if clause is not None else ():
                 if isinstance(inner, ast.ColumnRef) and inner.name in WINDOW_BOUND_COLUMNS:
                     self._window_bounds_misused(inner.name)
         if query.window is None:

@@ -345,7 +345,7 @@ class ExpressionTyper:
 
     def _binary(self, e: ast.BinaryOp) -> TypedExpr:
         if e.op in _COMPARISON_OPS:
-            return self._comparison(_COMPARISON_OPS[e.op], e.left, e.right)
+            return self._comparison(e.op, e.left, e.right)
         left, right = self._comparable(self.type(e.left), self.type(e.right), "eq", e.left, e.right)
         distinct = Op(BOOLEAN, "distinct", (left, right))
         return distinct if e.op == "IS DISTINCT FROM" else Op(BOOLEAN, "not", (distinct,))
@@ -373,14 +373,16 @@ class ExpressionTyper:
         """Step `index` of `chain`: the value so far (`left`) combined with the next operand (`right`)."""
         if op == "add" and STRING in (left.type, right.type) and {left.type, right.type} <= {STRING, NULL}:
             return Op(STRING, "concat", (cast_to(left, STRING), cast_to(right, STRING)))
-        if not (is_numeric(left.type) or left.type == NULL) or not (is_numeric(right.type) or right.type == NULL):
+        if NULL in (left.type, right.type) or not is_numeric(left.type) or not is_numeric(right.type):
             shown = ast.Chain(chain.operands[:index + 2], chain.operators[:index + 1])
+            if NULL in (left.type, right.type):
+                names = " and ".join("null" if t == NULL else str(t) for t in (left.type, right.type))
+                raise StatementError(f"Error processing expression: {render(shown)}. Arithmetic on types {names} "
+                                     "are not supported.")
             raise StatementError(
                 f"Error processing expression: {render(shown)}. Unsupported arithmetic types. {left.type} {right.type}"
             )
         common = common_numeric_type(left.type, right.type)
-        if common == NULL:
-            common = INTEGER
         result = _decimal_result(op, left.type, right.type) if isinstance(common, DecimalType) else common
         operand_type = common
         if isinstance(common, DecimalType):
@@ -388,7 +390,15 @@ class ExpressionTyper:
             return Op(result, op, (cast_to(left, left_dec), cast_to(right, right_dec)))
         return Op(result, op, (cast_to(left, operand_type), cast_to(right, operand_type)))
 
-    def _comparison(self, op: str, left_node: ast.Expr, right_node: ast.Expr) -> TypedExpr:
+    def _comparison(self, symbol: str, left_node: ast.Expr, right_node: ast.Expr) -> TypedExpr:
+        left, right = self.type(left_node), self.type(right_node)
+        if NULL in (left.type, right.type):  # always unknown: ksqlDB points at IS NULL instead
+            prefix = "Error in WHERE expression: " if self.clause == "WHERE" else ""
+            raise StatementError(f"{prefix}Comparison with NULL not supported: {left.type} {symbol} {right.type}\n"
+                                 "Use 'IS NULL' or 'IS NOT NULL' instead.")
+        return self._compared(_COMPARISON_OPS[symbol], left_node, right_node)
+
+    def _compared(self, op: str, left_node: ast.Expr, right_node: ast.Expr) -> TypedExpr:
         left, right = self.type(left_node), self.type(right_node)
         left, right = self._comparable(left, right, op, left_node, right_node)
         return Op(BOOLEAN, op, (left, right))
@@ -560,7 +570,7 @@ class ExpressionTyper:
         if e.operand is None:
             conditions = [self.type_boolean(cond, "CASE WHEN") for cond, _ in e.whens]
         else:
-            conditions = [self._comparison("eq", e.operand, value) for value, _ in e.whens]
+            conditions = [self._compared("eq", e.operand, value) for value, _ in e.whens]
         results = [self.type(result) for _, result in e.whens]
         default = self.type(e.default) if e.default is not None else None
         branch_types = [r.type for r in results] + ([default.type] if default is not None else [])

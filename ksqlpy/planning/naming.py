@@ -15,7 +15,8 @@ from ksqlpy.types import NULL
 class SelectNames:
     """Names for a SELECT list's expressions: the alias; a column's own name; a struct field's name (made
     unique); else the next KSQL_COL_<n> that no column, alias or earlier name holds. Reserved names are
-    refused with ksqlDB's messages; a persistent query may not select the window bounds as they are."""
+    refused with ksqlDB's messages; a persistent query may not select the pseudo columns or the window bounds
+    as they are (they would clash with its sink's own), a transient query may."""
 
     def __init__(self, select: Sequence[ast.SelectItem], taken: Iterable[str], persistent: bool) -> None:
         self.taken = set(taken) | {item.alias for item in select if item.alias} | {
@@ -38,7 +39,7 @@ class SelectNames:
                 raise StatementError(f"`{name}` is a reserved column name. You cannot use it as an alias for a column.")
         elif isinstance(expr, ast.ColumnRef):
             name = expr.name
-            if name in PSEUDO_COLUMNS or (name in WINDOW_BOUND_COLUMNS and self.persistent):
+            if self.persistent and (name in PSEUDO_COLUMNS or name in WINDOW_BOUND_COLUMNS):
                 raise StatementError(f"Reserved column name in select: `{name}`. Please remove or alias the column.")
         elif isinstance(expr, ast.Dereference):
             name = unique_name(expr.field, self.taken)

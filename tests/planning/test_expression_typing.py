@@ -164,3 +164,24 @@ def test_string_literal_argument_is_read_as_the_temporal_parameter_it_meets() ->
 
 def test_decimal_literal_in_string_keeps_its_scale_when_compared() -> None:
     assert evaluate("d IN ('1.50')", d=(DecimalType(4, 2), [Decimal("1.50"), Decimal("1.51")])) == [True, False]
+
+
+# --------------------------------------------------------------------------- NULL operands
+
+
+@pytest.mark.parametrize(("sql", "message"), [
+    ("1 + NULL", "Error processing expression: (1 + null). Arithmetic on types INTEGER and null are not supported."),
+    ("NULL * NULL", "Error processing expression: (null * null). Arithmetic on types null and null are not supported."),
+    ("5.0 / NULL", "Error processing expression: (5.0 / null). Arithmetic on types DECIMAL(2, 1) and null are not "
+                   "supported."),
+    ("ARRAY[1, 2] + NULL", "Error processing expression: (ARRAY[1, 2] + null). Arithmetic on types ARRAY<INTEGER> "
+                           "and null are not supported."),
+    ("i = NULL", "Comparison with NULL not supported: INTEGER = NULL\nUse 'IS NULL' or 'IS NOT NULL' instead."),
+])
+def test_arithmetic_and_comparisons_with_a_null_literal_are_refused(sql: str, message: str) -> None:
+    assert type_error(sql, i=INTEGER) == message
+
+
+def test_a_null_literal_may_still_be_tested_for_distinctness_and_matched_by_case() -> None:
+    assert evaluate("i IS DISTINCT FROM NULL", i=(INTEGER, [1, None])) == [True, False]
+    assert evaluate("CASE i WHEN NULL THEN 'n' ELSE 'v' END", i=(INTEGER, [1])) == ["v"]

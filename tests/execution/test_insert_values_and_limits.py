@@ -1,0 +1,68 @@
+"""INSERT VALUES' coercion of struct values and its refusals, persistent queries' refusal of LIMIT, and
+transient queries' selection of pseudo columns, through the in-memory driver."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from ksqlpy.driver import InMemoryDriver
+from ksqlpy.errors import StatementError
+from ksqlpy.syntax import ast
+from ksqlpy.syntax.parser import parse
+
+NESTED = ("CREATE STREAM nested (k STRING KEY, val STRUCT<foo BIGINT, bar ARRAY<BIGINT>, baz DOUBLE>) "
+          "WITH (kafka_topic='nested', value_format='JSON');")
+PLAIN = "CREATE STREAM plain (k STRING KEY, id INT) WITH (kafka_topic='plain', value_format='JSON');"
+
+
+def written(driver: InMemoryDriver, topic: str) -> list[object]:
+    return [json.loads(record.value) for record in driver.records(topic) if record.value]
+
+
+def test_a_struct_value_is_widened_field_by_field_and_missing_fields_are_null() -> None:
+    driver = InMemoryDriver()
+    driver.execute(NESTED)
+    driver.execute("INSERT INTO nested (val) VALUES (STRUCT(FOO := 2, BAR := ARRAY[2], BAZ := 2));")
+    driver.execute("INSERT INTO nested (val) VALUES (STRUCT());")
+    assert written(driver, "nested") == [{"VAL": {"FOO": 2, "BAR": [2], "BAZ": 2.0}},
+                                         {"VAL": {"FOO": None, "BAR": None, "BAZ": None}}]
+
+
+def test_a_struct_field_the_column_lacks_is_refused() -> None:
+    driver = InMemoryDriver()
+    driver.execute(NESTED)
+    with pytest.raises(StatementError, match="Expected type STRUCT<`FOO` BIGINT"):
+        driver.execute("INSERT INTO nested (val) VALUES (STRUCT(QUX := 1));")
+
+
+@pytest.mark.parametrize(("statement", "message"), [
+    ("INSERT INTO plain (k, id) VALUES ('10');",
+     "Failed to prepare statement: Expected number columns and values to match: 2, 1"),
+    ("INSERT INTO plain (k, id, ROWPARTITION) VALUES ('a', 1, 5);", "Inserting into column `ROWPARTITION` is not allowed."),
+    ("INSERT INTO plain (k, id, ROWOFFSET) VALUES ('a', 1, 5);", "Inserting into column `ROWOFFSET` is not allowed."),
+    ("CREATE STREAM copy AS SELECT * FROM plain LIMIT 5;", "CREATE STREAM AS SELECT statements don't support LIMIT "
+                                                         "clause."),
+    ("CREATE TABLE counts AS SELECT k, COUNT(*) FROM plain GROUP BY k LIMIT 5;",
+     "CREATE TABLE AS SELECT statements don't support LIMIT clause."),
+    ("CREATE TABLE counts AS SELECT k, COUNT(*) FROM plain WINDOW TUMBLING (SIZE 1 SECOND) GROUP BY k "
+     "HAVING MIN(WINDOWSTART) > 1;",
+     "Window bounds column WINDOWSTART can only be used in the SELECT clause of windowed aggregations"),
+])
+def test_statements_refused_with_ksqldbs_messages(statement: str, message: str) -> None:
+    driver = InMemoryDriver()
+    driver.execute(PLAIN)
+    with pytest.raises(StatementError) as refused:
+        driver.execute(statement)
+    assert str(refused.value) == message
+
+
+def test_a_push_query_may_select_pseudo_columns_a_persistent_query_may_not() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PLAIN)
+    (push,) = parse("SELECT ROWTIME, ROWPARTITION, id FROM plain EMIT CHANGES;")
+    assert isinstance(push, ast.SelectStatement)
+    assert [c.name for c in driver.engine.plan_transient(push).output] == ["ROWTIME", "ROWPARTITION", "ID"]
+    with pytest.raises(StatementError, match="Reserved column name in select: `ROWTIME`"):
+        driver.execute("CREATE STREAM copy AS SELECT k, ROWTIME FROM plain;")
