@@ -637,7 +637,8 @@ class QueryPlanner:
                     f"The projection contains a key column (`{key_name}`) more than once, aliased as: "
                     f"{' and '.join(aliases)}."
                 )
-        return projection(input_step, items, keys, used)
+        # ksqlDB answers a transient query's columns in the order they are selected
+        return projection(input_step, items, keys, used, select_order=sink_name is None)
 
 
 def partition_keys(
@@ -684,17 +685,24 @@ def projection(
     items: list[tuple[str, TypedExpr, ast.Expr | None]],
     keys: list[tuple[str, TypedExpr]],
     used: set[int],
+    select_order: bool = False,
 ) -> ProjectStep:
-    """The final select: the key columns, then the projected items not used as keys."""
-    values = [(name, typed) for i, (name, typed, _) in enumerate(items) if i not in used]
-    columns = [Column(n, t.type, Namespace.KEY) for n, t in keys] + [
-        Column(n, t.type, Namespace.VALUE) for n, t in values
-    ]
+    """The final select: the key columns, then the projected items not used as keys; or, with
+    `select_order` (a transient query's rows, whose keys are all projected items), the items as selected,
+    the key columns among them."""
+    if select_order:
+        selected = [(name, typed) for name, typed, _ in items]
+        columns = [Column(n, t.type, Namespace.KEY if i in used else Namespace.VALUE)
+                   for i, (n, t) in enumerate(selected)]
+    else:
+        selected = keys + [(name, typed) for i, (name, typed, _) in enumerate(items) if i not in used]
+        columns = [Column(n, t.type, Namespace.KEY if i < len(keys) else Namespace.VALUE)
+                   for i, (n, t) in enumerate(selected)]
     names = [c.name for c in columns]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
-    return ProjectStep(input_step, tuple(t for _, t in keys + values), tuple(columns))
+    return ProjectStep(input_step, tuple(t for _, t in selected), tuple(columns))
 
 
 def _selected_columns(query: ast.Query, resolver: ColumnResolver) -> list[tuple[str, str]]:

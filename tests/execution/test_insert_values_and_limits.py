@@ -1,5 +1,5 @@
 """INSERT VALUES' coercion of struct values and its refusals, persistent queries' refusal of LIMIT, and
-transient queries' selection of pseudo columns, through the in-memory driver."""
+transient queries' selection of pseudo columns and their column order, through the in-memory driver."""
 
 from __future__ import annotations
 
@@ -66,3 +66,14 @@ def test_a_push_query_may_select_pseudo_columns_a_persistent_query_may_not() -> 
     assert [c.name for c in driver.engine.plan_transient(push).output] == ["ROWTIME", "ROWPARTITION", "ID"]
     with pytest.raises(StatementError, match="Reserved column name in select: `ROWTIME`"):
         driver.execute("CREATE STREAM copy AS SELECT k, ROWTIME FROM plain;")
+
+
+def test_a_transient_query_answers_its_columns_in_the_order_selected_keys_marked() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PLAIN)
+    (push,) = parse("SELECT id, ROWTIME, k FROM plain EMIT CHANGES;")
+    assert isinstance(push, ast.SelectStatement)
+    output = driver.engine.plan_transient(push).output
+    assert [(c.name, c.namespace.value) for c in output] == [("ID", "VALUE"), ("ROWTIME", "VALUE"), ("K", "KEY")]
+    driver.execute("CREATE STREAM copy AS SELECT id, k FROM plain;")
+    assert [c.name for c in driver.engine.catalog.get("COPY").schema] == ["K", "ID"]
