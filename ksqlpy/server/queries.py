@@ -1,5 +1,5 @@
-"""ksqlDB's query endpoints: `POST /query` (the chunked JSON array of the original REST API), `POST /query-stream`
-(newline-delimited or one JSON array, over HTTP/1.1 and HTTP/2) and `POST /close-query`.
+"""ksqlDB's query endpoints: `POST /query` (the chunked JSON array of the original REST API; PRINT's text lines),
+`POST /query-stream` (newline-delimited or one JSON array, over HTTP/1.1 and HTTP/2) and `POST /close-query`.
 
 A pull query is answered from its rows at once. A push query runs its blocking Kafka iterator on a thread of its
 own, which hands rows to the event loop through a bounded queue; it stops at its LIMIT, on /close-query, or when
@@ -14,7 +14,8 @@ import asyncio
 import base64
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -113,29 +114,29 @@ def _json(content: Any) -> bytes:
 # ---- planning -----------------------------------------------------------------------------------------------
 
 
-def _select(text: Any) -> ast.SelectStatement:
+async def _read_request(state: ServerState, request: Request, sql_field: str,
+                        kinds: tuple[type[ast.Statement], ...]) -> tuple[ast.Statement, dict[str, Any]]:
+    """The request's one statement, of one of `kinds`, and its property overrides."""
+    body = await read_json(request, state.config.max_request_bytes)
+    if not isinstance(body, dict):
+        raise ServerError(BAD_REQUEST, "The request body must be a JSON object")
+    text = body.get(sql_field)
     statements = parse_request_statements(text)
     if len(statements) != 1:
         raise ServerError(BAD_STATEMENT, f"Expected exactly one statement, got {len(statements)}", text)
     (statement,) = statements
-    if not isinstance(statement, ast.SelectStatement):
+    if not isinstance(statement, kinds):
         kind = type(statement).__name__
         raise ServerError(BAD_STATEMENT, f"Statement type `{kind}' not supported for this resource: "
-                          "statements other than SELECT should be issued to the '/ksql' endpoint", text)
-    return statement
+                          "statements other than queries should be issued to the '/ksql' endpoint", text)
+    return statement, request_properties(body)
 
 
-async def _plan(state: ServerState, request: Request, sql_field: str) -> tuple[TransientQuery, dict[str, Any]]:
-    body = await read_json(request, state.config.max_request_bytes)
-    if not isinstance(body, dict):
-        raise ServerError(BAD_REQUEST, "The request body must be a JSON object")
-    statement = _select(body.get(sql_field))
-    properties = request_properties(body)
+async def _plan(state: ServerState, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
     try:
-        query = await run_in_threadpool(state.service.plan_query, statement, properties)
+        return await run_in_threadpool(state.service.plan_query, statement, properties)
     except KsqlError as error:
         raise ServerError(BAD_STATEMENT, str(error), statement.text) from error
-    return query, properties
 
 
 # ---- push queries on threads of their own ------------------------------------------------------------------
@@ -146,18 +147,21 @@ class _End:
 
 
 END = _End()
-QueueItem = Row | ServerError | _End
+QueueItem = Row | str | ServerError | _End  # a SELECT's rows, PRINT's lines
+OpenStream = Callable[[threading.Event, threading.Event], Iterator[Row | str]]  # (cancel, ready) -> rows
 
 
 class PushQuery:
-    """A running push query: its rows arrive on the event loop's queue from the thread iterating it."""
+    """A running push query (or PRINT): its rows arrive on the event loop's queue from the thread iterating
+    what `open_stream` returns, which must stop soon after its cancel event is set."""
 
-    def __init__(self, state: ServerState, request: Request, query: TransientQuery,
-                 properties: Mapping[str, Any]) -> None:
+    def __init__(self, state: ServerState, request: Request, query_id: str, limit: int | None,
+                 open_stream: OpenStream) -> None:
         self.state = state
         self.request = request
-        self.query = query
-        self.properties = dict(properties)
+        self.query_id = query_id
+        self.limit = limit
+        self.open_stream = open_stream
         self.cancel = threading.Event()
         self.ready = threading.Event()
         self.delivered = 0
@@ -176,20 +180,20 @@ class PushQuery:
                 raise ServerError(TOO_MANY_PUSH_QUERIES, f"Not executing query(s) as it would cause the number of "
                                   f"active, push queries to exceed the limit of {limit}. Terminate existing PUSH "
                                   "queries, or increase the 'ksql.max.push.queries' setting.")
-            state.push_queries[self.query.query_id] = self.cancel
+            state.push_queries[self.query_id] = self.cancel
             self._registered = True
-        threading.Thread(target=self._iterate, name=f"push-{self.query.query_id}", daemon=True).start()
+        threading.Thread(target=self._iterate, name=f"push-{self.query_id}", daemon=True).start()
 
     def stop(self) -> None:
         """Cancel the query and forget it (the thread closes the consumer as it notices); said once or more."""
         self.cancel.set()
         if self._registered:
             with self.state.lock:
-                self.state.push_queries.pop(self.query.query_id, None)
+                self.state.push_queries.pop(self.query_id, None)
             self._registered = False
 
     def _iterate(self) -> None:
-        rows = self.state.service.push(self.query, self.properties, self.cancel, self.ready)
+        rows = self.open_stream(self.cancel, self.ready)
         try:
             for row in rows:
                 while not self._room.acquire(timeout=0.5):
@@ -223,20 +227,19 @@ class PushQuery:
             item = await asyncio.wait_for(self._queue.get(), timeout)
         except TimeoutError:
             return None
-        if isinstance(item, list):
+        if isinstance(item, list | str):
             self._room.release()
             self.delivered += 1
         return item
 
     @property
     def limit_reached(self) -> bool:
-        limit = self.query.plan.limit
-        return limit is not None and self.delivered >= limit
+        return self.limit is not None and self.delivered >= self.limit
 
 
-async def _start_push(state: ServerState, request: Request, query: TransientQuery,
-                      properties: Mapping[str, Any]) -> PushQuery:
-    push = PushQuery(state, request, query, properties)
+async def _start_push(state: ServerState, request: Request, query_id: str, limit: int | None,
+                      open_stream: OpenStream) -> PushQuery:
+    push = PushQuery(state, request, query_id, limit, open_stream)
     push.start()
     try:
         await push.wait_until_reading()
@@ -269,7 +272,7 @@ async def _query_frames(shape: Shape, rows: list[Row] | None, push: PushQuery | 
             elif isinstance(item, _End):
                 final = LIMIT_REACHED if push.limit_reached else QUERY_COMPLETED
                 break
-            else:
+            elif isinstance(item, list):
                 yield b",\n" + _row_frame(shape, item)
                 if push.limit_reached:
                     final = LIMIT_REACHED
@@ -322,14 +325,40 @@ async def _json_array(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
 # ---- routes -------------------------------------------------------------------------------------------------
 
 
-async def _run(state: ServerState, request: Request, sql_field: str) -> tuple[Shape, list[Row] | None,
-                                                                               PushQuery | None]:
-    """Plan the request's query; a pull query's rows, or a push query started and reading."""
-    query, properties = await _plan(state, request, sql_field)
+async def _run(state: ServerState, request: Request, statement: ast.SelectStatement,
+               properties: Mapping[str, Any]) -> tuple[Shape, list[Row] | None, PushQuery | None]:
+    """Plan the query; a pull query's rows, or a push query started and reading."""
+    query = await _plan(state, statement, properties)
     shape = Shape.of(query)
     if query.is_pull:
         return shape, await run_in_threadpool(state.service.pull, query), None
-    return shape, None, await _start_push(state, request, query, properties)
+
+    def open_stream(cancel: threading.Event, ready: threading.Event) -> Iterator[Row]:
+        return state.service.push(query, properties, cancel, ready)
+
+    return shape, None, await _start_push(state, request, query.query_id, query.plan.limit, open_stream)
+
+
+async def _print_lines(push: PushQuery) -> AsyncIterator[bytes]:
+    """PRINT over /query: its text lines as records arrive, keep-alive newlines between."""
+    while True:
+        item = await push.next(KEEP_ALIVE_SECONDS)
+        if item is None:
+            yield b"\n"
+        elif isinstance(item, str):
+            yield item.encode() + b"\n"
+        elif isinstance(item, ServerError):
+            yield item.message.encode() + b"\n"
+            return
+        else:
+            return
+
+
+async def _start_print(state: ServerState, request: Request, statement: ast.Print) -> PushQuery:
+    def open_stream(cancel: threading.Event, ready: threading.Event) -> Iterator[str]:
+        return state.service.print_topic(statement, cancel, ready)
+
+    return await _start_push(state, request, f"print_{uuid.uuid4().hex}", None, open_stream)
 
 
 def _streaming(body: AsyncIterator[bytes], media_type: str, push: PushQuery | None) -> StreamingResponse:
@@ -348,11 +377,18 @@ def _streaming(body: AsyncIterator[bytes], media_type: str, push: PushQuery | No
 
 def routes(state: ServerState) -> list[BaseRoute]:
     async def query(request: Request) -> Response:
-        shape, rows, push = await _run(state, request, "ksql")
+        statement, properties = await _read_request(state, request, "ksql", (ast.SelectStatement, ast.Print))
+        if isinstance(statement, ast.Print):
+            printing = await _start_print(state, request, statement)
+            return _streaming(_print_lines(printing), KSQL_JSON, printing)
+        assert isinstance(statement, ast.SelectStatement)
+        shape, rows, push = await _run(state, request, statement, properties)
         return _streaming(_query_frames(shape, rows, push), KSQL_JSON, push)
 
     async def query_stream(request: Request) -> Response:
-        shape, rows, push = await _run(state, request, "sql")
+        statement, properties = await _read_request(state, request, "sql", (ast.SelectStatement,))
+        assert isinstance(statement, ast.SelectStatement)
+        shape, rows, push = await _run(state, request, statement, properties)
         items = _stream_items(shape, rows, push)
         if PLAIN_JSON in request.headers.get("accept", ""):
             return _streaming(_json_array(items), PLAIN_JSON, push)

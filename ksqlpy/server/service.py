@@ -72,6 +72,11 @@ class KsqlService(Protocol):
         """The push query's rows as they arrive, until its LIMIT or `cancel`; the iterator's close() frees it."""
         ...
 
+    def print_topic(self, statement: ast.Print, cancel: threading.Event, ready: threading.Event) -> Iterator[str]:
+        """PRINT's lines as the topic's records arrive, until its LIMIT or `cancel`; `ready` is set once the
+        topic is found."""
+        ...
+
     def insert_target(self, name: str) -> DataSource:
         """The stream or table rows may be inserted into, as INSERT VALUES finds it."""
         ...
@@ -145,6 +150,14 @@ class AppService:
         finally:
             with self.lock:
                 self.engine.transient_state.drop_query(query.query_id)
+
+    def print_topic(self, statement: ast.Print, cancel: threading.Event, ready: threading.Event) -> Iterator[str]:
+        from ksqlpy.runtime.tools import print_topic
+
+        if self.app.backend.topic_partitions(statement.topic) is not None:
+            ready.set()  # else print_topic says the topic is missing before its first line
+        yield from print_topic(self.app.clients, statement.topic, statement.from_beginning, statement.interval,
+                               statement.limit, cancel=cancel)
 
     def insert_target(self, name: str) -> DataSource:
         with self.lock:

@@ -13,6 +13,7 @@ from typing import Any
 
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.errors import StatementError
 from ksqlpy.execution.pipeline import RecordBatch
 from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.plan import query_property
@@ -106,6 +107,9 @@ class InMemoryService:
                 self.active_push_queries -= 1
                 self.driver.unfollow(query.query_id)
                 self.engine.transient_state.drop_query(query.query_id)
+
+    def print_topic(self, statement: ast.Print, cancel: threading.Event, ready: threading.Event) -> Iterator[str]:
+        raise StatementError("PRINT needs a Kafka broker: the in-memory service cannot print topics")
 
     def insert_target(self, name: str) -> DataSource:
         with self.lock:

@@ -5,12 +5,16 @@ cancellation by disconnect, the push-query limit, and /inserts-stream over HTTP/
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 from conftest import RunningServer
@@ -171,6 +175,18 @@ def test_a_query_that_cannot_run_is_a_bad_statement_error(server: RunningServer,
     assert error["stackTrace"] == []
 
 
+def test_print_streams_a_topics_records_as_text_lines(server: RunningServer, clicks: str,
+                                                      produce_json: Callable[..., None], broker: str) -> None:
+    produce_json(broker, clicks, [("u1", {"PAGE": "home", "N": 1}), ("u2", {"PAGE": "cart", "N": 2})])
+    answer = post_query(server, f"PRINT '{clicks}' FROM BEGINNING LIMIT 1;")
+    assert answer.status_code == 200
+    lines = [line for line in answer.text.splitlines() if line]
+    assert lines[:2] == ["Key format: KAFKA_STRING", "Value format: JSON or KAFKA_STRING"]
+    assert len(lines) == 3 and "key: u1" in lines[2] and '"PAGE": "home"' in lines[2]
+    missing = post_query(server, "PRINT 'no_such_topic';")
+    assert missing.status_code == 400 and "no_such_topic" in missing.json()["message"]
+
+
 def test_a_disconnected_push_query_stops_and_frees_its_place_under_the_limit(
         server_factory: Callable[..., RunningServer], unique_topic: Callable[..., str]) -> None:
     server = server_factory(max_push_queries=1)
@@ -267,23 +283,49 @@ def test_inserts_stream_over_http2_acknowledges_each_row_and_writes_it(server: R
     assert [o["row"]["columns"] for o in objects if "row" in o] == [["u1", "home", 1], ["u2", "cart", 2]]
 
 
-def test_inserts_stream_acknowledges_rows_while_the_request_is_still_open(server: RunningServer,
-                                                                          clicks: str) -> None:
-    rows: list[bytes] = [b'{"target": "CLICKS"}\n', b'{"USER": "u1", "N": 1}\n']
-    sent_second = threading.Event()
+class RawH2Stream:
+    """One POST over HTTP/2 cleartext with the request body sent piece by piece while the answer is read: full
+    duplex, which httpx does not do (it sends the whole body first)."""
 
-    def body() -> Iterator[bytes]:
-        yield rows[0]
-        yield rows[1]
-        sent_second.wait(10)  # the request stays open until the first row's ack has been read
-        yield b'{"USER": "u2", "N": 2}'  # ksql-python-ng ends the last row without a newline
+    def __init__(self, server: RunningServer, path: str) -> None:
+        url = httpx.URL(server.url)
+        self.socket = socket.create_connection((url.host, url.port), timeout=10)
+        self.connection = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        self.connection.initiate_connection()
+        self.stream_id = self.connection.get_next_available_stream_id()
+        self.connection.send_headers(self.stream_id, [(":method", "POST"), (":path", path), (":scheme", "http"),
+                                                      (":authority", f"{url.host}:{url.port}")])
+        self.received = b""
+        self._flush()
 
-    with client_for(http2=True) as client, client.stream("POST", f"{server.url}/inserts-stream", content=body(),
-                                                         timeout=30) as response:
-        lines = response.iter_lines()
-        assert json.loads(next(lines)) == {"status": "ok", "seq": 0}
-        sent_second.set()
-        assert [json.loads(line) for line in lines if line] == [{"status": "ok", "seq": 1}]
+    def send(self, data: bytes, end: bool = False) -> None:
+        self.connection.send_data(self.stream_id, data, end_stream=end)
+        self._flush()
+
+    def read_line(self) -> bytes:
+        while b"\n" not in self.received:
+            for event in self.connection.receive_data(self.socket.recv(65536)):
+                if isinstance(event, h2.events.DataReceived):
+                    self.received += event.data
+                    self.connection.acknowledge_received_data(event.flow_controlled_length, self.stream_id)
+            self._flush()
+        line, self.received = self.received.split(b"\n", 1)
+        return line
+
+    def _flush(self) -> None:
+        self.socket.sendall(self.connection.data_to_send())
+
+
+def test_inserts_stream_acknowledges_each_row_while_the_request_is_still_open(server: RunningServer,
+                                                                             clicks: str) -> None:
+    stream = RawH2Stream(server, "/inserts-stream")
+    try:
+        stream.send(b'{"target": "CLICKS"}\n{"USER": "u1", "N": 1}\n')
+        assert json.loads(stream.read_line()) == {"status": "ok", "seq": 0}
+        stream.send(b'{"USER": "u2", "N": 2}', end=True)  # ksql-python-ng ends the last row without a newline
+        assert json.loads(stream.read_line()) == {"status": "ok", "seq": 1}
+    finally:
+        stream.socket.close()
 
 
 def test_inserts_stream_needs_http2_and_a_known_target(server: RunningServer, clicks: str) -> None:
