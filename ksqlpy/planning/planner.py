@@ -452,6 +452,10 @@ class QueryPlanner:
     ) -> QueryPlan:
         """Plan a query; `sink_name` is the stream or table (`sink_kind`) a persistent query writes to (None
         for transient ones) and `sink_properties` its WITH clause, checked against the projection."""
+        if sink_name is None and query.emit is not None and not query.group_by and query.window is None \
+                and query.having is None and uses_aggregation(query, self.registry):
+            # a push query's aggregates without GROUP BY aggregate its whole input, as one group
+            query = dataclasses.replace(query, group_by=(ast.Literal("", STRING),))
         if isinstance(query.from_, ast.Join):
             return self._plan_join(query, sink_name, sink_properties or {}, sink_kind)
         assert isinstance(query.from_, ast.SourceRef)

@@ -9,6 +9,8 @@ import pytest
 
 from ksqlpy.driver import InMemoryDriver
 from ksqlpy.errors import StatementError
+from ksqlpy.execution.pipeline import RecordBatch
+from ksqlpy.runtime.push import push_rows
 from ksqlpy.syntax import ast
 from ksqlpy.syntax.parser import parse
 
@@ -77,3 +79,19 @@ def test_a_transient_query_answers_its_columns_in_the_order_selected_keys_marked
     assert [(c.name, c.namespace.value) for c in output] == [("ID", "VALUE"), ("ROWTIME", "VALUE"), ("K", "KEY")]
     driver.execute("CREATE STREAM copy AS SELECT id, k FROM plain;")
     assert [c.name for c in driver.engine.catalog.get("COPY").schema] == ["K", "ID"]
+
+
+def test_a_push_query_aggregating_without_group_by_aggregates_its_whole_input() -> None:
+    driver = InMemoryDriver()
+    driver.execute(PLAIN)
+    driver.execute("INSERT INTO plain (k, id) VALUES ('a', 2);")
+    driver.execute("INSERT INTO plain (k, id) VALUES ('b', 5);")
+    (push,) = parse("SELECT COUNT(*) AS n, SUM(id) AS total FROM plain EMIT CHANGES;")
+    assert isinstance(push, ast.SelectStatement)
+    plan = driver.engine.plan_transient(push)
+    assert [c.name for c in plan.output] == ["N", "TOTAL"]
+    pipeline = driver.engine.transient_pipeline(plan, "aggregate_test")
+    rows = [push_rows(plan)(*pipeline.rows(RecordBatch.of([record])))[0] for record in driver.records("plain")]
+    assert rows == [[1, 2], [2, 7]]
+    with pytest.raises(StatementError, match="does not support aggregate function"):
+        driver.execute("CREATE TABLE counted AS SELECT COUNT(*) FROM plain;")
