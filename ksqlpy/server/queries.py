@@ -28,8 +28,9 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from ksqlpy.errors import KsqlError
+from ksqlpy.planning.catalog import WINDOW_BOUND_COLUMNS
 from ksqlpy.runtime.push import DELETED
-from ksqlpy.schema import Column, Namespace
+from ksqlpy.schema import Column
 from ksqlpy.server.app import KSQL_JSON, PLAIN_JSON, ServerState, as_server_error, read_json
 from ksqlpy.server.errors import BAD_REQUEST, BAD_STATEMENT, TOO_MANY_PUSH_QUERIES, ServerError
 from ksqlpy.server.service import TransientQuery
@@ -97,10 +98,17 @@ class Shape:
                 for encode, cell in zip(self.encoders, row, strict=True)], tombstone
 
     def schema(self) -> str:
-        """ksqlDB's header schema: a pull query marks its key columns KEY; a push query's are plain columns."""
-        marked = self.query.is_pull
-        return ", ".join(f"`{c.name}` {c.type}{' KEY' if marked and c.namespace is Namespace.KEY else ''}"
-                         for c in self.columns)
+        """ksqlDB's header schema: a pull query over a table marks its key columns KEY (a windowed table's window
+        bounds are part of its key) and its header columns HEADERS; other queries' columns are plain."""
+        return ", ".join(map(self._column_text, self.columns))
+
+    def _column_text(self, column: Column) -> str:
+        source = self.query.plan.source.source
+        if not self.query.is_pull or source.kind != "TABLE":
+            return f"`{column.name}` {column.type}"
+        if source.window is not None and column.name in WINDOW_BOUND_COLUMNS:
+            return f"`{column.name}` {column.type} KEY"
+        return str(column)
 
     def metadata(self) -> dict[str, Any]:
         return {"queryId": self.query.query_id, "columnNames": [c.name for c in self.columns],

@@ -113,9 +113,9 @@ def test_a_pull_query_answers_the_header_with_key_columns_and_the_rows(server: R
 def test_a_pull_query_over_a_stream_says_it_completed(server: RunningServer, clicks: str,
                                                       produce_json: Callable[..., None], broker: str) -> None:
     produce_json(broker, clicks, [("u1", {"PAGE": "home", "N": 1})])
-    objects = wait_for_rows(server, "SELECT page, n FROM clicks;", 1)
-    assert objects[1:] == [{"row": {"columns": ["home", 1]}}, {"finalMessage": "Query Completed"}]
-    assert objects[0]["header"]["schema"] == "`PAGE` STRING, `N` INTEGER"
+    objects = wait_for_rows(server, "SELECT * FROM clicks;", 1)
+    assert objects[1:] == [{"row": {"columns": ["u1", "home", 1]}}, {"finalMessage": "Query Completed"}]
+    assert objects[0]["header"]["schema"] == "`USER` STRING, `PAGE` STRING, `N` INTEGER"  # KEY marks tables' only
 
 
 def test_a_push_query_streams_records_produced_after_it_started_until_its_limit(
