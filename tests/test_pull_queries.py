@@ -212,6 +212,7 @@ def test_with_table_scans_disabled_a_range_on_the_key_is_a_range_scan(users: InM
     users.execute("SET 'ksql.query.pull.table.scan.enabled'='false';")
     assert pull(users, "SELECT id FROM users WHERE id < 'b';") == [["a"]]
     assert pull(users, "SELECT id FROM users WHERE 'a' < id AND age > 1;") == [["b"]]
+    assert pull(users, "SELECT id FROM users WHERE id = 'a' OR id = 'b' AND (age = 40 OR age = 0);") == [["a"], ["b"]]
     users.execute("SET 'ksql.query.pull.range.scan.enabled'='false';")
     with pytest.raises(StatementError, match="Query requires table scan to be enabled"):
         pull(users, "SELECT id FROM users WHERE id < 'b';")
@@ -228,6 +229,8 @@ def test_with_table_scans_disabled_a_range_on_the_key_is_a_range_scan(users: InM
     ("id <> 'a'", "Bound on key columns '[`ID` STRING KEY]' must currently be '='. "),
     ("'x' LIKE 'x'", "Like condition must be between strings"),
     ("id < 'b' OR id > 'c'", "Query requires table scan to be enabled"),
+    ("(id = 'a' OR id = 'b') AND id IN ('a', 'c')", "A comparison condition on the key column cannot be combined"),
+    ("id = 'a' AND (age > 1 OR name = 'x') OR age = 2", "WHERE clause missing key column for disjunct: (AGE = 2)"),
 ])
 def test_with_table_scans_disabled_the_where_clause_is_refused_as_ksqldb_does(
     users: InMemoryDriver, where: str, message: str

@@ -86,6 +86,7 @@ KEY_COMPARED_TWICE = ("A comparison condition on the key column cannot be combin
                       "IN predicate")
 KEY_NOT_RESOLVABLE = "A comparison must be between a key column and a resolvable expression."
 KEY_RANGES = ("<", "<=", ">", ">=")
+MAX_DISJUNCTS = 256  # a WHERE clause whose OR'ed form is larger is left to a table scan
 
 
 def check_like_columns(where: ast.Expr | None, schema: LogicalSchema) -> None:
@@ -118,11 +119,13 @@ def is_key_range_scan(where: ast.Expr, schema: LogicalSchema, ranges_enabled: bo
     are on (answered by a scan that stops at the bound's side). Refuses, with ksqlDB's messages, what
     ksqlDB refuses instead of asking for table scans; False when the query needs a table scan after all."""
     keys = schema.key
-    disjuncts = list(_ast_operands(where, "OR"))
+    disjuncts = _disjunctive_form(where)
+    if disjuncts is None:
+        return False
     ranged = False
     for disjunct in disjuncts:
         compared: dict[str, str] = {}
-        for conjunct in _ast_operands(disjunct, "AND"):
+        for conjunct in disjunct:
             found = _key_condition(conjunct, keys)
             if found is None:
                 if isinstance(conjunct, ast.Like) and not isinstance(conjunct.operand, ast.ColumnRef):
@@ -133,7 +136,8 @@ def is_key_range_scan(where: ast.Expr, schema: LogicalSchema, ranges_enabled: bo
                 raise StatementError(KEY_COMPARED_TWICE)
             compared[column] = comparison
         if not compared:
-            raise StatementError(f"WHERE clause missing key column for disjunct: {render(disjunct)}")
+            shown = disjunct[0] if len(disjunct) == 1 else ast.Chain(tuple(disjunct), ("AND",) * (len(disjunct) - 1))
+            raise StatementError(f"WHERE clause missing key column for disjunct: {render(shown)}")
         if len(keys) > 1 and not compared.keys() >= {c.name for c in keys}:
             raise StatementError("Multi-column sources must specify every key in the WHERE clause.")
         for comparison in compared.values():
@@ -143,6 +147,28 @@ def is_key_range_scan(where: ast.Expr, schema: LogicalSchema, ranges_enabled: bo
                 raise _invalid_where(f"Bound on key columns '[{', '.join(map(str, keys))}]' must currently be '='")
             ranged = True
     return not ranged or (ranges_enabled and len(keys) == 1 and len(disjuncts) == 1)
+
+
+def _disjunctive_form(where: ast.Expr) -> list[list[ast.Expr]] | None:
+    """`where` as ksqlDB analyses it: OR'ed disjuncts, each a list of AND'ed conditions (ANDs distributed
+    over ORs); None when that would take more than MAX_DISJUNCTS disjuncts."""
+    if isinstance(where, ast.Chain) and set(where.operators) == {"OR"}:
+        disjuncts: list[list[ast.Expr]] = []
+        for operand in where.operands:
+            inner = _disjunctive_form(operand)
+            if inner is None or len(disjuncts) + len(inner) > MAX_DISJUNCTS:
+                return None
+            disjuncts += inner
+        return disjuncts
+    if isinstance(where, ast.Chain) and set(where.operators) == {"AND"}:
+        product: list[list[ast.Expr]] = [[]]
+        for operand in where.operands:
+            inner = _disjunctive_form(operand)
+            if inner is None or len(product) * len(inner) > MAX_DISJUNCTS:
+                return None
+            product = [done + more for done in product for more in inner]
+        return product
+    return [[where]]
 
 
 def _key_condition(conjunct: ast.Expr, keys: Sequence[Column]) -> tuple[str, str] | None:
@@ -222,7 +248,7 @@ def check_window_bounds(where: ast.Expr | None, lookup: KeyLookup | None) -> Non
     if lookup is None:  # ksqlDB reads the bounds of key lookups only
         return
     seen: set[tuple[str, str]] = set()
-    for conjunct in _ast_operands(where, "AND"):
+    for conjunct in _ast_conjuncts(where):
         for column, comparison, text in _bounds_in(conjunct):
             kind = "EQUAL" if comparison == "=" else "LESS_THAN" if comparison.startswith("<") else "GREATER_THAN"
             duplicate = (column, kind) in seen
@@ -263,11 +289,10 @@ def _bounds_in(conjunct: ast.Expr) -> list[tuple[str, str, str]]:
     return [] if bound is None else [(*bound, render(conjunct))]
 
 
-def _ast_operands(where: ast.Expr, operator: str) -> Iterator[ast.Expr]:
-    """The operands of a run of `operator` (AND, OR), flattened; `where` itself when it is no such run."""
-    if isinstance(where, ast.Chain) and set(where.operators) == {operator}:
+def _ast_conjuncts(where: ast.Expr) -> Iterator[ast.Expr]:
+    if isinstance(where, ast.Chain) and set(where.operators) == {"AND"}:
         for operand in where.operands:
-            yield from _ast_operands(operand, operator)
+            yield from _ast_conjuncts(operand)
     else:
         yield where
 
