@@ -370,6 +370,10 @@ class AggregationPlanner:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise StatementError(f"Duplicate column names: {', '.join(duplicates)}")
+        if self.sink_name is None:  # ksqlDB answers a transient query's columns in the order they are selected
+            columns = [Column(n, t.type, Namespace.KEY if i in used else Namespace.VALUE)
+                       for i, (n, t) in enumerate(items)]
+            return ProjectStep(step, tuple(t for _, t in items), tuple(columns))
         return ProjectStep(step, tuple(t for _, t in keys + values), tuple(columns))
 
 

@@ -77,8 +77,14 @@ def test_a_transient_query_answers_its_columns_in_the_order_selected_keys_marked
     assert isinstance(push, ast.SelectStatement)
     output = driver.engine.plan_transient(push).output
     assert [(c.name, c.namespace.value) for c in output] == [("ID", "VALUE"), ("ROWTIME", "VALUE"), ("K", "KEY")]
+    (grouped,) = parse("SELECT COUNT(*) AS n, k FROM plain GROUP BY k EMIT CHANGES;")
+    assert isinstance(grouped, ast.SelectStatement)
+    output = driver.engine.plan_transient(grouped).output
+    assert [(c.name, c.namespace.value) for c in output] == [("N", "VALUE"), ("K", "KEY")]
     driver.execute("CREATE STREAM copy AS SELECT id, k FROM plain;")
+    driver.execute("CREATE TABLE counts AS SELECT COUNT(*) AS n, k FROM plain GROUP BY k;")
     assert [c.name for c in driver.engine.catalog.get("COPY").schema] == ["K", "ID"]
+    assert [c.name for c in driver.engine.catalog.get("COUNTS").schema] == ["K", "N"]
 
 
 def test_a_push_query_aggregating_without_group_by_aggregates_its_whole_input() -> None:
