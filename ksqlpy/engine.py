@@ -571,8 +571,7 @@ class Engine:
         query (no EMIT), answered once by pull_rows: over a table from its current rows, over a stream
         from every record its topic holds now."""
         query = statement.query
-        pull = query.emit is None
-        if not pull:
+        if query.emit is not None:
             return self._planner().plan(query)
         check_pull_query(query)
         if query.limit is not None and not self._enabled(PULL_LIMIT_PROPERTY):
