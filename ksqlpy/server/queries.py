@@ -33,6 +33,7 @@ from ksqlpy.runtime.push import DELETED
 from ksqlpy.schema import Column
 from ksqlpy.server.app import KSQL_JSON, PLAIN_JSON, ServerState, as_server_error, read_json
 from ksqlpy.server.errors import BAD_REQUEST, BAD_STATEMENT, TOO_MANY_PUSH_QUERIES, ServerError
+from ksqlpy.server.routing import answer_of_owner
 from ksqlpy.server.service import TransientQuery
 from ksqlpy.server.statements import parse_request_statements, request_properties
 from ksqlpy.syntax import ast
@@ -333,10 +334,9 @@ async def _json_array(items: AsyncIterator[Any]) -> AsyncIterator[bytes]:
 # ---- routes -------------------------------------------------------------------------------------------------
 
 
-async def _run(state: ServerState, request: Request, statement: ast.SelectStatement,
+async def _run(state: ServerState, request: Request, query: TransientQuery,
                properties: Mapping[str, Any]) -> tuple[Shape, list[Row] | None, PushQuery | None]:
-    """Plan the query; a pull query's rows, or a push query started and reading."""
-    query = await _plan(state, statement, properties)
+    """A planned query's answer: a pull query's rows, or a push query started and reading."""
     shape = Shape.of(query)
     if query.is_pull:
         return shape, await run_in_threadpool(state.service.pull, query), None
@@ -390,13 +390,21 @@ def routes(state: ServerState) -> list[BaseRoute]:
             printing = await _start_print(state, request, statement)
             return _streaming(_print_lines(printing), KSQL_JSON, printing)
         assert isinstance(statement, ast.SelectStatement)
-        shape, rows, push = await _run(state, request, statement, properties)
+        query = await _plan(state, statement, properties)
+        owners = await answer_of_owner(state, request, query, {"ksql": statement.text, "streamsProperties": properties})
+        if owners is not None:
+            return owners
+        shape, rows, push = await _run(state, request, query, properties)
         return _streaming(_query_frames(shape, rows, push), KSQL_JSON, push)
 
     async def query_stream(request: Request) -> Response:
         statement, properties = await _read_request(state, request, "sql", (ast.SelectStatement,))
         assert isinstance(statement, ast.SelectStatement)
-        shape, rows, push = await _run(state, request, statement, properties)
+        query = await _plan(state, statement, properties)
+        owners = await answer_of_owner(state, request, query, {"sql": statement.text, "properties": properties})
+        if owners is not None:
+            return owners
+        shape, rows, push = await _run(state, request, query, properties)
         items = _stream_items(shape, rows, push)
         if PLAIN_JSON in request.headers.get("accept", ""):
             return _streaming(_json_array(items), PLAIN_JSON, push)

@@ -65,6 +65,7 @@ class Case:
     # REST-flavour cases: what the server answers each statement ({"admin": entity} or {"query": [...]}),
     # whether inputs wait for a running push query, and whether query rows must come in order.
     responses: tuple[Any, ...] | None = None
+    topics: Mapping[str, int] = field(default_factory=dict)  # topics the case declares, by partition count
     wait_for_push_query: bool = False
     ordered_rows: bool = False
 
@@ -178,6 +179,8 @@ def case_from_json(raw: Any, where: str) -> Case:
         functions=tuple(str(f) for f in raw.get("functions") or ()),
         tier=tier if isinstance(tier, int) else None,
         responses=tuple(responses) if isinstance(responses := raw.get("responses"), list) else None,
+        topics={str(t["name"]): int(t.get("partitions") or 1) for t in raw.get("topics") or ()
+                if isinstance(t, dict) and "name" in t},
         wait_for_push_query=bool((raw.get("input_conditions") or {}).get("waitForActivePushQuery")),
         ordered_rows=bool((raw.get("output_conditions") or {}).get("verifyOrder")),
     )

@@ -16,6 +16,7 @@ from types import FrameType
 from typing import Any, Protocol
 
 from ksqlpy.errors import KsqlError
+from ksqlpy.execution.partitioning import partition_for
 from ksqlpy.testing.cases import Case, RecordSpec, Window
 from ksqlpy.testing.compare import ActualRecord, compare_outputs, error_mismatch, topics_checked
 
@@ -59,7 +60,7 @@ class Driver(Protocol):
     def execute(self, sql: str) -> Any: ...
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
-                headers: Sequence[tuple[str, bytes | None]] = (), *,
+                headers: Sequence[tuple[str, bytes | None]] = (), partition: int | None = None, *,
                 window: tuple[int, int, str] | None = None) -> None: ...
 
     def process(self) -> None: ...
@@ -172,19 +173,22 @@ def _encode(serde: Serde, logical: Any) -> bytes | None:
     return None if logical is None else serde.from_logical(logical)
 
 
-def produce_input(driver: Driver, record: RecordSpec) -> None:
+def produce_input(driver: Driver, record: RecordSpec, partitions: int = 1) -> None:
+    """Write one input record as its topic's source encodes it; over several `partitions`, in the one the
+    producer's partitioner puts its key in."""
     serdes = driver.serdes_for_topic(record.topic)
     if serdes is None:
         # No source reads this topic, so nothing could consume the record.
         return
     key_serde, value_serde = serdes
     key, value = _encode(key_serde, record.key), _encode(value_serde, record.value)
-    if record.window is None:
-        driver.produce(record.topic, key, value, record.timestamp or 0, record.headers)
-    else:
+    placement: dict[str, Any] = {}
+    if record.window is not None:
         # Only sources declared with WINDOW_TYPE take windowed keys.
-        window = (record.window.start, record.window.end, record.window.type)
-        driver.produce(record.topic, key, value, record.timestamp or 0, record.headers, window=window)
+        placement["window"] = (record.window.start, record.window.end, record.window.type)
+    if partitions > 1 and key is not None:
+        placement["partition"] = partition_for(key, partitions)
+    driver.produce(record.topic, key, value, record.timestamp or 0, record.headers, **placement)
 
 
 def collect_outputs(driver: Driver, topics: Sequence[str], exact: bool) -> list[ActualRecord]:

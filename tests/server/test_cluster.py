@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 from conftest import RunningServer
 
+from ksqlpy.execution.partitioning import partition_for
+
 
 def cluster_of(server: RunningServer) -> dict[str, Any]:
     answer = httpx.get(f"{server.url}/clusterStatus", timeout=10)
@@ -76,3 +78,46 @@ def test_a_statement_sent_to_one_server_takes_effect_in_every_server_of_the_serv
         return query_id in {query["id"] for query in listing["queries"]}
 
     wait_until(first_runs_it, timeout=20, message=f"the first server to run {query_id}")
+
+
+def test_a_pull_query_for_one_key_is_answered_by_the_server_holding_its_partition(
+    server_factory: Callable[..., RunningServer], broker: str, unique_topic: Callable[..., str],
+    produce_json: Callable[..., None], wait_until: Callable[..., Any],
+) -> None:
+    service_id = f"cluster_{uuid.uuid4().hex[:8]}_"
+    first, second = server_factory(service_id), server_factory(service_id)
+    source = unique_topic("clicks")
+    users = [f"user{i}" for i in range(8)]
+    produce_json(broker, source, [(user, {"PAGE": "home"}) for user in users for _ in range(users.index(user) + 1)],
+                 partitions=2)
+    created = httpx.post(f"{first.url}/ksql", timeout=30, json={"ksql": (
+        f"CREATE STREAM clicks (user_id STRING KEY, page STRING) WITH (kafka_topic='{source}', "
+        "value_format='JSON', partitions=2);"
+        "CREATE TABLE per_user AS SELECT user_id, COUNT(*) AS n FROM clicks GROUP BY user_id;"),
+        "streamsProperties": {"auto.offset.reset": "earliest"}})
+    assert created.status_code == 200, created.text
+
+    def holders() -> dict[int, str] | None:
+        held = {}
+        for url, host in httpx.get(f"{first.url}/clusterStatus", timeout=10).json()["clusterStatus"].items():
+            for partition in host["activeStandbyPerQuery"].get("CTAS_PER_USER_0", {}).get("activePartitions", []):
+                held[partition["partition"]] = f"http://{url}"
+        return held if sorted(held) == [0, 1] and len(set(held.values())) == 2 else None
+
+    owner_of_partition = wait_until(holders, timeout=60, message="each server holding one partition")
+
+    def counts_by_key() -> dict[str, tuple[int, str | None]]:
+        answers = {}
+        for user in users:
+            answer = httpx.post(f"{first.url}/query", timeout=30, json={
+                "ksql": f"SELECT * FROM per_user WHERE user_id = '{user}';", "streamsProperties": {}})
+            assert answer.status_code == 200, answer.text
+            rows = [item["row"]["columns"] for item in answer.json() if "row" in item]
+            answers[user] = (rows[0][1] if rows else 0, answer.headers.get("x-ksqlpy-served-by"))
+        return answers
+
+    wait_until(lambda: all(count == users.index(user) + 1 for user, (count, _) in counts_by_key().items()),
+               timeout=30, message="every user's count")
+    for user, (_count, served_by) in counts_by_key().items():
+        owner = owner_of_partition[partition_for(user.encode(), 2)]
+        assert served_by == (None if owner == first.url else second.url), user

@@ -29,7 +29,7 @@ def test_without_valid_credentials_every_route_answers_ksqldb_s_401(
     server = server_factory(credentials_file=str(credentials(tmp_path)))
     for attempt in ({}, {"auth": ("alice", "wrong")}, {"auth": ("mallory", "s3cret")},
                     {"headers": {"authorization": "Basic not-base64!"}}):
-        answer = httpx.get(f"{server.url}/info", timeout=10, **attempt)  # type: ignore[arg-type]
+        answer = httpx.get(f"{server.url}/info", timeout=10, **attempt)
         assert answer.status_code == 401, attempt
         assert answer.headers["www-authenticate"] == 'Basic realm="KsqlServer-Props"'
         assert answer.json()["error_code"] == 40100

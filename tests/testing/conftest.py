@@ -74,7 +74,7 @@ class FakeDriver:
         return []
 
     def produce(self, topic: str, key: bytes | None, value: bytes | None, timestamp: int,
-                headers: Sequence[tuple[str, bytes | None]] = (), *,
+                headers: Sequence[tuple[str, bytes | None]] = (), partition: int | None = None, *,
                 window: tuple[int, int, str] | None = None) -> None:
         self.topics.setdefault(topic, []).append(FakeTopicRecord(key, value, timestamp, tuple(headers), window))
 

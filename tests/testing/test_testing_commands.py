@@ -27,7 +27,6 @@ def cases_file(tmp_path: Path, fake_driver: object) -> Path:
         _case("crash", ["CRASH"], {"A": 1}),
         _case("err", ["FAIL Unknown source"], None,
               expected_error={"type": "X", "message": "Unknown source", "category": "statement"}, outputs=[]),
-        _case("rest", ["SELECT * FROM T;"], None, suite="rqtt"),
     ]
     path.write_text("".join(json.dumps(c) + "\n" for c in cases))
     return path
@@ -41,17 +40,41 @@ def test_conformance_prints_results_tables_and_json(cases_file: Path, tmp_path: 
     assert "PASS  good\n" in out
     assert "FAIL  bad#1  -- topic 'OUT': 1 record(s) expected, 1 produced; record #1 differs" in out
     assert "ERROR crash  -- internal error: ZeroDivisionError: division by zero" in out
-    assert "SKIP  rest  -- REST-flavour case" in out
     tables = [" ".join(line.split()) for line in out.splitlines()]
-    assert "stream 2/5 40.0%" in tables
-    assert "tier 1 2/5 40.0%" in tables
+    assert "stream 2/4 50.0%" in tables
+    assert "tier 1 2/4 50.0%" in tables
     assert "expected-error cases: 1; strict (message contains the expected text): 1; lenient" in out
-    assert "TOTAL passed 2/5 40.0% (fail 1, error 1, skip 1)" in tables
+    assert "TOTAL passed 2/4 50.0% (fail 1, error 1, skip 0)" in tables
     report = json.loads(report_path.read_text())
-    assert report["total"] == 5 and report["passed"] == 2
-    assert [c["status"] for c in report["cases"]] == ["pass", "fail", "error", "pass", "skip"]
+    assert report["total"] == 4 and report["passed"] == 2
+    assert [c["status"] for c in report["cases"]] == ["pass", "fail", "error", "pass"]
     assert report["cases"][0]["outputs"][0]["value"] == '{"A": 1}'
     assert report["cases"][3]["error"] == "Unknown source"
+
+
+def test_a_rest_case_runs_through_a_server_and_its_answers_are_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    statements = ["CREATE TABLE t (id STRING PRIMARY KEY, v INT) WITH (kafka_topic='t', value_format='JSON');",
+                  "INSERT INTO t (id, v) VALUES ('a', 1);", "SELECT * FROM t WHERE id = 'a';"]
+    header = {"header": {"schema": "`ID` STRING KEY, `V` INTEGER"}}
+    case = {"id": "rest pull", "suite": "rqtt", "statements": statements, "inputs": [],
+            "outputs": [{"topic": "t", "key": "a", "value": {"V": 1}}],
+            "responses": [{"admin": {"@type": "currentStatus"}}, {"admin": {}},
+                          {"query": [header, {"row": {"columns": ["a", 1]}}]}]}
+    wrong = {**case, "id": "rest wrong row",
+             "responses": [*case["responses"][:2], {"query": [header, {"row": {"columns": ["a", 2]}}]}]}
+    path, report_path = tmp_path / "rest.jsonl", tmp_path / "rest.json"
+    path.write_text("".join(json.dumps(c) + "\n" for c in (case, wrong)))
+    assert conformance.main([str(path), "--json", str(report_path)]) == 1
+    out = capsys.readouterr().out
+    assert "PASS  rest pull\n" in out
+    assert "FAIL  rest wrong row  -- statement 3: expected rows" in out
+    passed = json.loads(report_path.read_text())["cases"][0]
+    answers = passed["responses"]
+    assert answers[0][0]["@type"] == "currentStatus" and answers[1] == []
+    assert answers[2][0]["header"]["schema"] == "`ID` STRING KEY, `V` INTEGER"
+    assert answers[2][1] == {"row": {"columns": ["a", 1]}}
 
 
 def test_conformance_filter_and_verbose(cases_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
