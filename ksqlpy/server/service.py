@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -94,26 +95,16 @@ class KsqlService(Protocol):
         ...
 
 
-class AppService:
-    """KsqlService over a started KsqlpyApp."""
+class EngineService(ABC):
+    """What every KsqlService does the same way over its engine, under one lock: request-scoped properties,
+    statements, planning, pull queries and inserts. `_written` runs after anything that writes records."""
 
-    def __init__(self, app: KsqlpyApp) -> None:
-        self.app = app
+    def __init__(self) -> None:
         self.lock = threading.RLock()
-        # A statement sent to any server of the service id takes effect in every one.
-        app.follow_commands(self.lock)
 
     @property
-    def engine(self) -> Engine:
-        return self.app.engine
-
-    @property
-    def service_id(self) -> str:
-        return self.app.config.service_id
-
-    @property
-    def kafka_cluster_id(self) -> str:
-        return self.app.backend.cluster_id()
+    @abstractmethod
+    def engine(self) -> Engine: ...
 
     @contextmanager
     def _overrides(self, properties: Mapping[str, Any]) -> Iterator[None]:
@@ -129,7 +120,16 @@ class AppService:
 
     def execute(self, statement: ast.Statement, properties: Mapping[str, Any]) -> StatementResult:
         with self.lock, self._overrides(properties):
-            return self.app.execute_statement(statement)
+            result = self._run_statement(statement)
+            self._written()
+            return result
+
+    def _run_statement(self, statement: ast.Statement) -> StatementResult:
+        return self.engine.execute_statement(statement)
+
+    @abstractmethod
+    def _written(self) -> None:
+        """Records were written (the in-memory engine then runs its queries over them)."""
 
     def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
         with self.lock, self._overrides(properties):
@@ -139,6 +139,43 @@ class AppService:
     def pull(self, query: TransientQuery) -> list[list[Any]]:
         with self.lock:
             return self.engine.pull_rows(query.plan, query.query_id)
+
+    def insert_target(self, name: str) -> DataSource:
+        with self.lock:
+            return self.engine.insert_target(name)
+
+    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
+        with self.lock:
+            self.engine.insert_row(target, values)
+            self._written()
+
+
+class AppService(EngineService):
+    """KsqlService over a started KsqlpyApp."""
+
+    def __init__(self, app: KsqlpyApp) -> None:
+        super().__init__()
+        self.app = app
+        # A statement sent to any server of the service id takes effect in every one.
+        app.follow_commands(self.lock)
+
+    @property
+    def engine(self) -> Engine:
+        return self.app.engine
+
+    @property
+    def service_id(self) -> str:
+        return self.app.config.service_id
+
+    @property
+    def kafka_cluster_id(self) -> str:
+        return self.app.backend.cluster_id()
+
+    def _run_statement(self, statement: ast.Statement) -> StatementResult:
+        return self.app.execute_statement(statement)  # recorded in the command topic
+
+    def _written(self) -> None:
+        """Nothing to do: the queries' workers read what was written from the broker."""
 
     def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
              ready: threading.Event | None = None) -> Iterator[list[Any]]:
@@ -158,14 +195,6 @@ class AppService:
             ready.set()  # else print_topic says the topic is missing before its first line
         yield from print_topic(self.app.clients, statement.topic, statement.from_beginning, statement.interval,
                                statement.limit, cancel=cancel)
-
-    def insert_target(self, name: str) -> DataSource:
-        with self.lock:
-            return self.engine.insert_target(name)
-
-    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
-        with self.lock:
-            self.engine.insert_row(target, values)
 
     def query_status(self) -> Mapping[str, QueryStatus]:
         return self.app.backend.query_status()

@@ -8,31 +8,29 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from typing import Any
 
 from ksqlpy.driver import InMemoryDriver
-from ksqlpy.engine import Engine, StatementResult
+from ksqlpy.engine import Engine
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.pipeline import RecordBatch
-from ksqlpy.planning.catalog import DataSource
 from ksqlpy.planning.plan import query_property
 from ksqlpy.runtime.push import push_rows
 from ksqlpy.runtime.worker import RUNNING, QueryStatus
 from ksqlpy.server.cluster import HostStatus
-from ksqlpy.server.service import TransientQuery
+from ksqlpy.server.service import EngineService, TransientQuery
 from ksqlpy.syntax import ast
 
 POLL_INTERVAL_S = 0.02
 
 
-class InMemoryService:
+class InMemoryService(EngineService):
     """KsqlService over an InMemoryDriver (see the module docstring). `active_push_queries` counts the push
     queries following their topics, for a caller that must write records only once one is running."""
 
     def __init__(self, driver: InMemoryDriver, service_id: str = "ksqlpy_in_memory_") -> None:
+        super().__init__()
         self.driver = driver
-        self.lock = threading.RLock()
         self.active_push_queries = 0
         self._service_id = service_id
 
@@ -48,30 +46,8 @@ class InMemoryService:
     def kafka_cluster_id(self) -> str:
         return "in-memory"
 
-    @contextmanager
-    def _overrides(self, properties: Mapping[str, Any]) -> Iterator[None]:
-        saved = dict(self.engine.properties)
-        self.engine.properties.update(properties)
-        try:
-            yield
-        finally:
-            self.engine.properties.clear()
-            self.engine.properties.update(saved)
-
-    def execute(self, statement: ast.Statement, properties: Mapping[str, Any]) -> StatementResult:
-        with self.lock, self._overrides(properties):
-            result = self.engine.execute_statement(statement)
-            self.driver.process()
-            return result
-
-    def plan_query(self, statement: ast.SelectStatement, properties: Mapping[str, Any]) -> TransientQuery:
-        with self.lock, self._overrides(properties):
-            plan = self.engine.plan_transient(statement)
-            return TransientQuery.of(statement, plan, self.engine.properties)
-
-    def pull(self, query: TransientQuery) -> list[list[Any]]:
-        with self.lock:
-            return self.engine.pull_rows(query.plan, query.query_id)
+    def _written(self) -> None:
+        self.driver.process()
 
     def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
              ready: threading.Event | None = None) -> Iterator[list[Any]]:
@@ -110,15 +86,6 @@ class InMemoryService:
 
     def print_topic(self, statement: ast.Print, cancel: threading.Event, ready: threading.Event) -> Iterator[str]:
         raise StatementError("PRINT needs a Kafka broker: the in-memory service cannot print topics")
-
-    def insert_target(self, name: str) -> DataSource:
-        with self.lock:
-            return self.engine.insert_target(name)
-
-    def insert_row(self, target: DataSource, values: Mapping[str, Any]) -> None:
-        with self.lock:
-            self.engine.insert_row(target, values)
-            self.driver.process()
 
     def query_status(self) -> Mapping[str, QueryStatus]:
         return {query_id: QueryStatus(RUNNING) for query_id in self.engine.queries}

@@ -10,27 +10,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from running_server import RunningServer
 
 from ksqlpy.runtime.app import KsqlpyApp
 from ksqlpy.runtime.config import RuntimeConfig
 from ksqlpy.server.app import ServerConfig
 from ksqlpy.server.serve import free_port, start_in_background
 from ksqlpy.server.service import AppService
-
-
-@dataclass
-class RunningServer:
-    """A server in a background thread: its URL, its app and how to stop it."""
-
-    url: str
-    app: KsqlpyApp
-    config: ServerConfig
-    stop: Callable[[], None]
 
 
 @pytest.fixture

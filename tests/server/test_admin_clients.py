@@ -7,11 +7,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import RunningServer
 from ksql import KSQLAPI
 from ksql.errors import KSQLError
 from ksqldb_client import KSqlDBClient
 from ksqldb_client.exceptions import APIError
+from running_server import RunningServer
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-from conftest import RunningServer
+from running_server import RunningServer
 
 from ksqlpy.execution.partitioning import partition_for
 

@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from conftest import RunningServer
+from running_server import RunningServer
 
 
 def ksql(server: RunningServer, statements: str, **body: Any) -> httpx.Response:

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from conftest import RunningServer
 from prometheus_client.parser import text_string_to_metric_families
+from running_server import RunningServer
 
 UDF_MODULE = '''
     from pathlib import Path

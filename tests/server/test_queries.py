@@ -17,7 +17,7 @@ import h2.connection
 import h2.events
 import httpx
 import pytest
-from conftest import RunningServer
+from running_server import RunningServer
 from test_server_basics import ksql
 
 DELIMITED = "application/vnd.ksqlapi.delimited.v1"

@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 import trustme
-from conftest import RunningServer
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import create_pipe_input
 from prompt_toolkit.output import DummyOutput
+from running_server import RunningServer
 
 from ksqlpy.shell.remote import KsqlClient, RemoteCompleter, run_remote_statements
 from ksqlpy.shell.render import StreamingTable, print_result

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 import trustme
-from conftest import RunningServer
+from running_server import RunningServer
 
 from ksqlpy.errors import KsqlError
 from ksqlpy.server.security import load_credentials

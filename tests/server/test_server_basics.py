@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import RunningServer
+from running_server import RunningServer
 
 KSQL_JSON = "application/vnd.ksql.v1+json"
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import RunningServer
 from ksql import KSQLAPI
 from ksqldb import KSQLdbClient
+from running_server import RunningServer
 
 Rows = list[list[Any]]
 
