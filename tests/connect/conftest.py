@@ -1,4 +1,4 @@
-"""Fixtures for the MQTT connector tests: the session's embedded Kafka broker (shared with tests/runtime) and a
+"""Fixtures for the MQTT connector tests: the session's embedded Kafka broker (tests/conftest.py) and a
 fresh Mosquitto broker per test, skipped with the reason when mosquitto is not installed."""
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ from collections.abc import Iterator
 import pytest
 
 from ksqlpy.connect.mosquitto import MosquittoBroker, find_mosquitto
-from tests.runtime.conftest import broker, clients, consume_all, unique_topic, wait_until  # noqa: F401
 
 
 @pytest.fixture

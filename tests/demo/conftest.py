@@ -1,4 +1,4 @@
-"""Fixtures for the demo tests: the embedded Kafka broker of tests/runtime, the Mosquitto broker of
+"""Fixtures for the demo tests: the session's embedded Kafka broker (tests/conftest.py), the Mosquitto broker of
 tests/connect, and a stand-in for the anomaly UDFs (same SQL signatures, a simple rule instead of the model)."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from tests.connect.conftest import mosquitto  # noqa: F401
-from tests.runtime.conftest import broker, clients, consume_all, unique_topic, wait_until  # noqa: F401
 
 # Alerts when the coolant runs hot or a tyre is far from its usual pressure: two of the simulator's faults.
 STAND_IN_UDFS = '''

@@ -1,4 +1,4 @@
-"""Fixtures for the anomaly-model tests: the session's embedded Kafka broker (shared with tests/runtime), the
+"""Fixtures for the anomaly-model tests: the session's embedded Kafka broker (tests/conftest.py), the
 committed artifact's scorer, and a labelled held-out fleet simulated with a seed no training run uses."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ import pytest
 
 from ksqlpy.ml.anomaly import Scorer, load_scorer
 from ksqlpy.ml.train import evaluation_set
-from tests.runtime.conftest import broker, clients, produce_json, unique_topic  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 COMMITTED_ARTIFACT = REPO / "udfs" / "models" / "anomaly" / "v1"
