@@ -37,7 +37,6 @@ class Stage:
 
     name: str  # "" for the query's main stage; else a suffix of the group, thread and transactional ids
     pipeline: Pipeline
-    # Looked up on the pipeline for every batch, as a pipeline's methods may be replaced while it runs.
     run: StageRun
     sources: Mapping[str, int]  # the topics read, with their partition counts
     sink_topic: str  # a repartition topic, or the query's sink
@@ -54,7 +53,7 @@ class Stage:
 def whole_query(query: PersistentQuery, application_id: str | None = None) -> Stage:
     """All of a query in one stage (leased, given the application id, when its joins need that)."""
     sources = _sources(query)
-    return Stage("", query.pipeline, Pipeline.process, sources, query.sink.topic,
+    return Stage("", query.pipeline, _whole, sources, query.sink.topic,
                  co_partitioned=query.plan.co_partitioned,
                  lease_topic=_lease_topic(query.pipeline, sources, application_id))
 
@@ -68,8 +67,8 @@ def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
     if pipeline.repartitions and pipeline.repartition_partitions > 1:
         topic = application_id + REPARTITION_TOPIC_SUFFIX
         return [
-            Stage("GroupBy", pipeline.replica(), Pipeline.process_upstream, sources, topic),
-            Stage("", pipeline, Pipeline.process_downstream, {topic: pipeline.repartition_partitions},
+            Stage("GroupBy", pipeline.replica(), _before_aggregate, sources, topic),
+            Stage("", pipeline, _aggregating, {topic: pipeline.repartition_partitions},
                   query.sink.topic, frozenset({topic})),
         ]
     repartitions = pipeline.join_repartitions
@@ -89,7 +88,7 @@ def query_stages(query: PersistentQuery, application_id: str) -> list[Stage]:
         for repartition in repartitions
     ]
     reads = {**kept, **internal}
-    return [*stages, Stage("", joined, Pipeline.process, reads, query.sink.topic, frozenset(internal),
+    return [*stages, Stage("", joined, _whole, reads, query.sink.topic, frozenset(internal),
                            lease_topic=_lease_topic(joined, reads, application_id))]
 
 
@@ -97,6 +96,20 @@ def _lease_topic(pipeline: Pipeline, sources: Mapping[str, int], application_id:
     if application_id is None or not pipeline.places_in_process:
         return None
     return f"{application_id}-lease" if max(sources.values()) > 1 else None
+
+
+# What a stage does with a batch, looked up on the pipeline at each call (its methods may be replaced while
+# it runs, as tests do to inject faults).
+def _whole(pipeline: Pipeline, batch: RecordBatch) -> OutputBatch:
+    return pipeline.process(batch)
+
+
+def _before_aggregate(pipeline: Pipeline, batch: RecordBatch) -> OutputBatch:
+    return pipeline.process_upstream(batch)
+
+
+def _aggregating(pipeline: Pipeline, batch: RecordBatch) -> OutputBatch:
+    return pipeline.process_downstream(batch)
 
 
 def _sources(query: PersistentQuery) -> dict[str, int]:
