@@ -159,3 +159,26 @@ def test_an_integer_join_key_is_written_as_the_tables_integer_keys_are() -> None
     # a BIGINT key in the KAFKA format is 8 big-endian bytes: the driver's records hash from those
     assert output.keys == [n.to_bytes(8, "big") for n in (1, 7, 300)]
     assert output.partitions == [partition_for(n.to_bytes(8, "big"), 4) for n in (1, 7, 300)]
+
+
+def test_a_repartition_record_that_is_not_a_row_is_logged_and_the_others_joined() -> None:
+    made = driver(*SOURCES, QUERIES["stream-table on a value column"])
+    (query,) = made.engine.queries.values()
+    logged: list[tuple[int | None, str]] = []
+
+    def log(record: Record | None, reason: str, level: str = "ERROR") -> None:
+        logged.append((None if record is None else record.offset, reason))
+
+    rekeying = Pipeline(query.plan, log, query.sink, stores=InMemoryStoreProvider(), default_cache_bytes=0)
+    joining = rekeying.staged(lambda name: f"rep-{name}")
+    joining.process(RecordBatch.of([record("cars", "car1", {"MODEL": "m1"}, 1)]))
+    good = rekeying.process_rekey("Join-left", RecordBatch.of(
+        [record("readings", "r1", {"CAR_ID": "car1", "SPEED": 7}, 2)])).records()
+    topic = Topic("rep-Join-left")
+    topic.write([Record(b"car1", b"not a row", 2, partition=good[0].partition), *good])
+    (batch,) = topic.unread()
+    joined = written(joining.process(batch))
+    assert [orjson.loads(value or b"null") for _key, value, _time, _partition in joined] == \
+        [{"SPEED": 7, "MODEL": "m1"}]
+    assert [(offset, reason.split(":")[0]) for offset, reason in logged] == \
+        [(0, "Failed to deserialize repartition record")]
