@@ -27,6 +27,7 @@ from ksqlpy.functions.registry import FunctionRegistry
 from ksqlpy.planning.plan import FilterStep
 from ksqlpy.runtime.command_log import COMMAND_TOPIC_CONFIG, Command, CommandLog, command_key, is_recorded
 from ksqlpy.runtime.config import RuntimeConfig
+from ksqlpy.runtime.process_id import ProcessId
 from ksqlpy.runtime.signals import stop_on_signals
 from ksqlpy.secrets import mask_statement
 from ksqlpy.syntax import ast
@@ -94,6 +95,7 @@ class KsqlpyApp:
         self._command_log: CommandLog | None = None
         self.udf_loader: UdfLoader | None = None
         self.state: RocksDBStoreProvider | None = None
+        self._process_id: ProcessId | None = None
         self._run_state_directory: Path | None = None  # state of this run only (see _state_directory)
         # Replayed commands not yet matched by a statement of this run: what "already recorded" means.
         self._unmatched_replayed: Counter[str] = Counter()
@@ -115,9 +117,11 @@ class KsqlpyApp:
                 self._clients = KafkaClients(self.config)
             else:
                 self._clients = KafkaClients.connected(self.config)
-            self._backend = KafkaBackend(self._clients, self.config)
+            state_directory = self._state_directory()
+            self._process_id = ProcessId.claim(state_directory)
+            self._backend = KafkaBackend(self._clients, self.config, self._process_id.value)
             registry = FunctionRegistry.with_builtins()
-            self.state = RocksDBStoreProvider(self._state_directory(), RocksDBSettings.from_properties(self.config.properties))
+            self.state = RocksDBStoreProvider(state_directory, RocksDBSettings.from_properties(self.config.properties))
             engine = self._engine = Engine(self._backend, self.config.properties, registry, durable_state=self.state)
             # Before replay: recovered queries may call UDFs.
             self.udf_loader = UdfLoader(registry, self.config.udf_directories, engine.functions_in_use)
@@ -230,13 +234,15 @@ class KsqlpyApp:
                 self._backend.close()
             if self.state is not None:
                 self.state.close()
+            if self._process_id is not None:
+                self._process_id.release()
             if self._run_state_directory is not None:
                 shutil.rmtree(self._run_state_directory, ignore_errors=True)
             if self._command_log is not None:
                 self._command_log.close()
         finally:
             # Clients still alive when their broker goes away log disconnections: destroy them now.
-            self._backend = self._engine = self._command_log = self._clients = self.state = None
+            self._backend = self._engine = self._command_log = self._clients = self.state = self._process_id = None
             self.udf_loader = None  # it holds the engine (to ask which functions are in use)
             gc.unfreeze()  # what the query workers froze (tune_garbage_collector) may be garbage now
             gc.collect()

@@ -70,11 +70,12 @@ class KeptTopic:
 
 
 class KafkaBackend:
-    def __init__(self, clients: KafkaClients, config: RuntimeConfig) -> None:
+    def __init__(self, clients: KafkaClients, config: RuntimeConfig, instance_id: str | None = None) -> None:
         self.clients = clients
         self.config = config
-        # Distinguishes this process's transactional ids from those of other processes sharing the queries.
-        self.instance_id = uuid.uuid4().hex[:12]
+        # Distinguishes this process's transactional ids from those of other processes sharing the queries;
+        # KsqlpyApp passes the id its state directory keeps for it (runtime.process_id).
+        self.instance_id = instance_id or uuid.uuid4().hex[:12]
         self._admin: AdminClient = clients.admin()
         self._producer = clients.producer(**ONLY_ERROR_REPORTS)
         self._processing_log = ProcessingLog(self._producer, self._create_processing_log_topic)
