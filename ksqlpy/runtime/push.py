@@ -6,10 +6,11 @@ it: its key columns, and DELETED in each value column (printed `<TOMBSTONE>`).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, TopicPartition
@@ -83,8 +84,28 @@ def run_push_query(
     `limit` defaults to the query's LIMIT; closing the iterator closes the consumer. `ready` is set once the
     query reads from "now" on every partition: every record produced after that is seen.
     """
+    return limited(_pushed_rows(clients, plan, pipeline, properties, cancel, ready),
+                   limit if limit is not None else plan.limit)
+
+
+def limited(rows: Generator[list[Any], None, None], limit: int | None) -> Iterator[list[Any]]:
+    """The first `limit` rows (every row if None); `rows` is closed as soon as the last is taken, which frees
+    what it reads from."""
+    try:
+        yield from rows if limit is None else itertools.islice(rows, limit)
+    finally:
+        rows.close()
+
+
+def _pushed_rows(
+    clients: KafkaClients,
+    plan: QueryPlan,
+    pipeline: Pipeline,
+    properties: Mapping[str, Any],
+    cancel: threading.Event | None,
+    ready: threading.Event | None,
+) -> Generator[list[Any], None, None]:
     topics = list(dict.fromkeys(plan.input_topics))  # a join reads several (a self-join its one topic once)
-    remaining = limit if limit is not None else plan.limit
     rows_of = push_rows(plan)
     from_start = query_property(properties, "auto.offset.reset", "latest") == "earliest"
     # A join takes its inputs in time order (see TimeAligner), which the end-of-partition events help with.
@@ -99,7 +120,7 @@ def run_push_query(
                                    None if aligner is None else aligner.ended)
         if aligner is not None:
             aligner.assign(partitions)
-        while remaining != 0 and not (cancel is not None and cancel.is_set()):
+        while not (cancel is not None and cancel.is_set()):
             messages = latest_start.records(
                 take_fetched(consumer, POLL_TIMEOUT),
                 lambda failure: logger.warning("push query on %s: %s", ", ".join(topics), failure.str()),
@@ -112,12 +133,7 @@ def run_push_query(
             if not messages:
                 continue
             for batch in batches_of(messages, topics):
-                for row in rows_of(*pipeline.rows(batch)):
-                    yield row
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining == 0:
-                            return
+                yield from rows_of(*pipeline.rows(batch))
     finally:
         consumer.close()
 

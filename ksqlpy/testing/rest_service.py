@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from ksqlpy.driver import InMemoryDriver
@@ -15,7 +15,7 @@ from ksqlpy.engine import Engine
 from ksqlpy.errors import StatementError
 from ksqlpy.execution.pipeline import RecordBatch
 from ksqlpy.planning.plan import query_property
-from ksqlpy.runtime.push import push_rows
+from ksqlpy.runtime.push import limited, push_rows
 from ksqlpy.runtime.worker import RUNNING, QueryStatus
 from ksqlpy.server.cluster import HostStatus
 from ksqlpy.server.service import EngineService, TransientQuery
@@ -51,10 +51,13 @@ class InMemoryService(EngineService):
 
     def push(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
              ready: threading.Event | None = None) -> Iterator[list[Any]]:
+        return limited(self._pushed_rows(query, properties, cancel, ready), query.plan.limit)
+
+    def _pushed_rows(self, query: TransientQuery, properties: Mapping[str, Any], cancel: threading.Event,
+                     ready: threading.Event | None) -> Generator[list[Any], None, None]:
         plan = query.plan
         topics = list(dict.fromkeys(plan.input_topics))
         rows_of = push_rows(plan)
-        remaining = plan.limit
         with self.lock:
             pipeline = self.engine.transient_pipeline(plan, query.query_id)
             merged = {**self.engine.properties, **properties}
@@ -63,7 +66,7 @@ class InMemoryService(EngineService):
         if ready is not None:
             ready.set()
         try:
-            while remaining != 0 and not cancel.is_set():
+            while not cancel.is_set():
                 with self.lock:
                     runs = self.driver.new_input(query.query_id, topics)
                     rows: list[list[Any]] = []
@@ -72,12 +75,7 @@ class InMemoryService(EngineService):
                 if not rows:
                     time.sleep(POLL_INTERVAL_S)
                     continue
-                for row in rows:
-                    yield row
-                    if remaining is not None:
-                        remaining -= 1
-                        if remaining == 0:
-                            return
+                yield from rows
         finally:
             with self.lock:
                 self.active_push_queries -= 1
