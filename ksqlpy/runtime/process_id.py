@@ -13,7 +13,6 @@ free slot, which after a crash is the dead process's.
 from __future__ import annotations
 
 import fcntl
-import itertools
 import uuid
 from pathlib import Path
 from typing import IO
@@ -30,12 +29,14 @@ class ProcessId:
     def claim(cls, directory: Path) -> ProcessId:
         """Take the lowest slot under `directory` no live process holds, giving it an id if it has none."""
         directory.mkdir(parents=True, exist_ok=True)
-        for number in itertools.count():
+        number = 0
+        while True:
             slot = (directory / f"process-{number}.id").open("a+", encoding="utf-8")
             try:
                 fcntl.flock(slot, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 slot.close()
+                number += 1
                 continue
             slot.seek(0)
             value = slot.read().strip()
@@ -44,7 +45,6 @@ class ProcessId:
                 slot.write(value)
                 slot.flush()
             return cls(value, slot)
-        raise AssertionError("unreachable: itertools.count() never ends")
 
     def release(self) -> None:
         self._slot.close()  # closing the file drops its lock
